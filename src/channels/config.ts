@@ -1,0 +1,202 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import AjvModule, { type ErrorObject } from 'ajv';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import type { Hl7Charset } from '../hl7v2/charset.js';
+import { packageRoot } from '../util/paths.js';
+
+export interface AcceptRule {
+  type: string;
+  events: string[];
+  versions: string[];
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca?: string;
+  requestClientCert?: boolean;
+}
+
+export interface MllpDestination {
+  id: string;
+  type: 'mllp';
+  host: string;
+  port: number;
+  tls?: { ca?: string; cert?: string; key?: string; servername?: string };
+  ackTimeoutSeconds: number;
+}
+
+export interface ChannelConfig {
+  id: string;
+  description?: string;
+  enabled: boolean;
+  /** The file it came from, for messages. */
+  file: string;
+  source: {
+    type: 'mllp';
+    host: string;
+    port: number;
+    tls?: TlsFiles;
+    maxMessageBytes: number;
+    idleTimeoutSeconds: number;
+    maxConnections: number;
+    defaultCharset: Hl7Charset;
+    accept: AcceptRule[];
+  };
+  flow: 'journal' | 'forward';
+  mapping?: string;
+  destinations: MllpDestination[];
+  processing: { concurrency: number; attempts: number; backoffSeconds: number };
+}
+
+/** A channel file that cannot be used: says which file, where, and what is wrong. */
+export class ChannelConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export const CHANNEL_SCHEMA_PATH = 'schemas/channel.schema.json';
+
+const Ajv = AjvModule.default ?? AjvModule;
+let validator: ReturnType<InstanceType<typeof Ajv>['compile']> | undefined;
+
+function validate(data: unknown) {
+  if (!validator) {
+    const schema = JSON.parse(readFileSync(join(packageRoot(), CHANNEL_SCHEMA_PATH), 'utf8'));
+    validator = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(schema);
+  }
+  const ok = validator(data);
+  return ok ? [] : (validator.errors ?? []);
+}
+
+/** Loads and checks every *.yaml / *.yml file of a directory; throws one error listing every problem. */
+export function loadChannels(dir: string): ChannelConfig[] {
+  if (!existsSync(dir)) throw new ChannelConfigError([`${dir}: channel directory not found`]);
+  const files = readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+  const problems: string[] = [];
+  const channels: ChannelConfig[] = [];
+  for (const file of files) {
+    try {
+      channels.push(loadChannelFile(file));
+    } catch (e) {
+      if (e instanceof ChannelConfigError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  problems.push(...crossCheck(channels));
+  if (problems.length) throw new ChannelConfigError(problems);
+  return channels;
+}
+
+export function loadChannelFile(file: string): ChannelConfig {
+  const shown = displayPath(file);
+  const text = readFileSync(file, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ChannelConfigError(
+      doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return `${shown}:${pos.line}:${pos.col}: YAML syntax error: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const data = doc.toJS() as Record<string, unknown> | null;
+  if (!data || typeof data !== 'object') throw new ChannelConfigError([`${shown}:1:1: empty channel file`]);
+  const errors = validate(data);
+  if (errors.length) throw new ChannelConfigError(errors.map((e) => describe(e, doc, lines, shown)));
+  return normalise(data, file);
+}
+
+function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: string): string {
+  const path = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  // Point at the deepest node that exists in the file (a missing property is reported on its parent).
+  let node: unknown;
+  for (let n = path.length; n >= 0 && !node; n--) node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+  const range = isNode(node) ? node.range : undefined;
+  const pos = range ? lines.linePos(range[0]) : { line: 1, col: 1 };
+  const where = e.instancePath || '(top level)';
+  let what = e.message ?? 'is invalid';
+  if (e.keyword === 'additionalProperties') what = `unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === 'enum') what += `: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  return `${shown}:${pos.line}:${pos.col}: ${where} ${what}`;
+}
+
+function normalise(d: Record<string, any>, file: string): ChannelConfig {
+  const s = d.source;
+  return {
+    id: d.id,
+    description: d.description,
+    enabled: d.enabled ?? true,
+    file,
+    source: {
+      type: 'mllp',
+      host: s.host ?? '0.0.0.0',
+      port: s.port,
+      tls: s.tls,
+      maxMessageBytes: parseSize(s.maxMessageSize ?? '64MiB'),
+      idleTimeoutSeconds: s.idleTimeoutSeconds ?? 600,
+      maxConnections: s.maxConnections ?? 256,
+      defaultCharset: s.defaultCharset ?? 'UNICODE UTF-8',
+      accept: s.accept,
+    },
+    flow: d.flow,
+    mapping: d.mapping,
+    destinations: (d.destinations ?? []).map((x: any) => ({ ackTimeoutSeconds: 30, ...x })),
+    processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
+  };
+}
+
+const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+export function parseSize(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^([0-9.]+)\s*([A-Za-z]+)$/.exec(v.trim());
+  if (!m || !UNITS[m[2]!]) throw new Error(`not a size: ${v}`);
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}
+
+/** Rules that span files, or need the disk. */
+function crossCheck(channels: ChannelConfig[]): string[] {
+  const problems: string[] = [];
+  const ids = new Map<string, string>();
+  const ports = new Map<number, string>();
+  for (const c of channels) {
+    const shown = displayPath(c.file);
+    const other = ids.get(c.id);
+    if (other) problems.push(`${shown}: channel id "${c.id}" is already used by ${other}`);
+    ids.set(c.id, shown);
+    if (c.enabled && c.source.port !== 0) {
+      const p = ports.get(c.source.port);
+      if (p) problems.push(`${shown}: port ${c.source.port} is already used by ${p}`);
+      ports.set(c.source.port, shown);
+    }
+    const dests = new Set<string>();
+    for (const d of c.destinations) {
+      if (dests.has(d.id)) problems.push(`${shown}: destination id "${d.id}" appears twice`);
+      dests.add(d.id);
+    }
+    if (c.flow === 'forward' && c.destinations.length === 0) problems.push(`${shown}: flow "forward" needs at least one destination`);
+    if (c.mapping && !existsSync(resolveFrom(c.mapping))) problems.push(`${shown}: mapping file not found: ${c.mapping}`);
+    for (const f of [c.source.tls?.cert, c.source.tls?.key, c.source.tls?.ca]) {
+      if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
+    }
+    if (c.source.tls?.requestClientCert && !c.source.tls.ca) problems.push(`${shown}: source.tls.requestClientCert needs source.tls.ca`);
+  }
+  return problems;
+}
+
+/** Paths in channel files are relative to the project root (where channels/ and mappings/ live). */
+export function resolveFrom(p: string): string {
+  return isAbsolute(p) ? p : resolve(process.env.PFI_HOME ?? process.cwd(), p);
+}
+
+function displayPath(file: string): string {
+  const r = relative(process.cwd(), file);
+  return r.startsWith('..') ? file : r;
+}

@@ -1,0 +1,218 @@
+import type { Queue } from 'bullmq';
+import { ackBytes, type AckCode, type AckError } from '../hl7v2/ack.js';
+import { charsetFromMsh18, sniffMsh18 } from '../hl7v2/charset.js';
+import { readMsh, type MshHeader } from '../hl7v2/header.js';
+import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
+import type { Journal, MessageSummary } from '../journal/journal.js';
+import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
+import { newId } from '../util/id.js';
+import type { Logger } from '../util/log.js';
+import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
+import type { ChannelConfig } from './config.js';
+
+/** What a channel's queue carries: ids only, the message itself stays in the journal. */
+export interface JobData {
+  journalId: string;
+  channel: string;
+}
+
+/** Answer when the message was refused before being stored; the decision rules are in docs/acknowledgements.md. */
+interface Refusal {
+  code: AckCode;
+  errors: AckError[];
+}
+
+/**
+ * The MLLP side of a channel: check the header, store durably, enqueue, and only then say AA.
+ * Every path ends in an ACK (or, for input that was never a frame, a journal entry).
+ */
+export class Ingest implements MllpHandler {
+  constructor(
+    private readonly channel: ChannelConfig,
+    private readonly journal: Journal,
+    private readonly queue: Queue<JobData>,
+    private readonly log: Logger,
+  ) {}
+
+  async onMessage(payload: Buffer, conn: ConnectionInfo): Promise<Buffer> {
+    const started = process.hrtime.bigint();
+    const { msh, refusal, summary } = this.examine(payload, conn);
+    messagesIn.inc({ channel: this.channel.id, type: summary.messageType ?? 'unknown' });
+    let ack: Buffer;
+    if (refusal) {
+      ack = await this.refuse(payload, msh, summary, refusal);
+    } else {
+      ack = await this.accept(payload, msh!, summary);
+    }
+    ackLatency.observe({ channel: this.channel.id }, Number(process.hrtime.bigint() - started) / 1e9);
+    return ack;
+  }
+
+  async onOversize(head: Buffer, bytes: number, conn: ConnectionInfo): Promise<Buffer> {
+    mllpDiscarded.inc({ channel: this.channel.id, reason: 'oversize' });
+    const { msh, summary } = this.examine(head, conn);
+    summary.size = bytes;
+    const limit = this.channel.source.maxMessageBytes;
+    const text = `message larger than the channel limit of ${limit} bytes; connection closed`;
+    this.log.warn({ channel: this.channel.id, conn: conn.id, controlId: msh?.controlId, limit }, 'oversize MLLP frame refused');
+    // Only the head is kept: storing the rest is exactly what the limit protects against.
+    return this.refuse(head, msh, summary, { code: 'AR', errors: [{ code: 207, text }] }, 'oversize frame, first bytes kept');
+  }
+
+  async onTruncated(payload: Buffer, conn: ConnectionInfo): Promise<void> {
+    // The sender started a new frame before ending this one: it never expected an answer to it.
+    mllpDiscarded.inc({ channel: this.channel.id, reason: 'truncated' });
+    const { summary } = this.examine(payload, conn);
+    this.log.warn({ channel: this.channel.id, conn: conn.id, bytes: payload.length }, 'truncated MLLP frame discarded');
+    await this.discard(payload, summary, 'truncated frame (a new frame started before its end); no ACK sent');
+  }
+
+  onJunk(bytes: number, sample: Buffer, conn: ConnectionInfo): void {
+    mllpDiscarded.inc({ channel: this.channel.id, reason: 'junk' }, bytes);
+    this.log.warn({ channel: this.channel.id, conn: conn.id, bytes }, 'bytes outside MLLP frames discarded');
+    const summary: MessageSummary = { channel: this.channel.id, remote: remote(conn), size: bytes };
+    void this.discard(sample, summary, `${bytes} bytes outside any MLLP frame (first ${sample.length} kept)`);
+  }
+
+  onError(err: Error, conn?: ConnectionInfo): void {
+    this.log.error({ channel: this.channel.id, conn: conn?.id, err: err.message }, 'MLLP connection error');
+  }
+
+  /** Reads MSH and applies the channel's accept list. Pure: no I/O. */
+  private examine(payload: Buffer, conn: ConnectionInfo): { msh?: MshHeader; summary: MessageSummary; refusal?: Refusal } {
+    const summary: MessageSummary = { channel: this.channel.id, remote: remote(conn), size: payload.length };
+    let msg: Hl7Message;
+    let msh: MshHeader;
+    try {
+      msg = Hl7Message.parse(payload, { defaultCharset: this.channel.source.defaultCharset });
+      msh = readMsh(msg);
+    } catch (e) {
+      if (!(e instanceof Hl7ParseError)) throw e;
+      summary.charset = sniffMsh18(payload);
+      // Not HL7 at all (no MSH) is a reject; a readable header with a bad value is an error in content.
+      const code: AckCode = e.code === 100 ? 'AR' : 'AE';
+      return { summary, refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] } };
+    }
+    Object.assign(summary, {
+      charset: msg.charset,
+      controlId: msh.controlId || undefined,
+      sendingApplication: msh.sendingApplication || undefined,
+      sendingFacility: msh.sendingFacility || undefined,
+      messageType: [msh.messageType, msh.triggerEvent].filter(Boolean).join('^') || undefined,
+      version: msh.version || undefined,
+      documentIds: unique([msg.get('TXA-12.1'), msg.get('TXA-13.1')]),
+      patientIds: unique(repetitionIndexes(msg, 'PID', 3).map((r) => msg.get(`PID-3[${r}].1`))),
+    });
+    return { msh, summary, refusal: this.checkHeader(msh) };
+  }
+
+  private checkHeader(msh: MshHeader): Refusal | undefined {
+    const required = (field: number, label: string): Refusal => ({
+      code: 'AE',
+      errors: [{ code: 101, text: `${label} (MSH-${field}) is required`, location: { segment: 'MSH', sequence: 1, field } }],
+    });
+    if (!msh.messageType || !msh.triggerEvent) return required(9, 'message type');
+    if (!msh.controlId) return required(10, 'message control id');
+    if (!msh.version) return required(12, 'version id');
+    const rules = this.channel.source.accept.filter((r) => r.type === msh.messageType);
+    const at = (field: number, component?: number) => ({ segment: 'MSH', sequence: 1, field, component });
+    if (!rules.length) {
+      return { code: 'AR', errors: [{ code: 200, text: `message type ${msh.messageType} is not accepted on channel ${this.channel.id}`, location: at(9, 1) }] };
+    }
+    const byEvent = rules.filter((r) => r.events.includes(msh.triggerEvent));
+    if (!byEvent.length) {
+      return { code: 'AR', errors: [{ code: 201, text: `event ${msh.messageType}^${msh.triggerEvent} is not accepted on channel ${this.channel.id}`, location: at(9, 2) }] };
+    }
+    if (!byEvent.some((r) => r.versions.includes(msh.version))) {
+      const versions = [...new Set(byEvent.flatMap((r) => r.versions))].join(', ');
+      return { code: 'AR', errors: [{ code: 203, text: `version ${msh.version} is not supported for ${msh.messageType}^${msh.triggerEvent} (expected ${versions})`, location: at(12, 1) }] };
+    }
+    return undefined;
+  }
+
+  private async accept(payload: Buffer, msh: MshHeader, summary: MessageSummary): Promise<Buffer> {
+    const dedupKey = `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`;
+    try {
+      const res = await this.journal.ingest(payload, summary, { status: 'received' }, dedupKey);
+      if (res.duplicate) {
+        // A retransmission after a lost ACK: acknowledge again, process once. If the first copy never
+        // reached the queue (Redis failed between the two steps), this is the moment to enqueue it.
+        if (res.status === 'received') await this.enqueue(res.id, dedupKey);
+        await this.journal.record(res.id, { status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' });
+        return this.ack(msh, 'AA', []);
+      }
+      await this.enqueue(res.id, dedupKey);
+      const ack = this.ack(msh, 'AA', []);
+      this.journal
+        .recordAll(res.id, [{ status: 'queued' }, { status: 'acknowledged', ackCode: 'AA' }])
+        .catch((e: Error) => this.log.warn({ channel: this.channel.id, journalId: res.id, err: e.message }, 'could not journal the ACK'));
+      this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId }, 'accepted');
+      return ack;
+    } catch (e) {
+      // Redis down, full or refusing: never AA. AR tells the sender to send again later.
+      this.log.error({ channel: this.channel.id, controlId: msh.controlId, err: (e as Error).message }, 'durable store failed, message refused');
+      return this.ack(msh, 'AR', [{ code: 207, text: 'message could not be stored durably; send it again later' }]);
+    }
+  }
+
+  private async enqueue(journalId: string, dedupKey: string): Promise<void> {
+    // BullMQ refuses ':' in custom ids; the id stays the sender's identity of the message.
+    const jobId = dedupKey.replace(/:/g, '/');
+    await this.queue.add('message', { journalId, channel: this.channel.id }, { jobId });
+  }
+
+  private async refuse(payload: Buffer, msh: MshHeader | undefined, summary: MessageSummary, r: Refusal, detail?: string): Promise<Buffer> {
+    const ack = this.ack(msh, r.code, r.errors);
+    const err = r.errors[0]!;
+    try {
+      await this.journal.ingest(payload, summary, {
+        status: 'rejected',
+        ackCode: r.code,
+        detail,
+        error: { code: err.code, message: err.text ?? '', location: err.location ? formatLocation(err.location) : undefined },
+      });
+    } catch (e) {
+      this.log.error({ channel: this.channel.id, err: (e as Error).message }, 'could not journal a refused message');
+    }
+    this.log.info({ channel: this.channel.id, controlId: msh?.controlId, ack: r.code, error: err.code }, 'message refused');
+    return ack;
+  }
+
+  private async discard(payload: Buffer, summary: MessageSummary, detail: string): Promise<void> {
+    try {
+      await this.journal.ingest(payload, summary, { status: 'discarded', detail });
+    } catch (e) {
+      this.log.error({ channel: this.channel.id, err: (e as Error).message }, 'could not journal discarded input');
+    }
+  }
+
+  private ack(msh: MshHeader | undefined, code: AckCode, errors: AckError[]): Buffer {
+    acksOut.inc({ channel: this.channel.id, code });
+    return ackBytes(msh, { code, errors, controlId: newId(), fallbackCharset: this.channel.source.defaultCharset });
+  }
+}
+
+function remote(conn: ConnectionInfo): string {
+  return `${conn.remoteAddress}:${conn.remotePort}`;
+}
+
+/** 1..n for the repetitions of a field of the first such segment. */
+function repetitionIndexes(msg: Hl7Message, segment: string, field: number): number[] {
+  const raw = msg.segment(segment)?.field(field) ?? '';
+  const count = raw ? raw.split(msg.delimiters.repetition).length : 0;
+  return Array.from({ length: count }, (_, i) => i + 1);
+}
+
+function unique(values: (string | undefined)[]): string[] | undefined {
+  const out = [...new Set(values.filter((v): v is string => !!v))];
+  return out.length ? out : undefined;
+}
+
+export function formatLocation(l: { segment: string; sequence?: number; field?: number; repetition?: number; component?: number; subcomponent?: number }): string {
+  let s = l.segment;
+  if (l.field !== undefined) s += `-${l.field}`;
+  if (l.repetition !== undefined && l.repetition > 1) s += `[${l.repetition}]`;
+  if (l.component !== undefined) s += `.${l.component}`;
+  if (l.subcomponent !== undefined) s += `.${l.subcomponent}`;
+  return s;
+}

@@ -1,0 +1,101 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { FastifyInstance } from 'fastify';
+import { loadChannels, type ChannelConfig } from './channels/config.js';
+import { ChannelRuntime } from './channels/runtime.js';
+import { Journal } from './journal/journal.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
+import { buildAdminApp } from './server/app.js';
+import { ensureAdminToken, type Settings } from './settings.js';
+import { createLogger, type Logger } from './util/log.js';
+import { join } from 'node:path';
+
+/** How long a command may wait on Redis before the sender gets AR: the "never hang" bound. */
+const REDIS_COMMAND_TIMEOUT_MS = 3000;
+
+export interface Engine {
+  settings: Settings;
+  channels: ChannelRuntime[];
+  journal: Journal;
+  app: FastifyInstance;
+  redis: Redis;
+  log: Logger;
+  /** Admin API address. */
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startEngine(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<Engine> {
+  const configs: ChannelConfig[] = loadChannels(settings.channelsDir).filter((c) => c.enabled);
+  ensureAdminToken(settings);
+
+  let embedded: EmbeddedRedis | undefined;
+  let url = settings.redisUrl;
+  if (!url) {
+    embedded = await startEmbeddedRedis({ dir: join(settings.varDir, 'redis'), appendfsync: settings.appendfsync });
+    url = embedded.url;
+    log.info({ redis: url, adopted: embedded.adopted, appendfsync: settings.appendfsync }, embedded.adopted ? 'embedded Redis adopted' : 'embedded Redis started');
+  }
+  const redis = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+  const workerRedis = connect(url, { maxRetriesPerRequest: null });
+  redis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  workerRedis.on('error', (e) => log.debug({ err: e.message }, 'redis worker connection error'));
+  await waitReady(redis);
+  await checkDurability(redis, log);
+
+  const journal = new Journal(redis, { retentionMs: settings.retentionDays * 86_400_000 });
+  const channels = configs.map((c) => new ChannelRuntime(c, { redis, workerRedis, journal, log }));
+  const app = await buildAdminApp({ settings, channels, journal, redis, log });
+
+  await app.ready(); // the channels plugin starts listeners and workers here
+  const adminUrl = await app.listen({ host: settings.admin.host, port: settings.admin.port });
+  log.info({ admin: adminUrl, tokenFile: settings.admin.tokenFile, role: settings.role, channels: channels.map((c) => c.config.id) }, 'PFI engine started');
+
+  const sweeper = setInterval(() => {
+    journal.sweep().then(
+      (n) => n && log.info({ removed: n }, 'journal retention sweep'),
+      (e: Error) => log.warn({ err: e.message }, 'journal retention sweep failed'),
+    );
+  }, 3600_000);
+  sweeper.unref();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      clearInterval(sweeper);
+      await app.close();
+      redis.disconnect();
+      workerRedis.disconnect();
+      await embedded?.stop();
+      log.info('PFI engine stopped');
+    })());
+  return { settings, channels, journal, app, redis, log, adminUrl, stop };
+}
+
+function connect(url: string, opts: RedisOptions): Redis {
+  const base: RedisOptions = { lazyConnect: false, ...opts };
+  return /^rediss?:\/\//.test(url) ? new Redis(url, base) : new Redis({ path: url, ...base });
+}
+
+async function waitReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((ok, fail) => {
+    const t = setTimeout(() => fail(new Error('Redis did not answer within 10 s')), 10_000);
+    redis.once('ready', () => {
+      clearTimeout(t);
+      ok();
+    });
+  });
+}
+
+/** An external Redis that may evict or lose acknowledged messages must be said loudly. */
+async function checkDurability(redis: Redis, log: Logger): Promise<void> {
+  try {
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
+    const [, fsync] = (await redis.config('GET', 'appendfsync')) as string[];
+    if (policy !== 'noeviction') log.error({ policy }, 'Redis maxmemory-policy is not noeviction: queued messages may be evicted');
+    if (aof !== 'yes' || fsync !== 'always') log.warn({ appendonly: aof, appendfsync: fsync }, 'Redis is not configured with appendfsync always: an AA may be lost on a crash');
+  } catch {
+    log.warn('could not read Redis configuration (CONFIG disabled?): durability settings unchecked');
+  }
+}

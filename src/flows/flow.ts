@@ -1,0 +1,23 @@
+import type { ChannelConfig } from '../channels/config.js';
+import type { Journal } from '../journal/journal.js';
+import type { MllpClient } from '../mllp/client.js';
+import type { Logger } from '../util/log.js';
+
+/** Everything a flow may use to process one accepted message. */
+export interface FlowContext {
+  journalId: string;
+  channel: ChannelConfig;
+  /** The message exactly as received. */
+  raw: Buffer;
+  journal: Journal;
+  log: Logger;
+  /** One long-lived client per MLLP destination of the channel. */
+  clients: Map<string, MllpClient>;
+  attempt: number;
+}
+
+/** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */
+export type Flow = (ctx: FlowContext) => Promise<void>;
+
+/** A failure that retrying cannot fix (the message itself is the problem): dead-letter at once. */
+export class PermanentError extends Error {}

@@ -1,0 +1,13 @@
+import type { ChannelConfig } from '../channels/config.js';
+import type { Flow } from './flow.js';
+import { forwardFlow } from './forward.js';
+import { journalFlow } from './journal.js';
+
+export type { Flow, FlowContext } from './flow.js';
+export { PermanentError } from './flow.js';
+
+/** The flows a channel file may name (the schema's `flow` enum lists the same ones). */
+export const FLOWS: Record<ChannelConfig['flow'], Flow> = {
+  journal: journalFlow,
+  forward: forwardFlow,
+};

@@ -1,0 +1,4 @@
+import type { Flow } from './flow.js';
+
+/** Keep the message in the journal, nothing else: the channel is a durable inbox. */
+export const journalFlow: Flow = async () => {};

@@ -1,0 +1,219 @@
+import type { FastifyInstance } from 'fastify';
+import type { MessageStatus } from '../journal/journal.js';
+import { queueDepth, registry } from '../util/metrics.js';
+import { problem, type AppDeps } from './app.js';
+
+const problemSchema = {
+  type: 'object',
+  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } },
+} as const;
+
+const eventSchema = {
+  type: 'object',
+  properties: {
+    at: { type: 'string' },
+    status: { type: 'string' },
+    detail: { type: 'string' },
+    destination: { type: 'string' },
+    ackCode: { type: 'string' },
+    error: { type: 'object', properties: { code: {}, message: { type: 'string' }, location: { type: 'string' } } },
+  },
+} as const;
+
+const entrySchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    channel: { type: 'string' },
+    receivedAt: { type: 'string' },
+    status: { type: 'string' },
+    ackCode: { type: 'string' },
+    remote: { type: 'string' },
+    size: { type: 'integer' },
+    charset: { type: 'string' },
+    controlId: { type: 'string', description: 'MSH-10' },
+    sendingApplication: { type: 'string' },
+    sendingFacility: { type: 'string' },
+    messageType: { type: 'string' },
+    version: { type: 'string' },
+    documentIds: { type: 'array', items: { type: 'string' }, description: 'TXA-12 (and TXA-13 for a replacement)' },
+    patientIds: { type: 'array', items: { type: 'string' }, description: 'PID-3 identifiers' },
+    events: { type: 'array', items: eventSchema },
+  },
+} as const;
+
+const healthSchema = {
+  type: 'object',
+  properties: { status: { type: 'string' }, redis: { type: 'string' }, listeners: { type: 'object', additionalProperties: { type: 'string' } } },
+} as const;
+
+const STATUSES: MessageStatus[] = ['received', 'acknowledged', 'rejected', 'duplicate', 'queued', 'processing', 'delivered', 'processed', 'failed', 'dead-lettered', 'discarded', 'replayed'];
+
+export async function routes(app: FastifyInstance, deps: AppDeps) {
+  const { journal, channels, redis } = deps;
+  const byId = new Map(channels.map((c) => [c.config.id, c]));
+
+  app.get(
+    '/health',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'Redis reachable and every MLLP listener up',
+        security: [],
+        response: { 200: healthSchema, 503: healthSchema },
+      },
+    },
+    async (_req, reply) => {
+      const redisOk = await redis.ping().then(
+        () => true,
+        () => false,
+      );
+      const listeners = Object.fromEntries(
+        channels.map((c) => [c.config.id, deps.settings.role === 'worker' ? 'not-started (worker role)' : c.listening ? 'up' : 'down']),
+      );
+      const ok = redisOk && Object.values(listeners).every((s) => s !== 'down');
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', redis: redisOk ? 'up' : 'down', listeners });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { config: { public: true }, schema: { summary: 'Prometheus metrics', security: [], produces: ['text/plain'] } },
+    async (_req, reply) => {
+      await Promise.all(
+        channels.map(async (c) => {
+          const counts = await c.counts().catch(() => undefined);
+          for (const [state, n] of Object.entries(counts ?? {})) queueDepth.set({ channel: c.config.id, state }, n);
+        }),
+      );
+      return reply.type(registry.contentType).send(await registry.metrics());
+    },
+  );
+
+  app.get(
+    '/channels',
+    {
+      schema: {
+        summary: 'Channels with their listener state, queue depths and message counts',
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                id: { type: 'string' },
+                description: { type: 'string' },
+                flow: { type: 'string' },
+                port: { type: 'integer' },
+                tls: { type: 'boolean' },
+                listener: { type: 'string' },
+                connections: { type: 'integer' },
+                queue: { type: 'object', additionalProperties: { type: 'integer' } },
+                accept: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, versions: { type: 'array', items: { type: 'string' } } } } },
+                destinations: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, type: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } } },
+              },
+            },
+          },
+        },
+      },
+    },
+    async () =>
+      Promise.all(
+        channels.map(async (c) => ({
+          id: c.config.id,
+          description: c.config.description,
+          flow: c.config.flow,
+          port: c.listeningPort ?? c.config.source.port,
+          tls: !!c.config.source.tls,
+          listener: c.listening ? 'up' : 'down',
+          connections: c.connectionCount,
+          queue: await c.counts().catch(() => ({})),
+          accept: c.config.source.accept,
+          destinations: c.config.destinations,
+        })),
+      ),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/messages/:id',
+    {
+      schema: {
+        summary: 'One message of the journal with its status history',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        response: { 200: entrySchema, 404: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const e = await journal.get(req.params.id);
+      return e ?? problem(reply, 404, 'Not found', `no message ${req.params.id} in the journal`);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/messages/:id/raw',
+    {
+      schema: {
+        summary: 'The message exactly as received (bytes in its own charset)',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      },
+    },
+    async (req, reply) => {
+      const raw = await journal.raw(req.params.id);
+      if (!raw) return problem(reply, 404, 'Not found', `no raw message ${req.params.id}`);
+      return reply.type('application/hl7-v2').send(raw);
+    },
+  );
+
+  app.get<{ Querystring: { controlId?: string; documentId?: string; patientId?: string; channel?: string; status?: MessageStatus; from?: string; to?: string; limit?: number } }>(
+    '/messages',
+    {
+      schema: {
+        summary: 'Search the journal (newest first) by MSH-10, TXA-12, patient identifier, channel, status, time',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            controlId: { type: 'string', description: 'MSH-10' },
+            documentId: { type: 'string', description: 'TXA-12 document unique id' },
+            patientId: { type: 'string', description: 'PID-3 identifier (IPP, INS)' },
+            channel: { type: 'string' },
+            status: { type: 'string', enum: STATUSES },
+            from: { type: 'string', format: 'date-time' },
+            to: { type: 'string', format: 'date-time' },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+          },
+        },
+        response: { 200: { type: 'object', properties: { count: { type: 'integer' }, messages: { type: 'array', items: entrySchema } } } },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const messages = await journal.search({ ...q, from: q.from ? new Date(q.from) : undefined, to: q.to ? new Date(q.to) : undefined });
+      return { count: messages.length, messages };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/messages/:id/replay',
+    {
+      schema: {
+        summary: 'Process an accepted message again (all destinations are served again)',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } }, 404: problemSchema, 409: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const e = await journal.get(req.params.id);
+      if (!e) return problem(reply, 404, 'Not found', `no message ${req.params.id} in the journal`);
+      const channel = byId.get(e.channel);
+      if (!channel) return problem(reply, 409, 'Conflict', `channel ${e.channel} is not configured any more`);
+      if (!e.events.some((ev) => ev.status === 'received')) {
+        return problem(reply, 409, 'Conflict', `message was ${e.status} at ingest and never accepted; the sender must send it again`);
+      }
+      await channel.replay(e.id);
+      return reply.code(202).send({ id: e.id, status: 'replayed' });
+    },
+  );
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+}
