@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { ackBytes, type AckCode, type AckError } from '../hl7v2/ack.js';
-import { charsetFromMsh18, sniffMsh18 } from '../hl7v2/charset.js';
+import { sniffMsh18, type Hl7Charset } from '../hl7v2/charset.js';
 import { readMsh, type MshHeader } from '../hl7v2/header.js';
 import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
 import type { Journal, MessageSummary } from '../journal/journal.js';
@@ -82,16 +83,18 @@ export class Ingest implements MllpHandler {
   private examine(payload: Buffer, conn: ConnectionInfo): { msh?: MshHeader; summary: MessageSummary; refusal?: Refusal } {
     const summary: MessageSummary = { channel: this.channel.id, remote: remote(conn), size: payload.length };
     let msg: Hl7Message;
-    let msh: MshHeader;
+    let msh: MshHeader | undefined;
     try {
       msg = Hl7Message.parse(payload, { defaultCharset: this.channel.source.defaultCharset });
       msh = readMsh(msg);
     } catch (e) {
       if (!(e instanceof Hl7ParseError)) throw e;
       summary.charset = sniffMsh18(payload);
+      msh = e.code === 103 ? headerDespiteCharset(payload, this.channel.source.defaultCharset) : undefined;
+      if (msh) Object.assign(summary, { controlId: msh.controlId || undefined, sendingApplication: msh.sendingApplication || undefined });
       // Not HL7 at all (no MSH) is a reject; a readable header with a bad value is an error in content.
       const code: AckCode = e.code === 100 ? 'AR' : 'AE';
-      return { summary, refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] } };
+      return { msh, summary, refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] } };
     }
     Object.assign(summary, {
       charset: msg.charset,
@@ -131,20 +134,21 @@ export class Ingest implements MllpHandler {
   }
 
   private async accept(payload: Buffer, msh: MshHeader, summary: MessageSummary): Promise<Buffer> {
-    const dedupKey = `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`;
+    const dedup = { key: `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`, fingerprint: fingerprint(payload) };
     try {
-      const res = await this.journal.ingest(payload, summary, { status: 'received' }, dedupKey);
+      const res = await this.journal.ingest(payload, summary, { status: 'received' }, dedup);
       if (res.duplicate) {
         // A retransmission after a lost ACK: acknowledge again, process once. If the first copy never
         // reached the queue (Redis failed between the two steps), this is the moment to enqueue it.
-        if (res.status === 'received') await this.enqueue(res.id, dedupKey);
+        if (res.status === 'received') await this.enqueue(res.id, dedup.key, dedup.fingerprint);
         await this.journal.record(res.id, { status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' });
         return this.ack(msh, 'AA', []);
       }
-      await this.enqueue(res.id, dedupKey);
+      await this.enqueue(res.id, dedup.key, dedup.fingerprint);
       const ack = this.ack(msh, 'AA', []);
+      const queued = res.reused ? { status: 'queued' as const, detail: 'control id already used by the sender for another content: processed as a new message' } : { status: 'queued' as const };
       this.journal
-        .recordAll(res.id, [{ status: 'queued' }, { status: 'acknowledged', ackCode: 'AA' }])
+        .recordAll(res.id, [queued, { status: 'acknowledged', ackCode: 'AA' }])
         .catch((e: Error) => this.log.warn({ channel: this.channel.id, journalId: res.id, err: e.message }, 'could not journal the ACK'));
       this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId }, 'accepted');
       return ack;
@@ -155,9 +159,10 @@ export class Ingest implements MllpHandler {
     }
   }
 
-  private async enqueue(journalId: string, dedupKey: string): Promise<void> {
-    // BullMQ refuses ':' in custom ids; the id stays the sender's identity of the message.
-    const jobId = dedupKey.replace(/:/g, '/');
+  private async enqueue(journalId: string, dedupKey: string, print: string): Promise<void> {
+    // The job id is the sender's identity of the message (BullMQ refuses ':' in custom ids), so
+    // adding it twice is a no-op; the fingerprint separates a reused control id.
+    const jobId = `${dedupKey.replace(/:/g, '/')}/${print.slice(0, 16)}`;
     await this.queue.add('message', { journalId, channel: this.channel.id }, { jobId });
   }
 
@@ -190,6 +195,25 @@ export class Ingest implements MllpHandler {
     acksOut.inc({ channel: this.channel.id, code });
     return ackBytes(msh, { code, errors, controlId: newId(), fallbackCharset: this.channel.source.defaultCharset });
   }
+}
+
+/** The header of a message whose MSH-18 we cannot decode: read as the channel's default, for the ACK only. */
+function headerDespiteCharset(payload: Buffer, charset: Hl7Charset): MshHeader | undefined {
+  try {
+    return readMsh(Hl7Message.parse(payload, { charset }));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What must match for a message to be a retransmission: everything after MSH (senders often
+ * restamp MSH-7 when they resend).
+ */
+function fingerprint(payload: Buffer): string {
+  let start = payload.indexOf(0x0d);
+  if (start < 0) start = payload.length;
+  return createHash('sha256').update(payload.subarray(start)).digest('base64url');
 }
 
 function remote(conn: ConnectionInfo): string {

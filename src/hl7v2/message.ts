@@ -173,19 +173,25 @@ export class Hl7Message {
     this.#trailers = trailers;
   }
 
-  static parse(input: Buffer | string, opts: { defaultCharset?: Hl7Charset } = {}): Hl7Message {
+  /**
+   * `charset` forces the decoding whatever MSH-18 says: used to read the header of a message whose
+   * MSH-18 is unknown, so that its refusal can still name it.
+   */
+  static parse(input: Buffer | string, opts: { defaultCharset?: Hl7Charset; charset?: Hl7Charset } = {}): Hl7Message {
     const fallback = opts.defaultCharset ?? 'UNICODE UTF-8';
     let text: string;
-    let charset: Hl7Charset | undefined;
+    let charset: Hl7Charset | undefined = opts.charset;
     let msh18: string | undefined;
     if (typeof input === 'string') {
       text = input;
     } else {
       if (mshOffset(input) < 0) throw notMsh();
       // The charset must be known before decoding: read MSH-18 from the (ASCII) header bytes.
-      msh18 = sniffMsh18(input);
-      charset = charsetFromMsh18(msh18, fallback);
-      if (!charset) throw unknownCharset(msh18);
+      if (!charset) {
+        msh18 = sniffMsh18(input);
+        charset = charsetFromMsh18(msh18, fallback);
+        if (!charset) throw unknownCharset(msh18);
+      }
       text = decodeBytes(input, charset);
     }
     const start = text.search(/\S/);

@@ -62,7 +62,18 @@ export interface SearchQuery {
   limit?: number;
 }
 
-export type IngestResult = { id: string; duplicate: false } | { id: string; duplicate: true; status: MessageStatus };
+/**
+ * `reused`: the sender's key was seen before with different content (a control id reused for
+ * another message): recorded as a new message, not as a retransmission.
+ */
+export type IngestResult = { id: string; duplicate: false; reused: boolean } | { id: string; duplicate: true; status: MessageStatus };
+
+export interface Dedup {
+  /** The sender's identity of the message: sending application/facility + MSH-10. */
+  key: string;
+  /** Fingerprint of the content, so that only a true retransmission counts as a duplicate. */
+  fingerprint: string;
+}
 
 const INGEST = readFileSync(join(packageRoot(), 'src/journal/lua/ingest.lua'), 'utf8');
 
@@ -90,14 +101,14 @@ export class Journal {
    * Records a received message in one atomic step. With a dedup key, a second message with the
    * same key is not recorded again: the caller gets the first one's id back.
    */
-  async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedupKey?: string): Promise<IngestResult> {
+  async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedup?: Dedup): Promise<IngestResult> {
     const now = Date.now();
     const id = newId(now);
     const fields = this.fields(summary, id, now, first);
     const indexKeys = this.indexKeys(summary);
     const event = JSON.stringify({ at: new Date(now).toISOString(), ...first });
     const keys = [
-      dedupKey ? this.key('dedup', dedupKey) : '',
+      dedup ? this.key('dedup', dedup.key) : '',
       this.key('m', id),
       this.key('raw', id),
       this.key('ev', id),
@@ -105,8 +116,8 @@ export class Journal {
       ...indexKeys,
     ];
     const ingest = (this.redis as unknown as { pfiIngest(n: number, ...a: (string | Buffer | number)[]): Promise<[string, string]> }).pfiIngest;
-    const [gotId, state] = await ingest.call(this.redis, keys.length, ...keys, id, now, this.opts.retentionMs, raw, event, ...fields);
-    if (state === 'new') return { id: gotId, duplicate: false };
+    const [gotId, state] = await ingest.call(this.redis, keys.length, ...keys, id, now, this.opts.retentionMs, raw, event, dedup?.fingerprint ?? '', ...fields);
+    if (state !== 'duplicate') return { id: gotId, duplicate: false, reused: state === 'reused' };
     const status = ((await this.redis.hget(this.key('m', gotId), 'status')) ?? 'received') as MessageStatus;
     return { id: gotId, duplicate: true, status };
   }

@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { once } from 'node:events';
 import { DEFAULT_MAX_MESSAGE_BYTES, MllpDecoder, frame, type MllpEvent } from './framing.js';
 
 export interface MllpTlsOptions {
@@ -273,6 +274,7 @@ export class MllpServer {
   private readonly handler: MllpHandler;
   private server: net.Server | undefined;
   private readonly connections = new Set<Connection>();
+  private readonly rawSockets = new Set<net.Socket>();
   private seq = 0;
   private closing = false;
 
@@ -295,8 +297,10 @@ export class MllpServer {
     const t = this.opts.tls;
     let server: net.Server;
     if (t) {
+      // No allowHalfOpen for TLS: a peer that aborts the handshake would leave a
+      // half-open socket behind until handshakeTimeout.
       server = tls.createServer({
-        allowHalfOpen: true,
+        handshakeTimeout: 30_000,
         key: t.key,
         cert: t.cert,
         ca: t.ca,
@@ -312,6 +316,12 @@ export class MllpServer {
       server.on('connection', (s: net.Socket) => this.accept(s, false));
     }
     server.on('error', (err) => this.reportError(err));
+    // Every TCP socket (for TLS: also those still in the handshake), so that
+    // close() can destroy what is left after its grace period.
+    server.on('connection', (s: net.Socket) => {
+      this.rawSockets.add(s);
+      s.once('close', () => this.rawSockets.delete(s));
+    });
     this.server = server;
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -337,7 +347,10 @@ export class MllpServer {
     this.closing = true;
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const c of this.connections) c.shutdown(true);
-    const all = Promise.all([...this.connections].map((c) => c.whenClosed()));
+    const all = Promise.all([
+      ...[...this.connections].map((c) => c.whenClosed()),
+      ...[...this.rawSockets].map((s) => (s.destroyed ? undefined : once(s, 'close'))),
+    ]);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
@@ -345,6 +358,7 @@ export class MllpServer {
     await Promise.race([all, timeout]);
     clearTimeout(timer);
     for (const c of this.connections) c.destroy();
+    for (const s of this.rawSockets) s.destroy();
     await stopped;
     this.server = undefined;
   }

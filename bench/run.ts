@@ -1,0 +1,416 @@
+/**
+ * `npm run bench`: ingest throughput and big-message memory of the engine, run as a child process
+ * against a private redis-server (appendfsync always), compared with a bare MLLP responder.
+ *
+ * stdout: one JSON object per measurement (nothing else). stderr: progress.
+ *
+ * Environment:
+ *   BENCH_SECONDS      measurement window of each throughput run (default 10; warm-up is 2 s)
+ *   BENCH_WARMUP       warm-up seconds (default 2)
+ *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
+ *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
+ *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
+ *   BENCH_ONLY         comma list among adt,bare,big (default all)
+ *   BENCH_ENGINE_NODE_OPTIONS  NODE_OPTIONS for the engine child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_KEEP         1 = keep the temp dir (redis AOF, logs)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../src/redis/embedded.js';
+import { MllpClient } from '../src/mllp/client.js';
+import { extractAck } from '../src/mllp/correlate.js';
+import { packageRoot } from '../src/util/paths.js';
+import { AdtFactory, buildBigMdm } from './hl7.js';
+import { runLoad, type ClientKind, type LoadResult } from './load.js';
+
+const ADT_TARGET_MSG_PER_SEC = 3000;
+const BIG_GROWTH_TARGET = 5;
+const ADMIN_TOKEN = 'bench';
+const HOST = '127.0.0.1';
+const MiB = 1024 * 1024;
+
+const env = process.env;
+const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const WARMUP = Number(env.BENCH_WARMUP ?? 2);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
+const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
+const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
+const ONLY = new Set((env.BENCH_ONLY ?? 'adt,bare,big').split(',').map((s) => s.trim()));
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = packageRoot();
+
+function progress(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+function emit(obj: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: HOST, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+// ---------------------------------------------------------------- /proc readings
+
+function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`${field} not found in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+function resetPeak(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+/** utime + stime in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after "(comm)": state=0 ... utime=11, stime=12 (1-based 14 and 15 in proc(5))
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
+
+/** CPU used by each process during the measurement window, in % of one core. */
+class CpuMeter {
+  private start = new Map<string, number>();
+  private t0 = 0;
+  readonly result: Record<string, number> = {};
+  constructor(private readonly pids: Record<string, number | undefined>) {}
+  begin(): void {
+    this.t0 = performance.now();
+    for (const [k, pid] of Object.entries(this.pids)) if (pid) this.start.set(k, cpuSeconds(pid));
+  }
+  end(): void {
+    const dt = (performance.now() - this.t0) / 1000;
+    for (const [k, pid] of Object.entries(this.pids)) {
+      const s = this.start.get(k);
+      if (pid && s !== undefined) this.result[k] = Math.round(((cpuSeconds(pid) - s) / dt) * 1000) / 10;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- admin API
+
+async function admin(adminPort: number, path: string): Promise<Response> {
+  const res = await fetch(`http://${HOST}:${adminPort}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+  return res;
+}
+
+interface Entry {
+  id: string;
+  status: string;
+  size: number;
+}
+async function findByControlId(adminPort: number, controlId: string): Promise<Entry | undefined> {
+  const body = (await (await admin(adminPort, `/messages?controlId=${encodeURIComponent(controlId)}`)).json()) as { messages: Entry[] };
+  return body.messages[0];
+}
+
+/** Waits until the channel's queue has nothing waiting or active (the worker caught up). */
+async function waitQueueDrained(adminPort: number, timeoutMs = 120_000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const channels = (await (await admin(adminPort, '/channels')).json()) as { queue: Record<string, number> }[];
+    const backlog = channels.reduce((n, c) => n + (c.queue.waiting ?? 0) + (c.queue.active ?? 0) + (c.queue.delayed ?? 0) + (c.queue.prioritized ?? 0), 0);
+    if (backlog === 0) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`queue still holds ${backlog} jobs after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------- processes
+
+function channelYaml(port: number): string {
+  return `# generated by bench/run.ts
+id: bench
+description: benchmark channel (ADT PAM-FR v2.5 and MDM^T02 v2.6)
+source:
+  type: mllp
+  host: ${HOST}
+  port: ${port}
+  maxMessageSize: 64MiB
+  idleTimeoutSeconds: 600
+  maxConnections: 256
+  defaultCharset: UNICODE UTF-8
+  accept:
+    - type: ADT
+      events: [A01, A04, A08, A28, A31]
+      versions: ["2.5"]
+    - type: MDM
+      events: [T02]
+      versions: ["2.6"]
+flow: journal
+`;
+}
+
+function pipeToStderr(child: ChildProcess, tag: string): void {
+  const fwd = (d: Buffer) => {
+    for (const line of d.toString('utf8').split('\n')) if (line.trim()) process.stderr.write(`[${tag}] ${line}\n`);
+  };
+  child.stdout?.on('data', fwd);
+  child.stderr?.on('data', fwd);
+}
+
+async function stopChild(child: ChildProcess | undefined, what: string, timeoutMs = 20_000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => {
+    progress(`${what} did not stop within ${timeoutMs} ms: SIGKILL`);
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  await exited;
+  clearTimeout(t);
+}
+
+async function startBare(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [join(here, 'bare-responder.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[bare] ${d}`));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    child.once('exit', (c) => reject(new Error(`bare responder exited (${c})`)));
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve((JSON.parse(buf.slice(0, nl)) as { port: number }).port);
+    });
+  });
+  return { child, port };
+}
+
+// ---------------------------------------------------------------- measurements
+
+function loadLine(bench: string, r: LoadResult, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    bench,
+    connections: CONNECTIONS,
+    messageBytes: 1024,
+    appendfsync: 'always',
+    client: CLIENT,
+    messages: r.messages,
+    seconds: r.seconds,
+    msgPerSec: r.msgPerSec,
+    ackLatencyMs: r.ackLatencyMs,
+    allAA: r.allAA,
+    nonAA: r.nonAA,
+    ...extra,
+  };
+}
+
+async function bigMessage(mllpPort: number, adminPort: number, enginePid: number): Promise<Record<string, unknown>> {
+  const controlId = `bench-big-${Date.now()}`;
+  const payload = buildBigMdm(controlId, BIG_MIB * MiB);
+  const sha = createHash('sha256').update(payload).digest('hex');
+  progress(`big_message: ${payload.length} bytes, waiting for the worker backlog to drain first`);
+  const drainedMs = await waitQueueDrained(adminPort);
+  progress(`big_message: queue drained after ${drainedMs} ms`);
+  await sleep(500);
+
+  const rssBeforeKiB = procStatusKiB(enginePid, 'VmRSS');
+  resetPeak(enginePid);
+  const client = new MllpClient({ host: HOST, port: mllpPort, ackTimeoutMs: 120_000, reconnect: { maxAttempts: 1 } });
+  const t0 = performance.now();
+  const ack = await client.send(payload);
+  const ackLatencyMs = Math.round((performance.now() - t0) * 10) / 10;
+  await client.close();
+  const peakAtAckKiB = procStatusKiB(enginePid, 'VmHWM');
+  const info = extractAck(ack);
+
+  // The worker reads the message back from the journal: include that in the peak.
+  let entry: Entry | undefined;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    entry = await findByControlId(adminPort, controlId);
+    if (entry && ['processed', 'failed', 'dead-lettered'].includes(entry.status)) break;
+    if (Date.now() > deadline) break;
+    await sleep(100);
+  }
+  const peakKiB = procStatusKiB(enginePid, 'VmHWM');
+  const rssAfterKiB = procStatusKiB(enginePid, 'VmRSS');
+
+  let storedIntact = false;
+  let storedBytes: number | undefined;
+  if (entry) {
+    const raw = Buffer.from(await (await admin(adminPort, `/messages/${entry.id}/raw`)).arrayBuffer());
+    storedBytes = raw.length;
+    storedIntact = raw.length === payload.length && createHash('sha256').update(raw).digest('hex') === sha;
+  }
+  const growthKiB = peakKiB - rssBeforeKiB;
+  const growthOverSize = Math.round(((growthKiB * 1024) / payload.length) * 100) / 100;
+  return {
+    bench: 'big_message',
+    bytes: payload.length,
+    ackLatencyMs,
+    ack: info?.code ?? '(none)',
+    rssBeforeMiB: mib(rssBeforeKiB),
+    peakRssAtAckMiB: mib(peakAtAckKiB),
+    peakRssMiB: mib(peakKiB),
+    rssAfterMiB: mib(rssAfterKiB),
+    growthAtAckMiB: mib(peakAtAckKiB - rssBeforeKiB),
+    growthMiB: mib(growthKiB),
+    growthOverSize,
+    target: BIG_GROWTH_TARGET,
+    meetsTarget: growthOverSize < BIG_GROWTH_TARGET,
+    journalStatus: entry?.status ?? '(not found)',
+    storedBytes,
+    storedIntact,
+  };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'pfi-bench-'));
+  const channelsDir = join(tmp, 'channels');
+  const varDir = join(tmp, 'var');
+  mkdirSync(channelsDir);
+  mkdirSync(varDir);
+  let redis: EmbeddedRedis | undefined;
+  let engine: ChildProcess | undefined;
+  let bare: ChildProcess | undefined;
+  const cleanup = async () => {
+    await stopChild(bare, 'bare responder').catch(() => {});
+    await stopChild(engine, 'engine').catch(() => {});
+    await redis?.stop().catch(() => {});
+    if (env.BENCH_KEEP === '1') progress(`temp dir kept: ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    progress('interrupted, cleaning up');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+
+  try {
+    const redisDir = join(tmp, 'redis');
+    redis = await startEmbeddedRedis({ dir: redisDir, appendfsync: 'always' });
+    const redisPid = Number(readFileSync(join(redisDir, 'redis.pid'), 'utf8').trim()) || undefined;
+    progress(`redis-server ${redis.url} (pid ${redisPid}, appendfsync always)`);
+
+    const mllpPort = await freePort();
+    const adminPort = await freePort();
+    writeFileSync(join(channelsDir, 'bench.yaml'), channelYaml(mllpPort));
+    const childEnv: NodeJS.ProcessEnv = {
+      ...env,
+      PFI_HOME: root,
+      PFI_REDIS_URL: redis.url,
+      PFI_CHANNELS_DIR: channelsDir,
+      PFI_VAR_DIR: varDir,
+      PFI_ADMIN_HOST: HOST,
+      PFI_ADMIN_PORT: String(adminPort),
+      PFI_ADMIN_TOKEN: ADMIN_TOKEN,
+      PFI_LOG_LEVEL: 'warn',
+    };
+    if (env.BENCH_ENGINE_NODE_OPTIONS) childEnv.NODE_OPTIONS = env.BENCH_ENGINE_NODE_OPTIONS;
+    engine = spawn(process.execPath, [join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    pipeToStderr(engine, 'engine');
+    await waitForPort(mllpPort, engine, 'engine');
+    await waitForPort(adminPort, engine, 'engine admin API');
+    const enginePid = engine.pid!;
+    progress(`engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${mib(procStatusKiB(enginePid, 'VmRSS'))} MiB`);
+
+    const factory = new AdtFactory(1024);
+    let engineRate: number | undefined;
+    let bareRate: number | undefined;
+
+    if (ONLY.has('adt')) {
+      progress(`adt_ingest: ${CONNECTIONS} connections, ${CLIENT} client, ${WARMUP} s warm-up + ${SECONDS} s`);
+      const cpu = new CpuMeter({ engine: enginePid, redis: redisPid, client: process.pid });
+      const r = await runLoad({
+        host: HOST,
+        port: mllpPort,
+        connections: CONNECTIONS,
+        factory,
+        warmupMs: WARMUP * 1000,
+        measureMs: SECONDS * 1000,
+        client: CLIENT,
+        idPrefix: 'bench',
+        onMeasureStart: () => cpu.begin(),
+        onMeasureEnd: () => cpu.end(),
+      });
+      engineRate = r.msgPerSec;
+      emit(
+        loadLine('adt_ingest', r, {
+          target: ADT_TARGET_MSG_PER_SEC,
+          meetsTarget: r.allAA && r.msgPerSec >= ADT_TARGET_MSG_PER_SEC,
+          cpuPercent: cpu.result,
+          engineRssMiB: mib(procStatusKiB(enginePid, 'VmRSS')),
+        }),
+      );
+    }
+
+    if (ONLY.has('bare')) {
+      const b = await startBare();
+      bare = b.child;
+      progress(`bare_mllp: responder pid ${bare.pid} on ${b.port}`);
+      const cpu = new CpuMeter({ bare: bare.pid, client: process.pid });
+      const r = await runLoad({
+        host: HOST,
+        port: b.port,
+        connections: CONNECTIONS,
+        factory,
+        warmupMs: WARMUP * 1000,
+        measureMs: SECONDS * 1000,
+        client: CLIENT,
+        idPrefix: 'bare',
+        onMeasureStart: () => cpu.begin(),
+        onMeasureEnd: () => cpu.end(),
+      });
+      bareRate = r.msgPerSec;
+      emit(loadLine('bare_mllp', r, { appendfsync: 'n/a', cpuPercent: cpu.result }));
+      await stopChild(bare, 'bare responder');
+      bare = undefined;
+    }
+    if (engineRate !== undefined && bareRate) {
+      emit({ bench: 'ratio', engineOverBare: Math.round((engineRate / bareRate) * 1000) / 1000 });
+    }
+
+    if (ONLY.has('big')) {
+      progress(`big_message: ${BIG_MIB} MiB MDM^T02`);
+      emit(await bigMessage(mllpPort, adminPort, enginePid));
+    }
+  } finally {
+    progress('cleaning up');
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`[bench] harness failure: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the engine and its tests need on a fresh Debian/Ubuntu machine, idempotently:
+# system packages (only the missing ones), npm dependencies, and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# redis-server: the embedded default store. python3-hl7: mllp_send, the external HL7 client the tests use.
+# openssl: test certificates for MLLP over TLS.
+PACKAGES=(redis-server python3-hl7 openssl)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+node -e 'const [M]=process.versions.node.split(".").map(Number); if (M<20) { console.error("Node.js >= 20 is required, found "+process.versions.node); process.exit(1) }'
+
+# npm ci when the lock file is there (reproducible), npm install otherwise.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+fi
+npm run --silent build
