@@ -11,7 +11,8 @@
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
  *   BENCH_ONLY         comma list among adt,bare,big (default all)
- *   BENCH_ENGINE_NODE_OPTIONS  NODE_OPTIONS for the engine child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
+ *                      "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS)
  *   BENCH_KEEP         1 = keep the temp dir (redis AOF, logs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/redis/embedded.js';
 import { MllpClient } from '../src/mllp/client.js';
 import { extractAck } from '../src/mllp/correlate.js';
@@ -117,6 +119,40 @@ class CpuMeter {
       const s = this.start.get(k);
       if (pid && s !== undefined) this.result[k] = Math.round(((cpuSeconds(pid) - s) / dt) * 1000) / 10;
     }
+  }
+}
+
+/** Redis commands executed during the window (INFO commandstats deltas; commands run inside Lua scripts included). */
+class RedisStats {
+  private start: Promise<Map<string, number>> | undefined;
+  private stop: Promise<Map<string, number>> | undefined;
+  constructor(private readonly redis: Redis) {}
+  private async read(): Promise<Map<string, number>> {
+    const text = await this.redis.info('commandstats');
+    const m = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      const r = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+      if (r) m.set(r[1]!, Number(r[2]));
+    }
+    return m;
+  }
+  begin(): void {
+    this.start = this.read();
+  }
+  end(): void {
+    this.stop = this.read();
+  }
+  /** Calls per message, by command, largest first. */
+  async perMessage(messages: number): Promise<Record<string, number>> {
+    const [a, b] = await Promise.all([this.start!, this.stop!]);
+    const out: [string, number][] = [];
+    for (const [k, v] of b) {
+      if (k === 'info') continue;
+      const d = v - (a.get(k) ?? 0);
+      if (d > 0) out.push([k, Math.round((d / Math.max(1, messages)) * 100) / 100]);
+    }
+    out.sort((x, y) => y[1] - x[1]);
+    return Object.fromEntries(out);
   }
 }
 
@@ -300,7 +336,9 @@ async function main(): Promise<void> {
   let redis: EmbeddedRedis | undefined;
   let engine: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
+  let statsRedis: Redis | undefined;
   const cleanup = async () => {
+    statsRedis?.disconnect();
     await stopChild(bare, 'bare responder').catch(() => {});
     await stopChild(engine, 'engine').catch(() => {});
     await redis?.stop().catch(() => {});
@@ -318,6 +356,8 @@ async function main(): Promise<void> {
     redis = await startEmbeddedRedis({ dir: redisDir, appendfsync: 'always' });
     const redisPid = Number(readFileSync(join(redisDir, 'redis.pid'), 'utf8').trim()) || undefined;
     progress(`redis-server ${redis.url} (pid ${redisPid}, appendfsync always)`);
+    statsRedis = new Redis({ path: redis.url, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await statsRedis.connect();
 
     const mllpPort = await freePort();
     const adminPort = await freePort();
@@ -333,8 +373,8 @@ async function main(): Promise<void> {
       PFI_ADMIN_TOKEN: ADMIN_TOKEN,
       PFI_LOG_LEVEL: 'warn',
     };
-    if (env.BENCH_ENGINE_NODE_OPTIONS) childEnv.NODE_OPTIONS = env.BENCH_ENGINE_NODE_OPTIONS;
-    engine = spawn(process.execPath, [join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const nodeArgs = (env.BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    engine = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     pipeToStderr(engine, 'engine');
     await waitForPort(mllpPort, engine, 'engine');
     await waitForPort(adminPort, engine, 'engine admin API');
@@ -348,6 +388,7 @@ async function main(): Promise<void> {
     if (ONLY.has('adt')) {
       progress(`adt_ingest: ${CONNECTIONS} connections, ${CLIENT} client, ${WARMUP} s warm-up + ${SECONDS} s`);
       const cpu = new CpuMeter({ engine: enginePid, redis: redisPid, client: process.pid });
+      const stats = new RedisStats(statsRedis);
       const r = await runLoad({
         host: HOST,
         port: mllpPort,
@@ -357,8 +398,14 @@ async function main(): Promise<void> {
         measureMs: SECONDS * 1000,
         client: CLIENT,
         idPrefix: 'bench',
-        onMeasureStart: () => cpu.begin(),
-        onMeasureEnd: () => cpu.end(),
+        onMeasureStart: () => {
+          cpu.begin();
+          stats.begin();
+        },
+        onMeasureEnd: () => {
+          cpu.end();
+          stats.end();
+        },
       });
       engineRate = r.msgPerSec;
       emit(
@@ -367,6 +414,7 @@ async function main(): Promise<void> {
           meetsTarget: r.allAA && r.msgPerSec >= ADT_TARGET_MSG_PER_SEC,
           cpuPercent: cpu.result,
           engineRssMiB: mib(procStatusKiB(enginePid, 'VmRSS')),
+          redisCallsPerMessage: await stats.perMessage(r.messages),
         }),
       );
     }
