@@ -174,12 +174,17 @@ async function findByControlId(adminPort: number, controlId: string): Promise<En
   return body.messages[0];
 }
 
+/** Jobs waiting, active or delayed in the channels' queues. */
+async function queueBacklog(adminPort: number): Promise<number> {
+  const channels = (await (await admin(adminPort, '/channels')).json()) as { queue: Record<string, number> }[];
+  return channels.reduce((n, c) => n + (c.queue.waiting ?? 0) + (c.queue.active ?? 0) + (c.queue.delayed ?? 0) + (c.queue.prioritized ?? 0), 0);
+}
+
 /** Waits until the channel's queue has nothing waiting or active (the worker caught up). */
 async function waitQueueDrained(adminPort: number, timeoutMs = 120_000): Promise<number> {
   const t0 = Date.now();
   for (;;) {
-    const channels = (await (await admin(adminPort, '/channels')).json()) as { queue: Record<string, number> }[];
-    const backlog = channels.reduce((n, c) => n + (c.queue.waiting ?? 0) + (c.queue.active ?? 0) + (c.queue.delayed ?? 0) + (c.queue.prioritized ?? 0), 0);
+    const backlog = await queueBacklog(adminPort);
     if (backlog === 0) return Date.now() - t0;
     if (Date.now() - t0 > timeoutMs) throw new Error(`queue still holds ${backlog} jobs after ${timeoutMs} ms`);
     await sleep(200);
@@ -408,6 +413,9 @@ async function main(): Promise<void> {
         },
       });
       engineRate = r.msgPerSec;
+      // Accepted is not processed: how far behind is the worker when the senders stop?
+      const backlog = await queueBacklog(adminPort);
+      const drainMs = await waitQueueDrained(adminPort, 300_000);
       emit(
         loadLine('adt_ingest', r, {
           target: ADT_TARGET_MSG_PER_SEC,
@@ -415,6 +423,8 @@ async function main(): Promise<void> {
           cpuPercent: cpu.result,
           engineRssMiB: mib(procStatusKiB(enginePid, 'VmRSS')),
           redisCallsPerMessage: await stats.perMessage(r.messages),
+          queueBacklogAtEnd: backlog,
+          drainSeconds: Math.round(drainMs / 100) / 10,
         }),
       );
     }

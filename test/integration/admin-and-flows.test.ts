@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ackBytes } from '../../src/hl7v2/ack.js';
+import { readMsh } from '../../src/hl7v2/header.js';
+import { Hl7Message } from '../../src/hl7v2/message.js';
+import type { JournalEntry } from '../../src/journal/journal.js';
+import { MllpServer } from '../../src/mllp/server.js';
+import { ackOf, channelYaml, frame, hl7, RawMllp, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+
+/** The hospital system on the other end of a forward channel: records what it gets, answers AA or AE. */
+class Peer {
+  received: string[] = [];
+  answer: 'AA' | 'AE' = 'AA';
+  server = new MllpServer(
+    { host: '127.0.0.1', port: 0 },
+    {
+      onMessage: async (payload) => {
+        const msg = Hl7Message.parse(payload);
+        this.received.push(msg.get('MSH-10')!);
+        return ackBytes(readMsh(msg), { code: this.answer, controlId: `PEER-${this.received.length}`, errors: this.answer === 'AE' ? [{ code: 207, text: 'peer says no' }] : [] });
+      },
+      onOversize: async () => undefined,
+    },
+  );
+  port = 0;
+  async start() {
+    this.port = (await this.server.listen()).port;
+  }
+}
+
+const peer = new Peer();
+let t: TestEngine;
+
+beforeAll(async () => {
+  await peer.start();
+  t = await startTestEngine({
+    inbox: channelYaml('inbox'),
+    relay: channelYaml('relay', {
+      extra: `flow: forward
+destinations:
+  - { id: dpi, type: mllp, host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 5 }
+processing: { concurrency: 1, attempts: 2, backoffSeconds: 0.1 }
+`,
+    }).replace('flow: journal\n', ''),
+  });
+});
+afterAll(async () => {
+  await t?.stop();
+  await peer.server.close();
+});
+
+async function send(channel: string, payload: string) {
+  const c = await RawMllp.open(t.port(channel));
+  await c.write(frame(payload));
+  const [ack] = await c.waitAcks(1);
+  c.close();
+  return ackOf(ack!);
+}
+
+async function entryByControlId(id: string, status?: string): Promise<JournalEntry> {
+  return waitFor(async () => {
+    const r = (await (await t.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] };
+    const e = r.messages[0];
+    return e && (!status || e.status === status) ? e : undefined;
+  }, 15_000, `${id} ${status ?? ''}`);
+}
+
+describe('admin API', () => {
+  test('no token, wrong token: 401 problem+json; health and metrics are public', async () => {
+    for (const auth of [undefined, 'Bearer nope']) {
+      const r = await fetch(t.engine.adminUrl + '/messages', { headers: auth ? { authorization: auth } : {} });
+      expect(r.status).toBe(401);
+      expect(r.headers.get('content-type')).toContain('application/problem+json');
+      expect(((await r.json()) as { title: string }).title).toBe('Unauthorized');
+    }
+    const h = await fetch(t.engine.adminUrl + '/health');
+    expect(h.status).toBe(200);
+    expect(await h.json()).toEqual({ status: 'ok', redis: 'up', listeners: { inbox: 'up', relay: 'up' } });
+  });
+
+  test('GET /channels shows listeners, ports, flows and queue depths', async () => {
+    const list = (await (await t.api('/channels')).json()) as { id: string; port: number; listener: string; flow: string; queue: Record<string, number> }[];
+    expect(list.map((c) => [c.id, c.flow, c.listener])).toEqual([
+      ['inbox', 'journal', 'up'],
+      ['relay', 'forward', 'up'],
+    ]);
+    expect(list[0]!.port).toBe(t.port('inbox'));
+    expect(list[0]!.queue).toHaveProperty('waiting');
+  });
+
+  test('search by MSH-10, TXA-12 document id and patient identifier', async () => {
+    const m = hl7({ controlId: 'SEARCH-1', segments: ['TXA|1|11488-4|TEXT|20261121101500||||||||1.2.250.1.999.42^DOCX|||||AU'] }).replace('IPP0001', 'IPP-SEARCH');
+    expect((await send('inbox', m)).code).toBe('AA');
+    const e = await entryByControlId('SEARCH-1', 'processed');
+    for (const q of ['documentId=1.2.250.1.999.42', 'patientId=IPP-SEARCH', 'controlId=SEARCH-1', 'channel=inbox&status=processed']) {
+      const r = (await (await t.api(`/messages?${q}`)).json()) as { messages: JournalEntry[] };
+      expect(r.messages.map((x) => x.id)).toContain(e.id);
+    }
+    const one = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
+    expect(one.events.map((x) => x.status)).toEqual(['received', 'queued', 'acknowledged', 'processing', 'processed']);
+    expect(one.messageType).toBe('MDM^T02');
+    const missing = await t.api('/messages/nope');
+    expect(missing.status).toBe(404);
+    const bad = await t.api('/messages?status=weird');
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toContain('application/problem+json');
+  });
+
+  test('metrics count messages and ACK codes', async () => {
+    const text = await (await fetch(t.engine.adminUrl + '/metrics')).text();
+    expect(text).toMatch(/pfi_acks_sent_total\{channel="inbox",code="AA"\} [1-9]/);
+    expect(text).toMatch(/pfi_ack_latency_seconds_bucket/);
+    expect(text).toMatch(/pfi_queue_jobs\{channel="relay",state="waiting"\}/);
+  });
+
+  test('OpenAPI document lists the routes', async () => {
+    const doc = (await (await fetch(t.engine.adminUrl + '/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/channels', '/messages', '/messages/{id}', '/messages/{id}/replay', '/metrics']));
+  });
+});
+
+describe('forward flow', () => {
+  test('delivers to the destination and records its ACK', async () => {
+    peer.answer = 'AA';
+    expect((await send('relay', hl7({ controlId: 'FWD-1' }))).code).toBe('AA');
+    const e = await entryByControlId('FWD-1', 'processed');
+    expect(peer.received).toContain('FWD-1');
+    const one = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
+    expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({ destination: 'dpi', ackCode: 'AA' });
+  });
+
+  test('a destination answering AE: retried, then dead-lettered with the reason; replay delivers it', async () => {
+    peer.answer = 'AE';
+    expect((await send('relay', hl7({ controlId: 'FWD-AE' }))).code).toBe('AA');
+    const e = await entryByControlId('FWD-AE', 'dead-lettered');
+    const one = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
+    expect(one.events.filter((x) => x.status === 'processing')).toHaveLength(2);
+    expect(one.events.find((x) => x.status === 'dead-lettered')!.error!.message).toContain('dpi: AE (207 peer says no)');
+
+    peer.answer = 'AA';
+    const r = await t.api(`/messages/${e.id}/replay`, { method: 'POST' });
+    expect(r.status).toBe(202);
+    await entryByControlId('FWD-AE', 'processed');
+    expect(peer.received.filter((x) => x === 'FWD-AE')).toHaveLength(3);
+  });
+
+  test('a message refused at ingest cannot be replayed', async () => {
+    await send('inbox', hl7({ controlId: 'NOPE-1', type: 'XYZ^Z99^XYZ' }));
+    const e = await entryByControlId('NOPE-1');
+    const r = await t.api(`/messages/${e.id}/replay`, { method: 'POST' });
+    expect(r.status).toBe(409);
+  });
+});
