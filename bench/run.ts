@@ -13,13 +13,15 @@
  *   BENCH_ONLY         comma list among adt,bare,big (default all)
  *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
  *                      "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS)
+ *   BENCH_APPENDFSYNC  redis AOF fsync policy (default always, the engine's default; everysec/no for diagnosis)
+ *   BENCH_ENGINE_ROLE  PFI_ROLE of the engine child (default all; "ingest" = listeners only, to isolate the ACK path)
  *   BENCH_KEEP         1 = keep the temp dir (redis AOF, logs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +45,7 @@ const WARMUP = Number(env.BENCH_WARMUP ?? 2);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
+const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
 const ONLY = new Set((env.BENCH_ONLY ?? 'adt,bare,big').split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -95,11 +98,17 @@ function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 /** utime + stime in seconds. */
-function cpuSeconds(pid: number): number {
+function cpuSeconds(pid: number | string): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields after "(comm)": state=0 ... utime=11, stime=12 (1-based 14 and 15 in proc(5))
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+/** All CPUs busy time (user+nice+system+irq+softirq+steal) in seconds, from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100;
 }
 const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
 
@@ -108,9 +117,11 @@ class CpuMeter {
   private start = new Map<string, number>();
   private t0 = 0;
   readonly result: Record<string, number> = {};
-  constructor(private readonly pids: Record<string, number | undefined>) {}
+  /** pid, or "pid/task/tid" for one thread. */
+  constructor(private readonly pids: Record<string, number | string | undefined>) {}
   begin(): void {
     this.t0 = performance.now();
+    this.start.set('(machine)', machineBusySeconds());
     for (const [k, pid] of Object.entries(this.pids)) if (pid) this.start.set(k, cpuSeconds(pid));
   }
   end(): void {
@@ -119,6 +130,14 @@ class CpuMeter {
       const s = this.start.get(k);
       if (pid && s !== undefined) this.result[k] = Math.round(((cpuSeconds(pid) - s) / dt) * 1000) / 10;
     }
+    // Everything else running on the machine meanwhile (other jobs compete for the same cores).
+    const machine = Math.round(((machineBusySeconds() - this.start.get('(machine)')!) / dt) * 1000) / 10;
+    const ours = Object.entries(this.result)
+      .filter(([k]) => !k.includes('Thread'))
+      .reduce((n, [, v]) => n + v, 0);
+    this.result.machine = machine;
+    this.result.other = Math.max(0, Math.round((machine - ours) * 10) / 10);
+    this.result.cores = availableParallelism();
   }
 }
 
@@ -258,7 +277,7 @@ function loadLine(bench: string, r: LoadResult, extra: Record<string, unknown>):
     bench,
     connections: CONNECTIONS,
     messageBytes: 1024,
-    appendfsync: 'always',
+    appendfsync: APPENDFSYNC,
     client: CLIENT,
     messages: r.messages,
     seconds: r.seconds,
@@ -358,9 +377,9 @@ async function main(): Promise<void> {
 
   try {
     const redisDir = join(tmp, 'redis');
-    redis = await startEmbeddedRedis({ dir: redisDir, appendfsync: 'always' });
+    redis = await startEmbeddedRedis({ dir: redisDir, appendfsync: APPENDFSYNC });
     const redisPid = Number(readFileSync(join(redisDir, 'redis.pid'), 'utf8').trim()) || undefined;
-    progress(`redis-server ${redis.url} (pid ${redisPid}, appendfsync always)`);
+    progress(`redis-server ${redis.url} (pid ${redisPid}, appendfsync ${APPENDFSYNC})`);
     statsRedis = new Redis({ path: redis.url, lazyConnect: true, maxRetriesPerRequest: 1 });
     await statsRedis.connect();
 
@@ -377,6 +396,7 @@ async function main(): Promise<void> {
       PFI_ADMIN_PORT: String(adminPort),
       PFI_ADMIN_TOKEN: ADMIN_TOKEN,
       PFI_LOG_LEVEL: 'warn',
+      PFI_ROLE: env.BENCH_ENGINE_ROLE ?? 'all',
     };
     const nodeArgs = (env.BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     engine = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -386,13 +406,18 @@ async function main(): Promise<void> {
     const enginePid = engine.pid!;
     progress(`engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${mib(procStatusKiB(enginePid, 'VmRSS'))} MiB`);
 
+    // Other jobs on the machine skew every number below: say how busy it was before starting.
+    const b0 = machineBusySeconds();
+    await sleep(1000);
+    const busyBefore = Math.round((machineBusySeconds() - b0) * 1000) / 10;
+    progress(`machine CPU busy before the runs: ${busyBefore}% (of ${availableParallelism() * 100}%)`);
     const factory = new AdtFactory(1024);
     let engineRate: number | undefined;
     let bareRate: number | undefined;
 
     if (ONLY.has('adt')) {
       progress(`adt_ingest: ${CONNECTIONS} connections, ${CLIENT} client, ${WARMUP} s warm-up + ${SECONDS} s`);
-      const cpu = new CpuMeter({ engine: enginePid, redis: redisPid, client: process.pid });
+      const cpu = new CpuMeter({ engine: enginePid, engineMainThread: `${enginePid}/task/${enginePid}`, redis: redisPid, client: process.pid });
       const stats = new RedisStats(statsRedis);
       const r = await runLoad({
         host: HOST,
@@ -415,12 +440,16 @@ async function main(): Promise<void> {
       engineRate = r.msgPerSec;
       // Accepted is not processed: how far behind is the worker when the senders stop?
       const backlog = await queueBacklog(adminPort);
-      const drainMs = await waitQueueDrained(adminPort, 300_000);
+      const drainMs = (env.BENCH_ENGINE_ROLE ?? 'all') === 'ingest' ? 0 : await waitQueueDrained(adminPort, 300_000);
       emit(
         loadLine('adt_ingest', r, {
           target: ADT_TARGET_MSG_PER_SEC,
           meetsTarget: r.allAA && r.msgPerSec >= ADT_TARGET_MSG_PER_SEC,
+          engineRole: env.BENCH_ENGINE_ROLE ?? 'all',
           cpuPercent: cpu.result,
+          engineCpuMsPerMessage: Math.round(((cpu.result.engine ?? 0) * 10) / Math.max(1, r.msgPerSec) * 1000) / 1000,
+          redisCpuMsPerMessage: Math.round(((cpu.result.redis ?? 0) * 10) / Math.max(1, r.msgPerSec) * 1000) / 1000,
+          machineBusyBeforePercent: busyBefore,
           engineRssMiB: mib(procStatusKiB(enginePid, 'VmRSS')),
           redisCallsPerMessage: await stats.perMessage(r.messages),
           queueBacklogAtEnd: backlog,

@@ -63,8 +63,8 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
     (stopping ??= (async () => {
       clearInterval(sweeper);
       await app.close();
-      redis.disconnect();
-      workerRedis.disconnect();
+      // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
+      await Promise.all([redis.quit().catch(() => redis.disconnect()), workerRedis.quit().catch(() => workerRedis.disconnect())]);
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());

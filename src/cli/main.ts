@@ -59,6 +59,9 @@ async function start(args: string[]): Promise<number> {
     throw e;
   }
   const e = engine;
+  // A stray rejection (a library's background call during a Redis outage) must not take the
+  // listeners down: log it and keep serving.
+  process.on('unhandledRejection', (reason) => e.log.error({ err: String((reason as Error)?.message ?? reason) }, 'unhandled rejection'));
   await new Promise<void>((done) => {
     const onSignal = (sig: string) => {
       e.log.info({ signal: sig }, 'stopping');

@@ -86,6 +86,7 @@ export interface SpawnedEngine {
   ports: Record<string, number>;
   adminUrl: string;
   logs: Record<string, unknown>[];
+  stderr(): string;
   stopped: Promise<number | null>;
 }
 
@@ -113,7 +114,7 @@ export function spawnEngine(env: Record<string, string>): Promise<SpawnedEngine>
       if (rec.msg === 'MLLP listener up') ports[rec.channel as string] = rec.port as number;
       if (rec.msg === 'PFI engine started') {
         clearTimeout(timer);
-        resolve({ child, ports, adminUrl: rec.admin as string, logs, stopped });
+        resolve({ child, ports, adminUrl: rec.admin as string, logs, stopped, stderr: () => stderr });
       }
     });
   });
