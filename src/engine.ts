@@ -35,15 +35,18 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
     url = embedded.url;
     log.info({ redis: url, adopted: embedded.adopted, appendfsync: settings.appendfsync }, embedded.adopted ? 'embedded Redis adopted' : 'embedded Redis started');
   }
-  const redis = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+  // Three connections: the journal's, the queues' (BullMQ defines ~50 scripts on its connection,
+  // which makes every pipeline on it costly), and the workers' (blocking commands, retried forever).
+  const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS };
+  const redis = connect(url, failFast);
+  const queueRedis = connect(url, failFast);
   const workerRedis = connect(url, { maxRetriesPerRequest: null });
-  redis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
-  workerRedis.on('error', (e) => log.debug({ err: e.message }, 'redis worker connection error'));
-  await waitReady(redis);
+  for (const c of [redis, queueRedis, workerRedis]) c.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  await Promise.all([waitReady(redis), waitReady(queueRedis)]);
   await checkDurability(redis, log);
 
   const journal = new Journal(redis, { retentionMs: settings.retentionDays * 86_400_000 });
-  const channels = configs.map((c) => new ChannelRuntime(c, { redis, workerRedis, journal, log }));
+  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis, workerRedis, journal, log }));
   const app = await buildAdminApp({ settings, channels, journal, redis, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
@@ -64,7 +67,7 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       clearInterval(sweeper);
       await app.close();
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
-      await Promise.all([redis.quit().catch(() => redis.disconnect()), workerRedis.quit().catch(() => workerRedis.disconnect())]);
+      await Promise.all([redis, queueRedis, workerRedis].map((c) => c.quit().catch(() => c.disconnect())));
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());

@@ -9,13 +9,8 @@ import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
 import { newId } from '../util/id.js';
 import type { Logger } from '../util/log.js';
 import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
+import { GroupCommit, type JobData } from './commit.js';
 import type { ChannelConfig } from './config.js';
-
-/** What a channel's queue carries: ids only, the message itself stays in the journal. */
-export interface JobData {
-  journalId: string;
-  channel: string;
-}
 
 /** Answer when the message was refused before being stored; the decision rules are in docs/acknowledgements.md. */
 interface Refusal {
@@ -28,12 +23,16 @@ interface Refusal {
  * Every path ends in an ACK (or, for input that was never a frame, a journal entry).
  */
 export class Ingest implements MllpHandler {
+  private readonly commits: GroupCommit;
+
   constructor(
     private readonly channel: ChannelConfig,
     private readonly journal: Journal,
-    private readonly queue: Queue<JobData>,
+    queue: Queue<JobData>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.commits = new GroupCommit(channel.id, journal, queue, log);
+  }
 
   async onMessage(payload: Buffer, conn: ConnectionInfo): Promise<Buffer> {
     const started = process.hrtime.bigint();
@@ -136,34 +135,14 @@ export class Ingest implements MllpHandler {
   private async accept(payload: Buffer, msh: MshHeader, summary: MessageSummary): Promise<Buffer> {
     const dedup = { key: `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`, fingerprint: fingerprint(payload) };
     try {
-      const res = await this.journal.ingest(payload, summary, { status: 'received' }, dedup);
-      if (res.duplicate) {
-        // A retransmission after a lost ACK: acknowledge again, process once. If the first copy never
-        // reached the queue (Redis failed between the two steps), this is the moment to enqueue it.
-        if (res.status === 'received') await this.enqueue(res.id, dedup.key, dedup.fingerprint);
-        await this.journal.record(res.id, { status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' });
-        return this.ack(msh, 'AA', []);
-      }
-      await this.enqueue(res.id, dedup.key, dedup.fingerprint);
-      const ack = this.ack(msh, 'AA', []);
-      const queued = res.reused ? { status: 'queued' as const, detail: 'control id already used by the sender for another content: processed as a new message' } : { status: 'queued' as const };
-      this.journal
-        .recordAll(res.id, [queued, { status: 'acknowledged', ackCode: 'AA' }])
-        .catch((e: Error) => this.log.warn({ channel: this.channel.id, journalId: res.id, err: e.message }, 'could not journal the ACK'));
-      this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId }, 'accepted');
-      return ack;
+      const res = await this.commits.commit({ raw: payload, summary, first: { status: 'received' }, dedup });
+      this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId, duplicate: res.duplicate }, 'accepted');
+      return this.ack(msh, 'AA', []);
     } catch (e) {
       // Redis down, full or refusing: never AA. AR tells the sender to send again later.
       this.log.error({ channel: this.channel.id, controlId: msh.controlId, err: (e as Error).message }, 'durable store failed, message refused');
       return this.ack(msh, 'AR', [{ code: 207, text: 'message could not be stored durably; send it again later' }]);
     }
-  }
-
-  private async enqueue(journalId: string, dedupKey: string, print: string): Promise<void> {
-    // The job id is the sender's identity of the message (BullMQ refuses ':' in custom ids), so
-    // adding it twice is a no-op; the fingerprint separates a reused control id.
-    const jobId = `${dedupKey.replace(/:/g, '/')}/${print.slice(0, 16)}`;
-    await this.queue.add('message', { journalId, channel: this.channel.id }, { jobId });
   }
 
   private async refuse(payload: Buffer, msh: MshHeader | undefined, summary: MessageSummary, r: Refusal, detail?: string): Promise<Buffer> {

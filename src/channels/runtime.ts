@@ -8,13 +8,14 @@ import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
 import { connections, messagesOut } from '../util/metrics.js';
 import { resolveFrom, type ChannelConfig } from './config.js';
-import { Ingest, type JobData } from './ingest.js';
+import type { JobData } from './commit.js';
+import { Ingest } from './ingest.js';
 
 export const QUEUE_PREFIX = 'pfi-q';
 
 export interface ChannelDeps {
-  /** Commands that must fail fast when Redis is away (the ingest path). */
-  redis: Redis;
+  /** Commands that must fail fast when Redis is away (the ingest path): BullMQ queues. */
+  queueRedis: Redis;
   /** A connection BullMQ workers may block on. */
   workerRedis: Redis;
   journal: Journal;
@@ -37,7 +38,7 @@ export class ChannelRuntime {
     private readonly deps: ChannelDeps,
   ) {
     this.queue = new Queue<JobData>(config.id, {
-      connection: deps.redis,
+      connection: deps.queueRedis,
       prefix: QUEUE_PREFIX,
       defaultJobOptions: {
         attempts: config.processing.attempts,

@@ -68,6 +68,13 @@ export interface SearchQuery {
  */
 export type IngestResult = { id: string; duplicate: false; reused: boolean } | { id: string; duplicate: true; status: MessageStatus };
 
+export interface IngestItem {
+  raw: Buffer;
+  summary: MessageSummary;
+  first: Omit<JournalEvent, 'at'>;
+  dedup?: Dedup;
+}
+
 export interface Dedup {
   /** The sender's identity of the message: sending application/facility + MSH-10. */
   key: string;
@@ -99,46 +106,54 @@ export class Journal {
 
   /**
    * Records a received message in one atomic step. With a dedup key, a second message with the
-   * same key is not recorded again: the caller gets the first one's id back.
+   * same key and content is not recorded again: the caller gets the first one's id back.
    */
   async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedup?: Dedup): Promise<IngestResult> {
+    return (await this.ingestMany([{ raw, summary, first, dedup }]))[0]!;
+  }
+
+  /** Several messages in one Redis call (group commit): one round trip, one AOF fsync. */
+  async ingestMany(items: IngestItem[]): Promise<IngestResult[]> {
     const now = Date.now();
-    const id = newId(now);
-    const fields = this.fields(summary, id, now, first);
-    const indexKeys = this.indexKeys(summary);
-    const event = JSON.stringify({ at: new Date(now).toISOString(), ...first });
-    const keys = [
-      dedup ? this.key('dedup', dedup.key) : '',
-      this.key('m', id),
-      this.key('raw', id),
-      this.key('ev', id),
-      `${this.p}:x:time`,
-      ...indexKeys,
-    ];
-    const ingest = (this.redis as unknown as { pfiIngest(n: number, ...a: (string | Buffer | number)[]): Promise<[string, string]> }).pfiIngest;
-    const [gotId, state] = await ingest.call(this.redis, keys.length, ...keys, id, now, this.opts.retentionMs, raw, event, dedup?.fingerprint ?? '', ...fields);
-    if (state !== 'duplicate') return { id: gotId, duplicate: false, reused: state === 'reused' };
-    const status = ((await this.redis.hget(this.key('m', gotId), 'status')) ?? 'received') as MessageStatus;
-    return { id: gotId, duplicate: true, status };
+    const at = new Date(now).toISOString();
+    const args: (string | number | Buffer)[] = [this.p, now, this.opts.retentionMs, items.length];
+    for (const it of items) {
+      const id = newId(now);
+      const index = this.indexKeys(it.summary);
+      const fields = this.fields(it.summary, id, at, it.first);
+      args.push(id, it.dedup?.key ?? '', it.dedup?.fingerprint ?? '', it.raw, JSON.stringify({ at, ...it.first }), index.length, ...index, fields.length, ...fields);
+    }
+    const run = (this.redis as unknown as { pfiIngest(n: number, ...a: (string | Buffer | number)[]): Promise<string[]> }).pfiIngest;
+    const reply = await run.call(this.redis, 0, ...args);
+    const results: IngestResult[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      const id = reply[i]!;
+      const state = reply[i + 1]!;
+      if (state !== 'duplicate') results.push({ id, duplicate: false, reused: state === 'reused' });
+      else results.push({ id, duplicate: true, status: ((await this.redis.hget(this.key('m', id), 'status')) ?? 'received') as MessageStatus });
+    }
+    return results;
+  }
+
+  /** Events for many messages in one pipeline (e.g. queued + acknowledged after a group commit). */
+  async recordMany(batch: { id: string; events: Omit<JournalEvent, 'at'>[] }[]): Promise<void> {
+    const at = new Date().toISOString();
+    const pipe = this.redis.pipeline();
+    for (const { id, events } of batch) {
+      if (!events.length) continue;
+      const last = events[events.length - 1]!;
+      const ack = events.find((e) => e.ackCode)?.ackCode;
+      pipe.rpush(this.key('ev', id), ...events.map((e) => JSON.stringify({ at, ...e })));
+      pipe.hset(this.key('m', id), 'status', last.status, 'updatedAt', at, ...(ack ? ['ackCode', ack] : []));
+    }
+    const res = await pipe.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
   /** Appends an event and moves the message's current status. */
   async record(id: string, event: Omit<JournalEvent, 'at'>): Promise<void> {
-    const e: JournalEvent = { at: new Date().toISOString(), ...event };
-    const fields: string[] = ['status', e.status, 'updatedAt', e.at];
-    if (e.ackCode) fields.push('ackCode', e.ackCode);
-    await this.redis.multi().rpush(this.key('ev', id), JSON.stringify(e)).hset(this.key('m', id), ...fields).exec();
-  }
-
-  /** Several events at once (one round trip), e.g. queued + acknowledged. */
-  async recordAll(id: string, events: Omit<JournalEvent, 'at'>[]): Promise<void> {
-    const at = new Date().toISOString();
-    const tx = this.redis.multi();
-    for (const ev of events) {
-      tx.rpush(this.key('ev', id), JSON.stringify({ at, ...ev }));
-      tx.hset(this.key('m', id), 'status', ev.status, 'updatedAt', at, ...(ev.ackCode ? ['ackCode', ev.ackCode] : []));
-    }
-    await tx.exec();
+    await this.recordMany([{ id, events: [event] }]);
   }
 
   /** Destinations already served, so that a retry does not send twice to the ones that said AA. */
@@ -229,11 +244,11 @@ export class Journal {
     return keys;
   }
 
-  private fields(s: MessageSummary, id: string, now: number, first: Omit<JournalEvent, 'at'>): string[] {
+  private fields(s: MessageSummary, id: string, at: string, first: Omit<JournalEvent, 'at'>): string[] {
     const f: Record<string, string | number | undefined> = {
       id,
-      receivedAt: new Date(now).toISOString(),
-      updatedAt: new Date(now).toISOString(),
+      receivedAt: at,
+      updatedAt: at,
       status: first.status,
       ackCode: first.ackCode,
       channel: s.channel,
@@ -248,7 +263,12 @@ export class Journal {
       documentIds: s.documentIds?.length ? JSON.stringify(s.documentIds) : undefined,
       patientIds: s.patientIds?.length ? JSON.stringify(s.patientIds) : undefined,
     };
-    return Object.entries(f).flatMap(([k, v]) => (v === undefined || v === '' ? [] : [k, String(v)]));
+    const out: string[] = [];
+    for (const k in f) {
+      const v = f[k];
+      if (v !== undefined && v !== '') out.push(k, String(v));
+    }
+    return out;
   }
 }
 
