@@ -35,18 +35,17 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
     url = embedded.url;
     log.info({ redis: url, adopted: embedded.adopted, appendfsync: settings.appendfsync }, embedded.adopted ? 'embedded Redis adopted' : 'embedded Redis started');
   }
-  // Three connections: the journal's, the queues' (BullMQ defines ~50 scripts on its connection,
-  // which makes every pipeline on it costly), and the workers' (blocking commands, retried forever).
-  const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS };
-  const redis = connect(url, failFast);
-  const queueRedis = connect(url, failFast);
+  // Two connections. The ingest one fails fast (so that the sender gets AR, not a hang) and carries
+  // both the journal and the queues: the group commit relies on their commands staying in order.
+  // The workers' one blocks and retries forever.
+  const redis = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
   const workerRedis = connect(url, { maxRetriesPerRequest: null });
-  for (const c of [redis, queueRedis, workerRedis]) c.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
-  await Promise.all([waitReady(redis), waitReady(queueRedis)]);
+  for (const c of [redis, workerRedis]) c.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  await waitReady(redis);
   await checkDurability(redis, log);
 
   const journal = new Journal(redis, { retentionMs: settings.retentionDays * 86_400_000 });
-  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis, workerRedis, journal, log }));
+  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, log }));
   const app = await buildAdminApp({ settings, channels, journal, redis, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
@@ -67,7 +66,7 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       clearInterval(sweeper);
       await app.close();
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
-      await Promise.all([redis, queueRedis, workerRedis].map((c) => c.quit().catch(() => c.disconnect())));
+      await Promise.all([redis, workerRedis].map((c) => c.quit().catch(() => c.disconnect())));
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());

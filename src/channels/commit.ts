@@ -1,11 +1,16 @@
 import type { Queue } from 'bullmq';
-import type { Dedup, IngestItem, Journal, JournalEvent } from '../journal/journal.js';
+import type { IngestItem, Journal, JournalEvent } from '../journal/journal.js';
 import type { Logger } from '../util/log.js';
 
-/** What a channel's queue carries: ids only, the message itself stays in the journal. */
+/**
+ * What a channel's queue carries: ids only, the message itself stays in the journal. A received
+ * message's job names it by its dedup key (resolved to the first copy's journal id by the worker);
+ * a replay names the journal id directly.
+ */
 export interface JobData {
-  journalId: string;
   channel: string;
+  dedup?: string;
+  journalId?: string;
 }
 
 export interface Committed {
@@ -15,16 +20,22 @@ export interface Committed {
 }
 
 interface Pending {
-  item: IngestItem & { dedup: Dedup };
+  item: IngestItem & { dedup: string };
   resolve(c: Committed): void;
   reject(e: Error): void;
 }
 
 /**
  * Group commit. Messages that arrive in the same turn of the event loop (from any connection of
- * the channel) are stored in one journal call and enqueued in one BullMQ call: one round trip and
- * one AOF fsync for the lot, instead of one per message. Each caller still learns its own outcome,
- * and gets it only once both writes are done: that is the moment it may say AA.
+ * the channel) are stored in one journal call and enqueued in one BullMQ call, written back to
+ * back on the same connection: Redis runs them in that order, in one round trip, under one AOF
+ * fsync. Each caller learns its own outcome only once both writes are done: the moment it may
+ * say AA.
+ *
+ * Every message is enqueued, retransmissions too: the job id is the dedup key, so BullMQ ignores
+ * the add while the first job exists; if that job is long gone, the worker finds the message
+ * already processed and skips it. A retransmission of a message whose first enqueue failed is
+ * thereby enqueued at last.
  */
 export class GroupCommit {
   private pending: Pending[] = [];
@@ -38,7 +49,7 @@ export class GroupCommit {
     private readonly maxBatch = 128,
   ) {}
 
-  commit(item: IngestItem & { dedup: Dedup }): Promise<Committed> {
+  commit(item: IngestItem & { dedup: string }): Promise<Committed> {
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       if (this.pending.length >= this.maxBatch) this.flush();
@@ -57,47 +68,36 @@ export class GroupCommit {
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    // Issued together, journal first: the worker never sees a job before its message.
+    const stored = this.journal.ingestMany(batch.map((p) => p.item));
+    const queued = this.queue.addBulk(
+      batch.map((p) => ({ name: 'message', data: { channel: this.channel, dedup: p.item.dedup }, opts: { jobId: jobId(p.item.dedup) } })),
+    );
     let results;
     try {
-      results = await this.journal.ingestMany(batch.map((p) => p.item));
+      [results] = await Promise.all([stored, queued]);
     } catch (e) {
+      // Either write failed: nobody gets AA. What did get stored is harmless: a job without its
+      // message is skipped, a message without its job is enqueued by the sender's next attempt.
       for (const p of batch) p.reject(e as Error);
+      stored.catch(() => {});
+      queued.catch(() => {});
       return;
     }
-    let done = batch.map((p, i) => ({ p, r: results[i]! }));
-    // New messages go to the queue; so does a retransmission whose first copy never reached it
-    // (Redis failed between the two writes).
-    const toQueue = done.filter(({ r }) => !r.duplicate || r.status === 'received');
-    try {
-      if (toQueue.length) {
-        await this.queue.addBulk(
-          toQueue.map(({ p, r }) => ({ name: 'message', data: { journalId: r.id, channel: this.channel }, opts: { jobId: jobId(p.item.dedup) } })),
-        );
-      }
-    } catch (e) {
-      for (const { p } of toQueue) p.reject(e as Error);
-      done = done.filter((d) => !toQueue.includes(d));
-    }
-    const events: { id: string; events: Omit<JournalEvent, 'at'>[] }[] = [];
-    for (const { p, r } of done) {
-      p.resolve({ id: r.id, duplicate: r.duplicate });
-      if (r.duplicate) events.push({ id: r.id, events: [{ status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }] });
-      else {
-        const queued: Omit<JournalEvent, 'at'> = r.reused
-          ? { status: 'queued', detail: 'control id already used by the sender for another content: processed as a new message' }
-          : { status: 'queued' };
-        events.push({ id: r.id, events: [queued, { status: 'acknowledged', ackCode: 'AA' }] });
-      }
-    }
+    const events = batch.map((p, i) => {
+      const r = results[i]!;
+      p.resolve(r);
+      const ev: Omit<JournalEvent, 'at'>[] = r.duplicate
+        ? [{ status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
+        : [{ status: 'queued' }, { status: 'acknowledged', ackCode: 'AA' }];
+      return { id: r.id, events: ev };
+    });
     // After the ACKs: the queue already holds the truth, this is the message browser's view of it.
     this.journal.recordMany(events).catch((e: Error) => this.log.warn({ channel: this.channel, err: e.message }, 'could not journal ACKs'));
   }
 }
 
-/**
- * The job id is the sender's identity of the message, so adding it twice is a no-op (BullMQ
- * refuses ':' in custom ids); the fingerprint tells a reused control id from a retransmission.
- */
-function jobId(d: Dedup): string {
-  return `${d.key.replace(/:/g, '/')}/${d.fingerprint.slice(0, 16)}`;
+/** BullMQ refuses ':' in custom job ids. */
+function jobId(dedup: string): string {
+  return dedup.replace(/:/g, '/');
 }

@@ -133,7 +133,7 @@ export class Ingest implements MllpHandler {
   }
 
   private async accept(payload: Buffer, msh: MshHeader, summary: MessageSummary): Promise<Buffer> {
-    const dedup = { key: `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`, fingerprint: fingerprint(payload) };
+    const dedup = `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}:${fingerprint(payload)}`;
     try {
       const res = await this.commits.commit({ raw: payload, summary, first: { status: 'received' }, dedup });
       this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId, duplicate: res.duplicate }, 'accepted');
@@ -186,8 +186,9 @@ function headerDespiteCharset(payload: Buffer, charset: Hl7Charset): MshHeader |
 }
 
 /**
- * What must match for a message to be a retransmission: everything after MSH (senders often
- * restamp MSH-7 when they resend).
+ * What must match, besides the sender and MSH-10, for a message to be a retransmission: everything
+ * after MSH (senders often restamp MSH-7 when they resend). A control id reused for another
+ * content is a new message, not a duplicate to drop.
  */
 function fingerprint(payload: Buffer): string {
   let start = payload.indexOf(0x0d);

@@ -123,8 +123,16 @@ export class ChannelRuntime {
     this.worker = new Worker<JobData>(
       channel.id,
       async (job: Job<JobData>) => {
-        const { journalId } = job.data;
         const attempt = job.attemptsMade + 1;
+        const journalId = job.data.journalId ?? (await journal.resolve(job.data.dedup ?? ''));
+        if (!journalId) {
+          // The job of a message whose store failed (the sender got AR and will resend): nothing
+          // to do, once it is clear the message is not merely late.
+          if (attempt < 3) throw new Error('message not in the journal yet');
+          log.warn({ channel: channel.id, job: job.id }, 'job without a stored message skipped');
+          return;
+        }
+        if (!job.data.journalId && (await journal.state(journalId))?.processed) return; // a retransmission, long after
         await journal.record(journalId, { status: 'processing', detail: `attempt ${attempt}` });
         try {
           const raw = await journal.raw(journalId);
@@ -142,7 +150,7 @@ export class ChannelRuntime {
           log.warn({ channel: channel.id, journalId, attempt, final, err: err.message }, 'processing failed');
           throw final ? new UnrecoverableError(err.message) : err;
         }
-        await journal.record(journalId, { status: 'processed' });
+        await journal.markProcessed(journalId);
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       },
       { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true },

@@ -62,27 +62,28 @@ export interface SearchQuery {
   limit?: number;
 }
 
-/**
- * `reused`: the sender's key was seen before with different content (a control id reused for
- * another message): recorded as a new message, not as a retransmission.
- */
-export type IngestResult = { id: string; duplicate: false; reused: boolean } | { id: string; duplicate: true; status: MessageStatus };
+/** `duplicate`: a retransmission; `id` is then the first copy's. */
+export interface IngestResult {
+  id: string;
+  duplicate: boolean;
+}
 
 export interface IngestItem {
   raw: Buffer;
   summary: MessageSummary;
   first: Omit<JournalEvent, 'at'>;
-  dedup?: Dedup;
+  /**
+   * The sender's identity of the message (channel, sending application/facility, MSH-10) and a
+   * fingerprint of its content: the same string again is a retransmission, recorded once.
+   */
+  dedup?: string;
 }
 
-export interface Dedup {
-  /** The sender's identity of the message: sending application/facility + MSH-10. */
-  key: string;
-  /** Fingerprint of the content, so that only a true retransmission counts as a duplicate. */
-  fingerprint: string;
-}
+const lua = (name: string) => readFileSync(join(packageRoot(), 'src/journal/lua', name), 'utf8');
+const INGEST = lua('ingest.lua');
+const RECORD = lua('record.lua');
 
-const INGEST = readFileSync(join(packageRoot(), 'src/journal/lua/ingest.lua'), 'utf8');
+type ScriptCall = (n: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
 
 /**
  * Every message's story, in Redis beside its queue: a hash per message, its raw bytes, its event
@@ -95,6 +96,17 @@ export class Journal {
     private readonly opts: { prefix?: string; retentionMs: number },
   ) {
     redis.defineCommand('pfiIngest', { lua: INGEST });
+    redis.defineCommand('pfiRecord', { lua: RECORD });
+    // Loaded first thing on every (re)connection: an EVALSHA that met NOSCRIPT would be resent
+    // after commands issued behind it, and the group commit relies on their order.
+    const load = () => void Promise.all([INGEST, RECORD].map((l) => redis.script('LOAD', l))).catch(() => {});
+    redis.on('ready', load);
+    if (redis.status === 'ready') load();
+  }
+
+  private script(name: 'pfiIngest' | 'pfiRecord'): ScriptCall {
+    const fn = (this.redis as unknown as Record<string, ScriptCall>)[name]!;
+    return fn.bind(this.redis);
   }
 
   private get p(): string {
@@ -106,9 +118,9 @@ export class Journal {
 
   /**
    * Records a received message in one atomic step. With a dedup key, a second message with the
-   * same key and content is not recorded again: the caller gets the first one's id back.
+   * same key is not recorded again: the caller gets the first one's id back.
    */
-  async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedup?: Dedup): Promise<IngestResult> {
+  async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedup?: string): Promise<IngestResult> {
     return (await this.ingestMany([{ raw, summary, first, dedup }]))[0]!;
   }
 
@@ -121,34 +133,40 @@ export class Journal {
       const id = newId(now);
       const index = this.indexKeys(it.summary);
       const fields = this.fields(it.summary, id, at, it.first);
-      args.push(id, it.dedup?.key ?? '', it.dedup?.fingerprint ?? '', it.raw, JSON.stringify({ at, ...it.first }), index.length, ...index, fields.length, ...fields);
+      args.push(id, it.dedup ?? '', it.raw, JSON.stringify({ at, ...it.first }), index.length, ...index, fields.length, ...fields);
     }
-    const run = (this.redis as unknown as { pfiIngest(n: number, ...a: (string | Buffer | number)[]): Promise<string[]> }).pfiIngest;
-    const reply = await run.call(this.redis, 0, ...args);
+    const reply = (await this.script('pfiIngest')(0, ...args)) as string[];
     const results: IngestResult[] = [];
-    for (let i = 0; i < reply.length; i += 2) {
-      const id = reply[i]!;
-      const state = reply[i + 1]!;
-      if (state !== 'duplicate') results.push({ id, duplicate: false, reused: state === 'reused' });
-      else results.push({ id, duplicate: true, status: ((await this.redis.hget(this.key('m', id), 'status')) ?? 'received') as MessageStatus });
-    }
+    for (let i = 0; i < reply.length; i += 2) results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate' });
     return results;
   }
 
-  /** Events for many messages in one pipeline (e.g. queued + acknowledged after a group commit). */
-  async recordMany(batch: { id: string; events: Omit<JournalEvent, 'at'>[] }[]): Promise<void> {
+  /** The journal id of the first copy of a sender's message (see Dedup). */
+  async resolve(dedup: string): Promise<string | null> {
+    return this.redis.get(this.key('dedup', dedup));
+  }
+
+  /** Status and whether a flow already completed for this message. */
+  async state(id: string): Promise<{ status: MessageStatus; processed: boolean } | undefined> {
+    const [status, processedAt] = await this.redis.hmget(this.key('m', id), 'status', 'processedAt');
+    return status ? { status: status as MessageStatus, processed: !!processedAt } : undefined;
+  }
+
+  /** Events for many messages in one call (e.g. queued + acknowledged after a group commit). */
+  async recordMany(batch: { id: string; events: Omit<JournalEvent, 'at'>[]; field?: [string, string] }[]): Promise<void> {
     const at = new Date().toISOString();
-    const pipe = this.redis.pipeline();
-    for (const { id, events } of batch) {
-      if (!events.length) continue;
+    const args: string[] = [this.p, at, String(batch.length)];
+    for (const { id, events, field } of batch) {
       const last = events[events.length - 1]!;
-      const ack = events.find((e) => e.ackCode)?.ackCode;
-      pipe.rpush(this.key('ev', id), ...events.map((e) => JSON.stringify({ at, ...e })));
-      pipe.hset(this.key('m', id), 'status', last.status, 'updatedAt', at, ...(ack ? ['ackCode', ack] : []));
+      const ack = events.find((e) => e.ackCode)?.ackCode ?? '';
+      args.push(id, last.status, ack, field?.[0] ?? '', field?.[1] ?? '', String(events.length), ...events.map((e) => JSON.stringify({ at, ...e })));
     }
-    const res = await pipe.exec();
-    const failed = res?.find(([err]) => err);
-    if (failed) throw failed[0];
+    await this.script('pfiRecord')(0, ...args);
+  }
+
+  /** The end of a successful flow: the one mark that says "do not process again". */
+  async markProcessed(id: string, detail?: string): Promise<void> {
+    await this.recordMany([{ id, events: [{ status: 'processed', detail }], field: ['processedAt', new Date().toISOString()] }]);
   }
 
   /** Appends an event and moves the message's current status. */

@@ -4,19 +4,20 @@
 --
 -- ARGV[1] key prefix, ARGV[2] received-at (ms), ARGV[3] dedup ttl (ms, 0 = none), ARGV[4] count,
 -- then for each message:
---   id, dedup key ("" = none), content fingerprint, raw bytes, first event (JSON),
+--   id, dedup key ("" = none), raw bytes, first event (JSON),
 --   number of index keys, index keys..., number of hash fields (pairs * 2), field, value, ...
--- Returns, per message: id, state ("new", "duplicate": same key and content, the first one's id;
--- "reused": same key, other content, recorded as new).
+-- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
+-- its content fingerprint: the same key again is a retransmission.
+-- Returns, per message: id, state ("new", or "duplicate" with the first copy's id).
 local p = ARGV[1]
 local now = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local out = {}
 local i = 5
 for _ = 1, tonumber(ARGV[4]) do
-  local id, dedup, print, raw, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local nidx = tonumber(ARGV[i + 5])
-  local idx = i + 6
+  local id, dedup, raw, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local nidx = tonumber(ARGV[i + 4])
+  local idx = i + 5
   local nfields = tonumber(ARGV[idx + nidx])
   local f = idx + nidx + 1
   i = f + nfields
@@ -26,20 +27,12 @@ for _ = 1, tonumber(ARGV[4]) do
     local dkey = p .. ":dedup:" .. dedup
     local existing = redis.call("GET", dkey)
     if existing then
-      local sep = string.find(existing, " ", 1, true)
-      if sep and string.sub(existing, sep + 1) == print then
-        state = "duplicate"
-        id = string.sub(existing, 1, sep - 1)
-      else
-        state = "reused"
-      end
-    end
-    if state ~= "duplicate" then
-      if ttl > 0 then
-        redis.call("SET", dkey, id .. " " .. print, "PX", ttl)
-      else
-        redis.call("SET", dkey, id .. " " .. print)
-      end
+      state = "duplicate"
+      id = existing
+    elseif ttl > 0 then
+      redis.call("SET", dkey, id, "PX", ttl)
+    else
+      redis.call("SET", dkey, id)
     end
   end
   if state ~= "duplicate" then
