@@ -44,8 +44,10 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   await waitReady(redis);
   await checkDurability(redis, log);
 
-  const journal = new Journal(redis, { retentionMs: settings.retentionDays * 86_400_000 });
-  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, log }));
+  const retentionMs = settings.retentionDays * 86_400_000;
+  const journal = new Journal(redis, { retentionMs });
+  const workerJournal = new Journal(workerRedis, { retentionMs });
+  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, log }));
   const app = await buildAdminApp({ settings, channels, journal, redis, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here

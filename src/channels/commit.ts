@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { IngestItem, Journal, JournalEvent } from '../journal/journal.js';
+import type { EventRecord, IngestItem, Journal } from '../journal/journal.js';
 import type { Logger } from '../util/log.js';
 
 /**
@@ -40,6 +40,9 @@ interface Pending {
 export class GroupCommit {
   private pending: Pending[] = [];
   private scheduled = false;
+  /** ACK events waiting to ride with the next batch (or a short timer when traffic stops). */
+  private afterAck: EventRecord[] = [];
+  private recordTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly channel: string,
@@ -69,7 +72,11 @@ export class GroupCommit {
 
   private async write(batch: Pending[]): Promise<void> {
     // Issued together, journal first: the worker never sees a job before its message.
-    const stored = this.journal.ingestMany(batch.map((p) => p.item));
+    const records = this.takeRecords();
+    const stored = this.journal.ingestMany(
+      batch.map((p) => p.item),
+      records,
+    );
     const queued = this.queue.addBulk(
       batch.map((p) => ({ name: 'message', data: { channel: this.channel, dedup: p.item.dedup }, opts: { jobId: jobId(p.item.dedup) } })),
     );
@@ -80,20 +87,57 @@ export class GroupCommit {
       // Either write failed: nobody gets AA. What did get stored is harmless: a job without its
       // message is skipped, a message without its job is enqueued by the sender's next attempt.
       for (const p of batch) p.reject(e as Error);
+      this.keepRecords(records);
       stored.catch(() => {});
       queued.catch(() => {});
       return;
     }
-    const events = batch.map((p, i) => {
+    const at = new Date().toISOString();
+    const events = batch.map((p, i): EventRecord => {
       const r = results[i]!;
       p.resolve(r);
-      const ev: Omit<JournalEvent, 'at'>[] = r.duplicate
-        ? [{ status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
-        : [{ status: 'queued' }, { status: 'acknowledged', ackCode: 'AA' }];
-      return { id: r.id, events: ev };
+      return {
+        id: r.id,
+        events: r.duplicate
+          ? [{ at, status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
+          : [{ at, status: 'queued' }, { at, status: 'acknowledged', ackCode: 'AA' }],
+      };
     });
     // After the ACKs: the queue already holds the truth, this is the message browser's view of it.
-    this.journal.recordMany(events).catch((e: Error) => this.log.warn({ channel: this.channel, err: e.message }, 'could not journal ACKs'));
+    this.keepRecords(events);
+  }
+
+  private takeRecords(): EventRecord[] {
+    clearTimeout(this.recordTimer);
+    this.recordTimer = undefined;
+    const r = this.afterAck;
+    this.afterAck = [];
+    return r;
+  }
+
+  /** Bounded: during a long Redis outage, the browser's view may lose events; messages never. */
+  private keepRecords(records: EventRecord[], delayMs = 5): void {
+    if (this.afterAck.length < 10_000) this.afterAck.push(...records);
+    if (this.afterAck.length && !this.recordTimer) {
+      this.recordTimer = setTimeout(() => void this.writeRecords(), delayMs);
+    }
+  }
+
+  private async writeRecords(): Promise<void> {
+    const r = this.takeRecords();
+    if (!r.length) return;
+    try {
+      await this.journal.recordMany(r);
+    } catch (e) {
+      this.log.warn({ channel: this.channel, err: (e as Error).message }, 'could not journal ACK events, will retry');
+      this.keepRecords(r, 1000);
+    }
+  }
+
+  /** On stop: what is still pending gets written (one try). */
+  async drain(): Promise<void> {
+    await this.writeRecords();
+    clearTimeout(this.recordTimer);
   }
 }
 

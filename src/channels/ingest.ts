@@ -48,6 +48,11 @@ export class Ingest implements MllpHandler {
     return ack;
   }
 
+  /** Writes what the group commit still holds (ACK events). */
+  drain(): Promise<void> {
+    return this.commits.drain();
+  }
+
   async onOversize(head: Buffer, bytes: number, conn: ConnectionInfo): Promise<Buffer> {
     mllpDiscarded.inc({ channel: this.channel.id, reason: 'oversize' });
     const { msh, summary } = this.examine(head, conn);

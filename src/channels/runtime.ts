@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { FLOWS, PermanentError } from '../flows/index.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal, NewEvent } from '../journal/journal.js';
 import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
@@ -19,6 +19,8 @@ export interface ChannelDeps {
   /** A connection BullMQ workers may block on. */
   workerRedis: Redis;
   journal: Journal;
+  /** The same journal on the workers' connection: their writes then go with BullMQ's, in order. */
+  workerJournal: Journal;
   log: Logger;
 }
 
@@ -29,6 +31,7 @@ export interface ChannelDeps {
 export class ChannelRuntime {
   readonly queue: Queue<JobData>;
   private server?: MllpServer;
+  private ingest?: Ingest;
   private worker?: Worker<JobData>;
   private readonly clients = new Map<string, MllpClient>();
   private port?: number;
@@ -67,7 +70,7 @@ export class ChannelRuntime {
 
   async startListener(): Promise<void> {
     const s = this.config.source;
-    const ingest = new Ingest(this.config, this.deps.journal, this.queue, this.deps.log);
+    const ingest = (this.ingest = new Ingest(this.config, this.deps.journal, this.queue, this.deps.log));
     const handler = {
       onMessage: ingest.onMessage.bind(ingest),
       onOversize: ingest.onOversize.bind(ingest),
@@ -118,39 +121,40 @@ export class ChannelRuntime {
         }),
       );
     }
-    const { journal, log } = this.deps;
+    const { workerJournal: journal, log } = this.deps;
     const channel = this.config;
     this.worker = new Worker<JobData>(
       channel.id,
       async (job: Job<JobData>) => {
         const attempt = job.attemptsMade + 1;
-        const journalId = job.data.journalId ?? (await journal.resolve(job.data.dedup ?? ''));
-        if (!journalId) {
-          // The job of a message whose store failed (the sender got AR and will resend): nothing
-          // to do, once it is clear the message is not merely late.
-          if (attempt < 3) throw new Error('message not in the journal yet');
-          log.warn({ channel: channel.id, job: job.id }, 'job without a stored message skipped');
+        const taken = await journal.begin(job.data);
+        if ('skip' in taken) {
+          // Unknown: the job of a message whose store failed (the sender got AR and will resend);
+          // give a late write a chance before letting go. Processed: a retransmission, long after.
+          if (taken.skip === 'unknown' && attempt < 3) throw new Error('message not in the journal yet');
+          if (taken.skip === 'unknown') log.warn({ channel: channel.id, job: job.id }, 'job without a stored message skipped');
           return;
         }
-        if (!job.data.journalId && (await journal.state(journalId))?.processed) return; // a retransmission, long after
-        await journal.record(journalId, { status: 'processing', detail: `attempt ${attempt}` });
+        const { id: journalId, raw } = taken;
+        const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
         try {
-          const raw = await journal.raw(journalId);
-          if (!raw) throw new PermanentError('raw message not found in the journal (expired by retention?)');
           await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt });
         } catch (e) {
           const err = e as Error;
           const final = e instanceof PermanentError || attempt >= (job.opts.attempts ?? 1);
-          await journal.record(journalId, {
+          const outcome: NewEvent = {
             status: final ? 'dead-lettered' : 'failed',
             detail: final ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`,
             error: { message: err.message },
-          });
+          };
+          await journal.recordMany([{ id: journalId, events: [processing, outcome] }]);
           messagesOut.inc({ channel: channel.id, outcome: final ? 'dead-lettered' : 'failed' });
           log.warn({ channel: channel.id, journalId, attempt, final, err: err.message }, 'processing failed');
           throw final ? new UnrecoverableError(err.message) : err;
         }
-        await journal.markProcessed(journalId);
+        // Not awaited: sent on the worker's connection just before BullMQ completes the job, so both
+        // land in one Redis write (one fsync). If it failed, the job would fail too and be retried.
+        journal.markProcessed(journalId, [processing]).catch((e: Error) => log.warn({ channel: channel.id, journalId, err: e.message }, 'could not journal the outcome'));
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       },
       { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true },
@@ -172,6 +176,7 @@ export class ChannelRuntime {
   /** Listener first (no new messages, in-flight ones get their ACK), then the worker finishes its jobs. */
   async stop(): Promise<void> {
     await this.server?.close();
+    await this.ingest?.drain();
     await this.worker?.close();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     await this.queue.close();

@@ -29,6 +29,16 @@ export interface JournalEvent {
 }
 
 /** What is known about a message before anyone reads its content. Values are from MSH. */
+/** An event to record; `at` defaults to now. */
+export type NewEvent = Omit<JournalEvent, 'at'> & { at?: string };
+
+/** Events for one message; the last one gives its new status. `field` sets one more hash field. */
+export interface EventRecord {
+  id: string;
+  events: NewEvent[];
+  field?: [string, string];
+}
+
 export interface MessageSummary {
   channel: string;
   remote?: string;
@@ -80,8 +90,8 @@ export interface IngestItem {
 }
 
 const lua = (name: string) => readFileSync(join(packageRoot(), 'src/journal/lua', name), 'utf8');
-const INGEST = lua('ingest.lua');
-const RECORD = lua('record.lua');
+const WRITE = lua('write.lua');
+const BEGIN = lua('begin.lua');
 
 type ScriptCall = (n: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
 
@@ -95,16 +105,16 @@ export class Journal {
     private readonly redis: Redis,
     private readonly opts: { prefix?: string; retentionMs: number },
   ) {
-    redis.defineCommand('pfiIngest', { lua: INGEST });
-    redis.defineCommand('pfiRecord', { lua: RECORD });
+    redis.defineCommand('pfiWrite', { lua: WRITE });
+    redis.defineCommand('pfiBegin', { lua: BEGIN });
     // Loaded first thing on every (re)connection: an EVALSHA that met NOSCRIPT would be resent
     // after commands issued behind it, and the group commit relies on their order.
-    const load = () => void Promise.all([INGEST, RECORD].map((l) => redis.script('LOAD', l))).catch(() => {});
+    const load = () => void Promise.all([WRITE, BEGIN].map((l) => redis.script('LOAD', l))).catch(() => {});
     redis.on('ready', load);
     if (redis.status === 'ready') load();
   }
 
-  private script(name: 'pfiIngest' | 'pfiRecord'): ScriptCall {
+  private script(name: 'pfiWrite' | 'pfiBeginBuffer'): ScriptCall {
     const fn = (this.redis as unknown as Record<string, ScriptCall>)[name]!;
     return fn.bind(this.redis);
   }
@@ -124,53 +134,53 @@ export class Journal {
     return (await this.ingestMany([{ raw, summary, first, dedup }]))[0]!;
   }
 
-  /** Several messages in one Redis call (group commit): one round trip, one AOF fsync. */
-  async ingestMany(items: IngestItem[]): Promise<IngestResult[]> {
+  /**
+   * Several messages in one Redis call (group commit): one round trip, one AOF fsync. Events for
+   * messages already stored may ride along.
+   */
+  async ingestMany(items: IngestItem[], records: EventRecord[] = []): Promise<IngestResult[]> {
     const now = Date.now();
     const at = new Date(now).toISOString();
-    const args: (string | number | Buffer)[] = [this.p, now, this.opts.retentionMs, items.length];
+    const args: (string | number | Buffer)[] = [this.p, now, at, this.opts.retentionMs, items.length];
     for (const it of items) {
       const id = newId(now);
       const index = this.indexKeys(it.summary);
       const fields = this.fields(it.summary, id, at, it.first);
       args.push(id, it.dedup ?? '', it.raw, JSON.stringify({ at, ...it.first }), index.length, ...index, fields.length, ...fields);
     }
-    const reply = (await this.script('pfiIngest')(0, ...args)) as string[];
+    pushRecords(args, records, at);
+    const reply = (await this.script('pfiWrite')(0, ...args)) as string[];
     const results: IngestResult[] = [];
     for (let i = 0; i < reply.length; i += 2) results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate' });
     return results;
   }
 
-  /** The journal id of the first copy of a sender's message (see Dedup). */
-  async resolve(dedup: string): Promise<string | null> {
-    return this.redis.get(this.key('dedup', dedup));
-  }
-
-  /** Status and whether a flow already completed for this message. */
-  async state(id: string): Promise<{ status: MessageStatus; processed: boolean } | undefined> {
-    const [status, processedAt] = await this.redis.hmget(this.key('m', id), 'status', 'processedAt');
-    return status ? { status: status as MessageStatus, processed: !!processedAt } : undefined;
+  /**
+   * A worker takes a message: by journal id (replay) or by the dedup key of its first copy.
+   * Returns the raw bytes, or says why there is nothing to do. Records nothing (see begin.lua).
+   */
+  async begin(ref: { journalId?: string; dedup?: string }): Promise<{ id: string; raw: Buffer } | { id?: string; skip: 'unknown' | 'processed' }> {
+    const [id, raw] = (await this.script('pfiBeginBuffer')(0, this.p, ref.journalId ?? '', ref.dedup ?? '', ref.journalId ? '1' : '')) as [Buffer | null, Buffer | null];
+    if (!id) return { skip: 'unknown' };
+    if (!raw) return { id: id.toString(), skip: 'processed' };
+    return { id: id.toString(), raw };
   }
 
   /** Events for many messages in one call (e.g. queued + acknowledged after a group commit). */
-  async recordMany(batch: { id: string; events: Omit<JournalEvent, 'at'>[]; field?: [string, string] }[]): Promise<void> {
-    const at = new Date().toISOString();
-    const args: string[] = [this.p, at, String(batch.length)];
-    for (const { id, events, field } of batch) {
-      const last = events[events.length - 1]!;
-      const ack = events.find((e) => e.ackCode)?.ackCode ?? '';
-      args.push(id, last.status, ack, field?.[0] ?? '', field?.[1] ?? '', String(events.length), ...events.map((e) => JSON.stringify({ at, ...e })));
-    }
-    await this.script('pfiRecord')(0, ...args);
+  async recordMany(records: EventRecord[]): Promise<void> {
+    const now = Date.now();
+    const args: (string | number)[] = [this.p, now, new Date(now).toISOString(), 0, 0];
+    pushRecords(args, records, new Date(now).toISOString());
+    await this.script('pfiWrite')(0, ...args);
   }
 
   /** The end of a successful flow: the one mark that says "do not process again". */
-  async markProcessed(id: string, detail?: string): Promise<void> {
-    await this.recordMany([{ id, events: [{ status: 'processed', detail }], field: ['processedAt', new Date().toISOString()] }]);
+  async markProcessed(id: string, events: NewEvent[]): Promise<void> {
+    await this.recordMany([{ id, events: [...events, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] }]);
   }
 
   /** Appends an event and moves the message's current status. */
-  async record(id: string, event: Omit<JournalEvent, 'at'>): Promise<void> {
+  async record(id: string, event: NewEvent): Promise<void> {
     await this.recordMany([{ id, events: [event] }]);
   }
 
@@ -287,6 +297,16 @@ export class Journal {
       if (v !== undefined && v !== '') out.push(k, String(v));
     }
     return out;
+  }
+}
+
+function pushRecords(args: (string | number | Buffer)[], records: EventRecord[], at: string): void {
+  args.push(records.length);
+  for (const { id, events, field } of records) {
+    const last = events[events.length - 1]!;
+    const ack = events.find((e) => e.ackCode)?.ackCode ?? '';
+    args.push(id, last.status, ack, field?.[0] ?? '', field?.[1] ?? '', events.length);
+    for (const e of events) args.push(JSON.stringify({ at: e.at ?? at, ...e }));
   }
 }
 
