@@ -1,8 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { MllpClient, MllpClientError, MllpServer, extractMessageControlId, type ConnectionInfo } from '../../src/mllp/index.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -12,32 +10,16 @@ const ackFor = (p: Buffer): Buffer => {
   return b(`MSH|^~\\&|PFI|PFI|APP|FAC|20260101120000||ACK|ACK-${id}|P|2.5\rMSA|AA|${id}\r`);
 };
 
-let dir: string;
-const pem: Record<string, Buffer> = {};
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function issue(name: string, cn: string, ext: string): void {
-  writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=PFI Test/CN=${cn}`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
-    '-out', `${name}.crt`, '-extfile', `${name}.ext`);
-  pem[`${name}.key`] = readFileSync(join(dir, `${name}.key`));
-  pem[`${name}.crt`] = readFileSync(join(dir, `${name}.crt`));
-}
+let pki: TestPki;
+let pem: TestPki['pem'];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'pfi-mllp-tls-'));
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/O=PFI Test/CN=Test CA');
-  pem['ca.crt'] = readFileSync(join(dir, 'ca.crt'));
-  issue('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  issue('client', 'emetteur-test', 'extendedKeyUsage=clientAuth\n');
+  pki = makeTestPki();
+  pem = pki.pem;
 }, 60_000);
 
 afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
 });
 
 describe('MLLP over mutual TLS', () => {
