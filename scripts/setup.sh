@@ -22,8 +22,10 @@ fi
 
 node -e 'const [M]=process.versions.node.split(".").map(Number); if (M<20) { console.error("Node.js >= 20 is required, found "+process.versions.node); process.exit(1) }'
 
-# npm ci when the lock file is there (reproducible), npm install otherwise.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+# npm install, not npm ci: the lock file lacks the other platforms' optional builds of
+# msgpackr-extract (a BullMQ dependency) that the registry mirror does not carry, and npm ci refuses
+# such a lock. npm install still follows the lock for every version it names.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  npm install --no-audit --no-fund
 fi
 npm run --silent build
