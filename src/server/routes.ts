@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { MessageStatus } from '../journal/journal.js';
-import { queueDepth, registry } from '../util/metrics.js';
+import { acksOut, messagesIn, messagesOut, queueDepth, registry } from '../util/metrics.js';
 import { problem, type AppDeps } from './app.js';
 
 const problemSchema = {
@@ -48,6 +48,20 @@ const healthSchema = {
 } as const;
 
 const STATUSES: MessageStatus[] = ['received', 'acknowledged', 'rejected', 'duplicate', 'queued', 'processing', 'delivered', 'processed', 'failed', 'dead-lettered', 'discarded', 'replayed'];
+
+/** This process's counters for one channel, read back from the Prometheus registry. */
+async function countsOf(channel: string) {
+  const sum = async (m: { get(): Promise<{ values: { labels: Record<string, string | number | undefined>; value: number }[] }> }, by?: string) => {
+    const out: Record<string, number> = {};
+    for (const v of (await m.get()).values) {
+      if (v.labels.channel !== channel) continue;
+      const k = by ? String(v.labels[by]) : 'all';
+      out[k] = (out[k] ?? 0) + v.value;
+    }
+    return out;
+  };
+  return { received: (await sum(messagesIn)).all ?? 0, acks: await sum(acksOut, 'code'), processed: await sum(messagesOut, 'outcome') };
+}
 
 export async function routes(app: FastifyInstance, deps: AppDeps) {
   const { journal, channels, redis } = deps;
@@ -109,6 +123,15 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
                 listener: { type: 'string' },
                 connections: { type: 'integer' },
                 queue: { type: 'object', additionalProperties: { type: 'integer' } },
+                counts: {
+                  type: 'object',
+                  description: 'Since this process started',
+                  properties: {
+                    received: { type: 'integer' },
+                    acks: { type: 'object', additionalProperties: { type: 'integer' } },
+                    processed: { type: 'object', additionalProperties: { type: 'integer' } },
+                  },
+                },
                 accept: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, versions: { type: 'array', items: { type: 'string' } } } } },
                 destinations: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, type: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } } },
               },
@@ -128,6 +151,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
           listener: c.listening ? 'up' : 'down',
           connections: c.connectionCount,
           queue: await c.counts().catch(() => ({})),
+          counts: await countsOf(c.config.id),
           accept: c.config.source.accept,
           destinations: c.config.destinations,
         })),

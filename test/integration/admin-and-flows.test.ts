@@ -85,6 +85,13 @@ describe('admin API', () => {
     ]);
     expect(list[0]!.port).toBe(t.port('inbox'));
     expect(list[0]!.queue).toHaveProperty('waiting');
+    await send('inbox', hl7({ controlId: 'COUNT-1' }));
+    await send('inbox', hl7({ controlId: 'COUNT-2', type: 'XYZ^Z99^XYZ' }));
+    const after = (await (await t.api('/channels')).json()) as { id: string; counts: { received: number; acks: Record<string, number> } }[];
+    const inbox = after.find((c) => c.id === 'inbox')!;
+    expect(inbox.counts.acks.AA).toBeGreaterThanOrEqual(1);
+    expect(inbox.counts.acks.AR).toBeGreaterThanOrEqual(1);
+    expect(inbox.counts.received).toBe(Object.values(inbox.counts.acks).reduce((a, b) => a + b, 0));
   });
 
   test('search by MSH-10, TXA-12 document id and patient identifier', async () => {
