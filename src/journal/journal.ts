@@ -144,9 +144,8 @@ export class Journal {
     const args: (string | number | Buffer)[] = [this.p, now, at, this.opts.retentionMs, items.length];
     for (const it of items) {
       const id = newId(now);
-      const index = this.indexKeys(it.summary);
-      const fields = this.fields(it.summary, id, at, it.first);
-      args.push(id, it.dedup ?? '', it.raw, JSON.stringify({ at, ...it.first }), index.length, ...index, fields.length, ...fields);
+      const meta = { id, h: this.fields(it.summary, id, at, it.first), x: this.indexKeys(it.summary), e: JSON.stringify({ at, ...it.first }) };
+      args.push(it.dedup ?? '', it.raw, JSON.stringify(meta));
     }
     pushRecords(args, records, at);
     const reply = (await this.script('pfiWrite')(0, ...args)) as string[];
@@ -303,10 +302,14 @@ export class Journal {
 function pushRecords(args: (string | number | Buffer)[], records: EventRecord[], at: string): void {
   args.push(records.length);
   for (const { id, events, field } of records) {
-    const last = events[events.length - 1]!;
-    const ack = events.find((e) => e.ackCode)?.ackCode ?? '';
-    args.push(id, last.status, ack, field?.[0] ?? '', field?.[1] ?? '', events.length);
-    for (const e of events) args.push(JSON.stringify({ at: e.at ?? at, ...e }));
+    const r = {
+      id,
+      s: events[events.length - 1]!.status,
+      a: events.find((e) => e.ackCode)?.ackCode,
+      f: field,
+      e: events.map((e) => JSON.stringify({ at: e.at ?? at, ...e })),
+    };
+    args.push(JSON.stringify(r));
   }
 }
 

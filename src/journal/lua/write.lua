@@ -1,15 +1,16 @@
 -- The journal's writes, in one call: a batch of received messages (skipping retransmissions),
 -- then a batch of events for messages already there. Under load the group commit sends one call
 -- per event-loop turn, so that many messages and the previous turn's ACK events share one AOF
--- fsync. (Key names are built here from the prefix: the journal assumes one Redis, not a cluster.)
+-- fsync. Few arguments per message (the client's cost grows with their number): the metadata
+-- travels as one JSON document. (Key names are built here from the prefix: the journal assumes
+-- one Redis, not a cluster.)
 --
 -- ARGV[1] key prefix, ARGV[2] now (ms), ARGV[3] now (ISO), ARGV[4] dedup ttl (ms, 0 = none),
--- ARGV[5] number of messages, then for each message:
---   id, dedup key ("" = none), raw bytes, first event (JSON),
---   number of index keys, index keys..., number of hash fields (pairs * 2), field, value, ...
--- then the number of event records, and for each:
---   id, new status, ack code ("" = unchanged), extra field ("" = none), its value,
---   number of events, events (JSON)...
+-- ARGV[5] number of messages, then for each message three arguments:
+--   dedup key ("" = none), raw bytes,
+--   JSON {"id": .., "h": [hash field, value, ...], "x": [index set keys], "e": first event (JSON text)}
+-- then the number of event records, and for each one argument:
+--   JSON {"id": .., "s": new status, "a": ack code?, "f": [extra field, value]?, "e": [events (JSON text)]}
 -- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
 -- its content fingerprint: the same key again is a retransmission.
 -- Returns, per message: id, state ("new", or "duplicate" with the first copy's id).
@@ -20,13 +21,9 @@ local ttl = tonumber(ARGV[4])
 local out = {}
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
-  local id, dedup, raw, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local nidx = tonumber(ARGV[i + 4])
-  local idx = i + 5
-  local nfields = tonumber(ARGV[idx + nidx])
-  local f = idx + nidx + 1
-  i = f + nfields
-
+  local dedup, raw, meta = ARGV[i], ARGV[i + 1], cjson.decode(ARGV[i + 2])
+  i = i + 3
+  local id = meta.id
   local state = "new"
   if dedup ~= "" then
     local dkey = p .. ":dedup:" .. dedup
@@ -41,28 +38,26 @@ for _ = 1, tonumber(ARGV[5]) do
     end
   end
   if state ~= "duplicate" then
-    redis.call("HSET", p .. ":m:" .. id, unpack(ARGV, f, f + nfields - 1))
+    redis.call("HSET", p .. ":m:" .. id, unpack(meta.h))
     redis.call("SET", p .. ":raw:" .. id, raw)
-    redis.call("RPUSH", p .. ":ev:" .. id, event)
+    redis.call("RPUSH", p .. ":ev:" .. id, meta.e)
     redis.call("ZADD", p .. ":x:time", now, id)
-    for k = idx, idx + nidx - 1 do redis.call("SADD", ARGV[k], id) end
+    for _, key in ipairs(meta.x) do redis.call("SADD", key, id) end
   end
   out[#out + 1] = id
   out[#out + 1] = state
 end
 
-local records = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, records do
-  local id, status, ack, fname, fvalue, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
-  local m = p .. ":m:" .. id
+for _ = 1, tonumber(ARGV[i]) do
+  i = i + 1
+  local r = cjson.decode(ARGV[i])
+  local m = p .. ":m:" .. r.id
   -- A message swept by retention (or never stored) does not come back as a stub.
   if redis.call("EXISTS", m) == 1 then
-    redis.call("RPUSH", p .. ":ev:" .. id, unpack(ARGV, i + 6, i + 5 + n))
-    redis.call("HSET", m, "status", status, "updatedAt", at)
-    if ack ~= "" then redis.call("HSET", m, "ackCode", ack) end
-    if fname ~= "" then redis.call("HSET", m, fname, fvalue) end
+    redis.call("RPUSH", p .. ":ev:" .. r.id, unpack(r.e))
+    redis.call("HSET", m, "status", r.s, "updatedAt", at)
+    if r.a then redis.call("HSET", m, "ackCode", r.a) end
+    if r.f then redis.call("HSET", m, r.f[1], r.f[2]) end
   end
-  i = i + 6 + n
 end
 return out
