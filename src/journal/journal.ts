@@ -214,33 +214,34 @@ export class Journal {
     return this.redis.getBuffer(this.key('raw', id));
   }
 
-  /** Newest first. Index sets narrow the search; the time index orders it. */
+  /**
+   * Newest first. Every index is a sorted set by reception time: the most selective one given is
+   * read page by page and the other criteria are checked on the entries, so a search never loads
+   * a whole index (at most SEARCH_SCAN entries are examined).
+   */
   async search(q: SearchQuery): Promise<JournalEntry[]> {
     const limit = Math.min(q.limit ?? 50, 500);
-    const sets: string[] = [];
-    if (q.controlId) sets.push(this.key('x:ctl', q.controlId));
-    if (q.documentId) sets.push(this.key('x:doc', q.documentId));
-    if (q.patientId) sets.push(this.key('x:pat', q.patientId));
-    if (q.channel) sets.push(this.key('x:ch', q.channel));
-    const min = q.from ? q.from.getTime() : '-inf';
+    const index = q.controlId
+      ? this.key('x:ctl', q.controlId)
+      : q.documentId
+        ? this.key('x:doc', q.documentId)
+        : q.patientId
+          ? this.key('x:pat', q.patientId)
+          : q.channel
+            ? this.key('x:ch', q.channel)
+            : `${this.p}:x:time`;
     const max = q.to ? q.to.getTime() : '+inf';
-    let ids: string[];
-    if (sets.length) {
-      const members = sets.length === 1 ? await this.redis.smembers(sets[0]!) : await this.redis.sinter(...sets);
-      ids = members.sort().reverse();
-    } else {
-      ids = await this.redis.zrevrangebyscore(`${this.p}:x:time`, max, min, 'LIMIT', 0, q.status ? limit * 20 : limit);
-    }
+    const min = q.from ? q.from.getTime() : '-inf';
     const out: JournalEntry[] = [];
-    for (const id of ids) {
-      if (out.length >= limit) break;
-      const e = await this.get(id);
-      if (!e) continue;
-      const t = Date.parse(e.receivedAt);
-      if (q.from && t < q.from.getTime()) continue;
-      if (q.to && t > q.to.getTime()) continue;
-      if (q.status && e.status !== q.status) continue;
-      out.push(e);
+    const page = Math.max(limit, 100);
+    for (let offset = 0; out.length < limit && offset < SEARCH_SCAN; offset += page) {
+      const ids = await this.redis.zrevrangebyscore(index, max, min, 'LIMIT', offset, page);
+      for (const id of ids) {
+        const e = await this.get(id);
+        if (e && matches(e, q)) out.push(e);
+        if (out.length >= limit) break;
+      }
+      if (ids.length < page) break;
     }
     return out;
   }
@@ -255,7 +256,7 @@ export class Journal {
       for (const id of ids) {
         const h = await this.redis.hgetall(this.key('m', id));
         const tx = this.redis.multi();
-        for (const k of this.indexKeys(fromHash(h))) tx.srem(k, id);
+        for (const k of this.indexKeys(fromHash(h))) tx.zrem(k, id);
         tx.del(this.key('m', id), this.key('raw', id), this.key('ev', id)).zrem(timeKey, id);
         await tx.exec();
         removed++;
@@ -297,6 +298,19 @@ export class Journal {
     }
     return out;
   }
+}
+
+/** How many index entries one search may examine. */
+const SEARCH_SCAN = 10_000;
+
+function matches(e: JournalEntry, q: SearchQuery): boolean {
+  return (
+    (!q.controlId || e.controlId === q.controlId) &&
+    (!q.documentId || !!e.documentIds?.includes(q.documentId)) &&
+    (!q.patientId || !!e.patientIds?.includes(q.patientId)) &&
+    (!q.channel || e.channel === q.channel) &&
+    (!q.status || e.status === q.status)
+  );
 }
 
 function pushRecords(args: (string | number | Buffer)[], records: EventRecord[], at: string): void {

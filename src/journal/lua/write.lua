@@ -8,7 +8,7 @@
 -- ARGV[1] key prefix, ARGV[2] now (ms), ARGV[3] now (ISO), ARGV[4] dedup ttl (ms, 0 = none),
 -- ARGV[5] number of messages, then for each message three arguments:
 --   dedup key ("" = none), raw bytes,
---   JSON {"id": .., "h": [hash field, value, ...], "x": [index set keys], "e": first event (JSON text)}
+--   JSON {"id": .., "h": [hash field, value, ...], "x": [index keys (sorted sets by time)], "e": first event (JSON text)}
 -- then the number of event records, and for each one argument:
 --   JSON {"id": .., "s": new status, "a": ack code?, "f": [extra field, value]?, "e": [events (JSON text)]}
 -- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
@@ -42,7 +42,7 @@ for _ = 1, tonumber(ARGV[5]) do
     redis.call("SET", p .. ":raw:" .. id, raw)
     redis.call("RPUSH", p .. ":ev:" .. id, meta.e)
     redis.call("ZADD", p .. ":x:time", now, id)
-    for _, key in ipairs(meta.x) do redis.call("SADD", key, id) end
+    for _, key in ipairs(meta.x) do redis.call("ZADD", key, now, id) end
   end
   out[#out + 1] = id
   out[#out + 1] = state
