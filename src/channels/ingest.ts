@@ -92,7 +92,11 @@ export class Ingest implements MllpHandler {
       msg = Hl7Message.parse(payload, { defaultCharset: this.channel.source.defaultCharset });
       msh = readMsh(msg);
     } catch (e) {
-      if (!(e instanceof Hl7ParseError)) throw e;
+      if (!(e instanceof Hl7ParseError)) {
+        // A parser bug must still end in an answer and a journal entry, not a dropped connection.
+        this.log.error({ channel: this.channel.id, conn: conn.id, err: (e as Error).message }, 'unexpected error reading a message');
+        return { summary, refusal: { code: 'AR', errors: [{ code: 207, text: 'the message could not be read' }] } };
+      }
       summary.charset = sniffMsh18(payload);
       msh = e.code === 103 ? headerDespiteCharset(payload, this.channel.source.defaultCharset) : undefined;
       if (msh) Object.assign(summary, { controlId: msh.controlId || undefined, sendingApplication: msh.sendingApplication || undefined });
