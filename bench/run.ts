@@ -359,12 +359,14 @@ async function main(): Promise<void> {
   mkdirSync(varDir);
   let redis: EmbeddedRedis | undefined;
   let engine: ChildProcess | undefined;
+  let workerEngine: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
   let statsRedis: Redis | undefined;
   const cleanup = async () => {
     statsRedis?.disconnect();
     await stopChild(bare, 'bare responder').catch(() => {});
     await stopChild(engine, 'engine').catch(() => {});
+    await stopChild(workerEngine, 'worker').catch(() => {});
     await redis?.stop().catch(() => {});
     if (env.BENCH_KEEP === '1') progress(`temp dir kept: ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
@@ -396,11 +398,22 @@ async function main(): Promise<void> {
       PFI_ADMIN_PORT: String(adminPort),
       PFI_ADMIN_TOKEN: ADMIN_TOKEN,
       PFI_LOG_LEVEL: 'warn',
-      PFI_ROLE: env.BENCH_ENGINE_ROLE ?? 'all',
+      PFI_ROLE: env.BENCH_WORKER_PROCESS === '1' ? 'ingest' : (env.BENCH_ENGINE_ROLE ?? 'all'),
     };
     const nodeArgs = (env.BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     engine = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     pipeToStderr(engine, 'engine');
+    if (env.BENCH_WORKER_PROCESS === '1') {
+      // Split deployment: this engine only ingests, a second process runs the workers.
+      const workerAdmin = await freePort();
+      workerEngine = spawn(process.execPath, [join(root, 'dist/src/cli/main.js'), 'start'], {
+        cwd: root,
+        env: { ...childEnv, PFI_ROLE: 'worker', PFI_ADMIN_PORT: String(workerAdmin) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      pipeToStderr(workerEngine, 'worker');
+      await waitForPort(workerAdmin, workerEngine, 'worker engine');
+    }
     await waitForPort(mllpPort, engine, 'engine');
     await waitForPort(adminPort, engine, 'engine admin API');
     const enginePid = engine.pid!;
@@ -417,7 +430,7 @@ async function main(): Promise<void> {
 
     if (ONLY.has('adt')) {
       progress(`adt_ingest: ${CONNECTIONS} connections, ${CLIENT} client, ${WARMUP} s warm-up + ${SECONDS} s`);
-      const cpu = new CpuMeter({ engine: enginePid, engineMainThread: `${enginePid}/task/${enginePid}`, redis: redisPid, client: process.pid });
+      const cpu = new CpuMeter({ engine: enginePid, engineMainThread: `${enginePid}/task/${enginePid}`, workerProcess: workerEngine?.pid, redis: redisPid, client: process.pid });
       const stats = new RedisStats(statsRedis);
       const r = await runLoad({
         host: HOST,
