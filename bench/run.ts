@@ -232,6 +232,8 @@ source:
       events: [T02]
       versions: ["2.6"]
 flow: journal
+processing:
+  concurrency: ${Number(env.BENCH_CONCURRENCY ?? 4)}
 `;
 }
 
