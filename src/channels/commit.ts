@@ -1,21 +1,24 @@
 import type { Queue } from 'bullmq';
 import type { EventRecord, IngestItem, Journal } from '../journal/journal.js';
+import { newId } from '../util/id.js';
 import type { Logger } from '../util/log.js';
 
 /**
- * What a channel's queue carries: ids only, the message itself stays in the journal. A received
- * message's job names it by its dedup key (resolved to the first copy's journal id by the worker);
- * a replay names the journal id directly.
+ * What a channel's queue carries: ids only, the messages stay in the journal. A group commit's job
+ * names its batch (the journal lists the batch's messages, in order); a replay or a late enqueue
+ * names journal ids.
  */
 export interface JobData {
   channel: string;
-  dedup?: string;
-  journalId?: string;
+  batch?: string;
+  journalIds?: string[];
+  /** An operator's replay: process even a message that was processed already. */
+  force?: boolean;
 }
 
 export interface Committed {
   id: string;
-  /** A retransmission of a message already accepted: acknowledge again, do not process again. */
+  /** A retransmission of a message already accepted: acknowledged again, not processed again. */
   duplicate: boolean;
 }
 
@@ -27,15 +30,15 @@ interface Pending {
 
 /**
  * Group commit. Messages that arrive in the same turn of the event loop (from any connection of
- * the channel) are stored in one journal call and enqueued in one BullMQ call, written back to
+ * the channel) are stored in one journal call and enqueued as one BullMQ job, both written back to
  * back on the same connection: Redis runs them in that order, in one round trip, under one AOF
- * fsync. Each caller learns its own outcome only once both writes are done: the moment it may
- * say AA.
+ * fsync. Each caller learns its own outcome only once both writes are done: the moment it may say
+ * AA.
  *
- * Every message is enqueued, retransmissions too: the job id is the dedup key, so BullMQ ignores
- * the add while the first job exists; if that job is long gone, the worker finds the message
- * already processed and skips it. A retransmission of a message whose first enqueue failed is
- * thereby enqueued at last.
+ * One job per batch rather than per message: BullMQ's add and completion scripts cost Redis more
+ * than everything else a message needs (see docs/benchmark.md), so they are paid once per batch.
+ * Each message keeps its own identity (sender, MSH-10, content fingerprint) in the journal's
+ * dedup key, its own events, retries and dead-lettering (see runtime.ts).
  */
 export class GroupCommit {
   private pending: Pending[] = [];
@@ -71,21 +74,22 @@ export class GroupCommit {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    // Issued together, journal first: the worker never sees a job before its message.
+    const id = newId();
+    // Issued together, journal first: the worker never sees a job before its messages.
     const records = this.takeRecords();
     const stored = this.journal.ingestMany(
       batch.map((p) => p.item),
       records,
+      id,
     );
-    const queued = this.queue.addBulk(
-      batch.map((p) => ({ name: 'message', data: { channel: this.channel, dedup: p.item.dedup }, opts: { jobId: jobId(p.item.dedup) } })),
-    );
+    const queued = this.queue.add('batch', { channel: this.channel, batch: id }, { jobId: id });
     let results;
     try {
       [results] = await Promise.all([stored, queued]);
+      await this.enqueueOrphans(results.filter((r) => r.duplicate));
     } catch (e) {
-      // Either write failed: nobody gets AA. What did get stored is harmless: a job without its
-      // message is skipped, a message without its job is enqueued by the sender's next attempt.
+      // Nobody gets AA. What did get stored is harmless: a job whose batch is empty does nothing,
+      // a message without its job is enqueued when the sender sends it again (enqueueOrphans).
       for (const p of batch) p.reject(e as Error);
       this.keepRecords(records);
       stored.catch(() => {});
@@ -100,11 +104,24 @@ export class GroupCommit {
         id: r.id,
         events: r.duplicate
           ? [{ at, status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
-          : [{ at, status: 'queued' }, { at, status: 'acknowledged', ackCode: 'AA' }],
+          : [{ at, status: 'queued', detail: `job ${id}` }, { at, status: 'acknowledged', ackCode: 'AA' }],
       };
     });
     // After the ACKs: the queue already holds the truth, this is the message browser's view of it.
     this.keepRecords(events);
+  }
+
+  /**
+   * A retransmission is acknowledged again; its first copy must then be on its way. It is, unless
+   * the job of the first copy never reached Redis (the sender got AR that time) and the message is
+   * not finished: then it gets a job of its own now, before the AA. Rare, hence one call each.
+   */
+  private async enqueueOrphans(duplicates: { id: string; batch?: string }[]): Promise<void> {
+    for (const d of duplicates) {
+      if (d.batch && (await this.queue.getJob(d.batch))) continue;
+      if (await this.journal.finished(d.id)) continue;
+      await this.queue.add('message', { channel: this.channel, journalIds: [d.id] }, { jobId: `again-${d.id}` });
+    }
   }
 
   private takeRecords(): EventRecord[] {
@@ -139,9 +156,4 @@ export class GroupCommit {
     await this.writeRecords();
     clearTimeout(this.recordTimer);
   }
-}
-
-/** BullMQ refuses ':' in custom job ids. */
-function jobId(dedup: string): string {
-  return dedup.replace(/:/g, '/');
 }

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { FLOWS, PermanentError } from '../flows/index.js';
-import type { Journal, NewEvent } from '../journal/journal.js';
+import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
 import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
@@ -104,7 +104,6 @@ export class ChannelRuntime {
   }
 
   startWorker(): void {
-    const flow = FLOWS[this.config.flow];
     for (const d of this.config.destinations) {
       this.clients.set(
         d.id,
@@ -121,51 +120,71 @@ export class ChannelRuntime {
         }),
       );
     }
-    const { workerJournal: journal, log } = this.deps;
+    const { log } = this.deps;
     const channel = this.config;
     this.worker = new Worker<JobData>(
       channel.id,
-      async (job: Job<JobData>) => {
-        const attempt = job.attemptsMade + 1;
-        const taken = await journal.begin(job.data);
-        if ('skip' in taken) {
-          // Unknown: the job of a message whose store failed (the sender got AR and will resend);
-          // give a late write a chance before letting go. Processed: a retransmission, long after.
-          if (taken.skip === 'unknown' && attempt < 3) throw new Error('message not in the journal yet');
-          if (taken.skip === 'unknown') log.warn({ channel: channel.id, job: job.id }, 'job without a stored message skipped');
-          return;
-        }
-        const { id: journalId, raw } = taken;
-        const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
-        try {
-          await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt });
-        } catch (e) {
-          const err = e as Error;
-          const final = e instanceof PermanentError || attempt >= (job.opts.attempts ?? 1);
-          const outcome: NewEvent = {
-            status: final ? 'dead-lettered' : 'failed',
-            detail: final ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`,
-            error: { message: err.message },
-          };
-          await journal.recordMany([{ id: journalId, events: [processing, outcome] }]);
-          messagesOut.inc({ channel: channel.id, outcome: final ? 'dead-lettered' : 'failed' });
-          log.warn({ channel: channel.id, journalId, attempt, final, err: err.message }, 'processing failed');
-          throw final ? new UnrecoverableError(err.message) : err;
-        }
-        // Not awaited: sent on the worker's connection just before BullMQ completes the job, so both
-        // land in one Redis write (one fsync). If it failed, the job would fail too and be retried.
-        journal.markProcessed(journalId, [processing]).catch((e: Error) => log.warn({ channel: channel.id, journalId, err: e.message }, 'could not journal the outcome'));
-        messagesOut.inc({ channel: channel.id, outcome: 'processed' });
-      },
+      (job: Job<JobData>) => this.process(job),
       { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true },
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
   }
 
-  /** Puts an accepted message back in the queue, as if it had just arrived. */
+  /**
+   * One job: the messages of a group commit (or those named), one after the other, each with its
+   * own outcome. The attempt's outcomes are written in one call. If some failed and may be
+   * retried, the job throws: BullMQ retries it with backoff, and the messages already finished are
+   * left out of the next attempt (begin.lua). On the last attempt a failure is a dead letter.
+   */
+  private async process(job: Job<JobData>): Promise<void> {
+    const { workerJournal: journal, log } = this.deps;
+    const channel = this.config;
+    const flow = FLOWS[channel.flow];
+    const attempt = job.attemptsMade + 1;
+    const last = attempt >= (job.opts.attempts ?? 1);
+    const messages = await journal.begin(job.data);
+    if (messages === 'missing') {
+      // The job of a group commit whose journal write failed (the senders got AR and will send
+      // again), or a write not applied yet: give it a chance before letting go.
+      if (attempt < 3) throw new Error(`batch ${job.data.batch} not in the journal yet`);
+      log.warn({ channel: channel.id, job: job.id }, 'job without stored messages skipped');
+      return;
+    }
+    const records: EventRecord[] = [];
+    const retry: string[] = [];
+    for (const { id: journalId, raw } of messages) {
+      const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
+      try {
+        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt });
+        records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
+        messagesOut.inc({ channel: channel.id, outcome: 'processed' });
+      } catch (e) {
+        const err = e as Error;
+        const dead = e instanceof PermanentError || last;
+        records.push({
+          id: journalId,
+          events: [processing, { status: dead ? 'dead-lettered' : 'failed', detail: dead ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`, error: { message: err.message } }],
+          field: dead ? ['deadAt', new Date().toISOString()] : undefined,
+        });
+        if (!dead) retry.push(`${journalId}: ${err.message}`);
+        messagesOut.inc({ channel: channel.id, outcome: dead ? 'dead-lettered' : 'failed' });
+        log.warn({ channel: channel.id, journalId, attempt, final: dead, err: err.message }, 'processing failed');
+      }
+    }
+    if (retry.length) {
+      await journal.recordMany(records);
+      throw new Error(`${retry.length} message(s) to retry: ${retry.join('; ')}`);
+    }
+    // Not awaited: sent on the worker's connection just before BullMQ completes the job, so both
+    // land in one Redis write (one fsync). Should Redis fail, the completion fails with it and the
+    // job runs again.
+    if (records.length) journal.recordMany(records).catch((e: Error) => log.warn({ channel: channel.id, job: job.id, err: e.message }, 'could not journal the outcome'));
+  }
+
+  /** Puts an accepted message back in the queue, to be processed again even if it was. */
   async replay(journalId: string): Promise<void> {
     await this.deps.journal.resetDeliveries(journalId);
-    await this.queue.add('message', { journalId, channel: this.config.id }, { jobId: `replay/${journalId}/${Date.now()}` });
+    await this.queue.add('message', { channel: this.config.id, journalIds: [journalId], force: true }, { jobId: `replay-${journalId}-${Date.now()}` });
     await this.deps.journal.record(journalId, { status: 'replayed', detail: 'queued again on operator request' });
   }
 

@@ -72,10 +72,11 @@ export interface SearchQuery {
   limit?: number;
 }
 
-/** `duplicate`: a retransmission; `id` is then the first copy's. */
+/** `duplicate`: a retransmission; `id` is then the first copy's, `batch` the job it was given to. */
 export interface IngestResult {
   id: string;
   duplicate: boolean;
+  batch?: string;
 }
 
 export interface IngestItem {
@@ -135,13 +136,14 @@ export class Journal {
   }
 
   /**
-   * Several messages in one Redis call (group commit): one round trip, one AOF fsync. Events for
-   * messages already stored may ride along.
+   * Several messages in one Redis call (group commit): one round trip, one AOF fsync. The new ones
+   * are listed under `batch`, the id of the queue job that will process them. Events for messages
+   * already stored may ride along.
    */
-  async ingestMany(items: IngestItem[], records: EventRecord[] = []): Promise<IngestResult[]> {
+  async ingestMany(items: IngestItem[], records: EventRecord[] = [], batch = ''): Promise<IngestResult[]> {
     const now = Date.now();
     const at = new Date(now).toISOString();
-    const args: (string | number | Buffer)[] = [this.p, now, at, this.opts.retentionMs, items.length];
+    const args: (string | number | Buffer)[] = [this.p, now, at, this.opts.retentionMs, batch, items.length];
     for (const it of items) {
       const id = newId(now);
       const meta = { id, h: this.fields(it.summary, id, at, it.first), x: this.indexKeys(it.summary), e: JSON.stringify({ at, ...it.first }) };
@@ -150,32 +152,35 @@ export class Journal {
     pushRecords(args, records, at);
     const reply = (await this.script('pfiWrite')(0, ...args)) as string[];
     const results: IngestResult[] = [];
-    for (let i = 0; i < reply.length; i += 2) results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate' });
+    for (let i = 0; i < reply.length; i += 3) results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate', batch: reply[i + 2] || undefined });
     return results;
   }
 
   /**
-   * A worker takes a message: by journal id (replay) or by the dedup key of its first copy.
-   * Returns the raw bytes, or says why there is nothing to do. Records nothing (see begin.lua).
+   * A worker takes the messages of a job (a batch, or journal ids for a replay or a late enqueue),
+   * leaving out those already processed or dead-lettered unless `force`. Records nothing (see
+   * begin.lua): the outcome is written once, with the attempt.
    */
-  async begin(ref: { journalId?: string; dedup?: string }): Promise<{ id: string; raw: Buffer } | { id?: string; skip: 'unknown' | 'processed' }> {
-    const [id, raw] = (await this.script('pfiBeginBuffer')(0, this.p, ref.journalId ?? '', ref.dedup ?? '', ref.journalId ? '1' : '')) as [Buffer | null, Buffer | null];
-    if (!id) return { skip: 'unknown' };
-    if (!raw) return { id: id.toString(), skip: 'processed' };
-    return { id: id.toString(), raw };
+  async begin(ref: { batch?: string; journalIds?: string[]; force?: boolean }): Promise<{ id: string; raw: Buffer }[] | 'missing'> {
+    const reply = (await this.script('pfiBeginBuffer')(0, this.p, ref.force ? '1' : '', ref.batch ?? '', ...(ref.journalIds ?? []))) as Buffer[];
+    if (reply[0]!.toString() === 'missing') return 'missing';
+    const out: { id: string; raw: Buffer }[] = [];
+    for (let i = 1; i < reply.length; i += 2) out.push({ id: reply[i]!.toString(), raw: reply[i + 1]! });
+    return out;
+  }
+
+  /** Whether a flow is done with this message (processed or dead-lettered). */
+  async finished(id: string): Promise<boolean> {
+    const [processed, dead] = await this.redis.hmget(this.key('m', id), 'processedAt', 'deadAt');
+    return !!(processed || dead);
   }
 
   /** Events for many messages in one call (e.g. queued + acknowledged after a group commit). */
   async recordMany(records: EventRecord[]): Promise<void> {
     const now = Date.now();
-    const args: (string | number)[] = [this.p, now, new Date(now).toISOString(), 0, 0];
+    const args: (string | number)[] = [this.p, now, new Date(now).toISOString(), 0, '', 0];
     pushRecords(args, records, new Date(now).toISOString());
     await this.script('pfiWrite')(0, ...args);
-  }
-
-  /** The end of a successful flow: the one mark that says "do not process again". */
-  async markProcessed(id: string, events: NewEvent[]): Promise<void> {
-    await this.recordMany([{ id, events: [...events, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] }]);
   }
 
   /** Appends an event and moves the message's current status. */

@@ -1,16 +1,27 @@
--- A worker starts on a job: find the message, skip it if a flow already completed for it, hand
--- back the raw bytes. Read-only on purpose: with appendfsync always every write costs an fsync,
--- so the attempt is recorded with its outcome, in one write.
--- ARGV[1] key prefix, ARGV[2] journal id ("" = resolve ARGV[3]), ARGV[3] dedup key,
--- ARGV[4] "1" = process even if already processed (replay)
--- Returns {id, raw} to process, {id, false} when already processed, {false, false} when unknown.
+-- A worker starts on a job: find its messages, leave out those a flow already finished (processed
+-- or dead-lettered), hand back their raw bytes. Read-only on purpose: with appendfsync always every
+-- write costs an fsync, so attempts are recorded with their outcome, in one write.
+-- ARGV[1] key prefix, ARGV[2] "1" = take them even if finished (an operator's replay),
+-- ARGV[3] batch id ("" = none), ARGV[4..] journal ids (when no batch id)
+-- Returns a first element, "ok", or "missing" when the batch is not (or not yet) in the journal,
+-- then id, raw, id, raw, ... in order.
 local p = ARGV[1]
-local id = ARGV[2]
-if id == "" then
-  id = redis.call("GET", p .. ":dedup:" .. ARGV[3])
-  if not id then return { false, false } end
+local force = ARGV[2] == "1"
+local ids
+if ARGV[3] ~= "" then
+  ids = redis.call("LRANGE", p .. ":batch:" .. ARGV[3], 0, -1)
+  if #ids == 0 then return { "missing" } end
+else
+  ids = { unpack(ARGV, 4) }
 end
-local m = p .. ":m:" .. id
-if redis.call("EXISTS", m) == 0 then return { false, false } end
-if redis.call("HEXISTS", m, "processedAt") == 1 and ARGV[4] ~= "1" then return { id, false } end
-return { id, redis.call("GET", p .. ":raw:" .. id) }
+local out = { "ok" }
+for _, id in ipairs(ids) do
+  local m = p .. ":m:" .. id
+  local state = redis.call("HMGET", m, "id", "processedAt", "deadAt")
+  local raw = state[1] and (force or (not state[2] and not state[3])) and redis.call("GET", p .. ":raw:" .. id)
+  if raw then
+    out[#out + 1] = id
+    out[#out + 1] = raw
+  end
+end
+return out

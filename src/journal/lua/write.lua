@@ -6,21 +6,25 @@
 -- one Redis, not a cluster.)
 --
 -- ARGV[1] key prefix, ARGV[2] now (ms), ARGV[3] now (ISO), ARGV[4] dedup ttl (ms, 0 = none),
--- ARGV[5] number of messages, then for each message three arguments:
+-- ARGV[5] batch id: the queue job that will process the new messages of this call ("" = none);
+--         their ids are listed, in order, under <prefix>:batch:<batch id>,
+-- ARGV[6] number of messages, then for each message three arguments:
 --   dedup key ("" = none), raw bytes,
 --   JSON {"id": .., "h": [hash field, value, ...], "x": [index keys (sorted sets by time)], "e": first event (JSON text)}
 -- then the number of event records, and for each one argument:
 --   JSON {"id": .., "s": new status, "a": ack code?, "f": [extra field, value]?, "e": [events (JSON text)]}
 -- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
 -- its content fingerprint: the same key again is a retransmission.
--- Returns, per message: id, state ("new", or "duplicate" with the first copy's id).
+-- Returns, per message: id, state ("new", or "duplicate" with the first copy's id), and the
+-- batch id of the first copy.
 local p = ARGV[1]
 local now = ARGV[2]
 local at = ARGV[3]
 local ttl = tonumber(ARGV[4])
+local batch = ARGV[5]
 local out = {}
-local i = 6
-for _ = 1, tonumber(ARGV[5]) do
+local i = 7
+for _ = 1, tonumber(ARGV[6]) do
   local dedup, raw, meta = ARGV[i], ARGV[i + 1], cjson.decode(ARGV[i + 2])
   i = i + 3
   local id = meta.id
@@ -37,8 +41,12 @@ for _ = 1, tonumber(ARGV[5]) do
       redis.call("SET", dkey, id)
     end
   end
-  if state ~= "duplicate" then
-    redis.call("HSET", p .. ":m:" .. id, unpack(meta.h))
+  local job = batch
+  if state == "duplicate" then
+    job = redis.call("HGET", p .. ":m:" .. id, "batch") or ""
+  else
+    redis.call("HSET", p .. ":m:" .. id, "batch", batch, unpack(meta.h))
+    if batch ~= "" then redis.call("RPUSH", p .. ":batch:" .. batch, id) end
     redis.call("SET", p .. ":raw:" .. id, raw)
     redis.call("RPUSH", p .. ":ev:" .. id, meta.e)
     redis.call("ZADD", p .. ":x:time", now, id)
@@ -46,7 +54,9 @@ for _ = 1, tonumber(ARGV[5]) do
   end
   out[#out + 1] = id
   out[#out + 1] = state
+  out[#out + 1] = job
 end
+if batch ~= "" and ttl > 0 then redis.call("PEXPIRE", p .. ":batch:" .. batch, ttl) end
 
 for _ = 1, tonumber(ARGV[i]) do
   i = i + 1
