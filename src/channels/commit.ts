@@ -118,7 +118,8 @@ export class GroupCommit {
    */
   private async enqueueOrphans(duplicates: { id: string; batch?: string }[]): Promise<void> {
     for (const d of duplicates) {
-      if (d.batch && (await this.queue.getJob(d.batch))) continue;
+      // By state, not existence: a failed add may leave a job hash behind that no list holds.
+      if (d.batch && (await this.queue.getJobState(d.batch)) !== 'unknown') continue;
       if (await this.journal.finished(d.id)) continue;
       await this.queue.add('message', { channel: this.channel, journalIds: [d.id] }, { jobId: `again-${d.id}` });
     }

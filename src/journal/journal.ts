@@ -212,7 +212,9 @@ export class Journal {
       .lrange(this.key('ev', id), 0, -1)
       .exec()) as [[null, Record<string, string>], [null, string[]]];
     if (!hash || !hash.id) return undefined;
-    return toEntry(hash, events.map((e) => JSON.parse(e) as JournalEvent));
+    // In time order: some events are written after later ones (see write.lua).
+    const list = events.map((e) => JSON.parse(e) as JournalEvent).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return toEntry(hash, list);
   }
 
   async raw(id: string): Promise<Buffer | null> {
@@ -321,9 +323,11 @@ function matches(e: JournalEntry, q: SearchQuery): boolean {
 function pushRecords(args: (string | number | Buffer)[], records: EventRecord[], at: string): void {
   args.push(records.length);
   for (const { id, events, field } of records) {
+    const last = events[events.length - 1]!;
     const r = {
       id,
-      s: events[events.length - 1]!.status,
+      s: last.status,
+      t: last.at ?? at,
       a: events.find((e) => e.ackCode)?.ackCode,
       f: field,
       e: events.map((e) => JSON.stringify({ at: e.at ?? at, ...e })),

@@ -104,3 +104,34 @@ describe('Redis stopped', () => {
     }
   });
 });
+
+describe('a message stored but never enqueued', () => {
+  test('AR the first time; the retransmission is acknowledged and gets the message processed, once', async () => {
+    const t = await startTestEngine({ main: channelYaml('main') });
+    const r = new Redis(t.redis.url);
+    try {
+      // Break the queue only: BullMQ's add fails (WRONGTYPE on its meta key), the journal write
+      // before it succeeds. Exactly the window the retransmission path covers.
+      await r.set('pfi-q:main:meta', 'not a hash');
+      const first = await sendAndAck(t.port(), hl7({ controlId: 'ORPHAN-1' }));
+      expect(first).toMatchObject({ code: 'AR', controlId: 'ORPHAN-1', error: '207' });
+      const stored = (await (await t.api('/messages?controlId=ORPHAN-1')).json()) as { messages: JournalEntry[] };
+      expect(stored.messages).toHaveLength(1);
+      await r.del('pfi-q:main:meta');
+
+      const again = await sendAndAck(t.port(), hl7({ controlId: 'ORPHAN-1' }));
+      expect(again).toMatchObject({ code: 'AA', controlId: 'ORPHAN-1' });
+      const entry = await waitFor(async () => {
+        const s = (await (await t.api('/messages?controlId=ORPHAN-1')).json()) as { messages: JournalEntry[] };
+        return s.messages[0]?.status === 'processed' ? s.messages[0] : undefined;
+      });
+      const s = (await (await t.api('/messages?controlId=ORPHAN-1')).json()) as { messages: JournalEntry[] };
+      expect(s.messages).toHaveLength(1);
+      expect(entry.events.filter((e) => e.status === 'processed')).toHaveLength(1);
+      expect(entry.events.some((e) => e.status === 'duplicate')).toBe(true);
+    } finally {
+      r.disconnect();
+      await t.stop();
+    }
+  });
+});

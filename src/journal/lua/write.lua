@@ -12,7 +12,8 @@
 --   dedup key ("" = none), raw bytes,
 --   JSON {"id": .., "h": [hash field, value, ...], "x": [index keys (sorted sets by time)], "e": first event (JSON text)}
 -- then the number of event records, and for each one argument:
---   JSON {"id": .., "s": new status, "a": ack code?, "f": [extra field, value]?, "e": [events (JSON text)]}
+--   JSON {"id": .., "s": new status, "t": its time (ISO), "a": ack code?, "f": [extra field, value]?,
+--         "e": [events (JSON text)]}
 -- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
 -- its content fingerprint: the same key again is a retransmission.
 -- Returns, per message: id, state ("new", or "duplicate" with the first copy's id), and the
@@ -65,7 +66,10 @@ for _ = 1, tonumber(ARGV[i]) do
   -- A message swept by retention (or never stored) does not come back as a stub.
   if redis.call("EXISTS", m) == 1 then
     redis.call("RPUSH", p .. ":ev:" .. r.id, unpack(r.e))
-    redis.call("HSET", m, "status", r.s, "updatedAt", at)
+    -- Events may arrive late (ACK events ride with the next group commit, after a fast worker's
+    -- outcome): the status only moves to a newer event's.
+    local current = redis.call("HGET", m, "updatedAt")
+    if not current or r.t >= current then redis.call("HSET", m, "status", r.s, "updatedAt", r.t) end
     if r.a then redis.call("HSET", m, "ackCode", r.a) end
     if r.f then redis.call("HSET", m, r.f[1], r.f[2]) end
   end
