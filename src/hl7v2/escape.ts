@@ -53,11 +53,20 @@ function single(seq: string, d: Delimiters): string | undefined {
 
 const reEscape = (s: string) => s.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
 
+/** One scanner per delimiter set (in practice one: |^~\&), built once. */
+const scanners = new Map<string, RegExp>();
+
+function scanner(specials: string): RegExp {
+  let re = scanners.get(specials);
+  if (!re) scanners.set(specials, (re = new RegExp(`[${reEscape(specials)}\\r\\n]`)));
+  return re;
+}
+
 export function escape(text: string, d: Delimiters): string {
   const e = d.escape;
-  const specials = [d.field, d.component, d.subcomponent, d.repetition, e, d.truncation ?? ''].join('');
+  const specials = d.field + d.component + d.subcomponent + d.repetition + e + (d.truncation ?? '');
   // Fast path: a native scan instead of a per-char loop (large values are base64, with nothing to escape).
-  if (!new RegExp(`[${reEscape(specials)}\\r\\n]`).test(text)) return text;
+  if (!scanner(specials).test(text)) return text;
   const table = new Map<string, string>([
     [d.field, `${e}F${e}`],
     [d.component, `${e}S${e}`],
