@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # redis-server: the embedded default store. python3-hl7: mllp_send, the external HL7 client the tests use.
-# openssl: test certificates for MLLP over TLS.
-PACKAGES=(redis-server python3-hl7 openssl)
+# openssl: test certificates for MLLP over TLS. libxml2-utils: xmllint, to validate CDA against the ANS XSD.
+PACKAGES=(redis-server python3-hl7 openssl libxml2-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
