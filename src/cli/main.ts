@@ -7,6 +7,7 @@ import { startEngine } from '../engine.js';
 import { MllpClient } from '../mllp/client.js';
 import { ENV_DOC, loadSettings, type Role } from '../settings.js';
 import { splitMessages } from './split.js';
+import { TERMINOLOGY_USAGE, terminologyCommand } from './terminology.js';
 
 const USAGE = `pfi <command> [options]
 
@@ -17,6 +18,8 @@ Commands:
                              send every ER7 message of a file over MLLP, print the ACKs
                              (exit code 1 if any ACK is not AA)
   validate [--channels DIR]  check channel and mapping files, then exit
+  terminology <subcommand>   the NOS code tables (value sets, concept maps) behind the XDS metadata
+${TERMINOLOGY_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
 
 Environment:
 ${Object.entries(ENV_DOC)
@@ -33,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return send(rest);
     case 'validate':
       return validate(rest);
+    case 'terminology':
+      return terminologyCommand(rest);
     case undefined:
     case 'help':
     case '--help':
