@@ -43,6 +43,8 @@ export interface ChannelConfig {
     maxConnections: number;
     defaultCharset: Hl7Charset;
     accept: AcceptRule[];
+    /** Message profile checked at ingest (see the schema). */
+    profile: 'none' | 'cisis-transmission';
   };
   flow: 'journal' | 'forward';
   mapping?: string;
@@ -144,6 +146,7 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
       maxConnections: s.maxConnections ?? 256,
       defaultCharset: s.defaultCharset ?? 'UNICODE UTF-8',
       accept: s.accept,
+      profile: s.profile ?? 'none',
     },
     flow: d.flow,
     mapping: d.mapping,

@@ -4,6 +4,7 @@ import { ackBytes, type AckCode, type AckError } from '../hl7v2/ack.js';
 import { sniffMsh18, type Hl7Charset } from '../hl7v2/charset.js';
 import { readMsh, type MshHeader } from '../hl7v2/header.js';
 import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
+import { validateTransmission } from '../flows/transmission/validate.js';
 import type { Journal, MessageSummary } from '../journal/journal.js';
 import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
 import { newId } from '../util/id.js';
@@ -11,6 +12,9 @@ import type { Logger } from '../util/log.js';
 import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
 import { GroupCommit, type JobData } from './commit.js';
 import type { ChannelConfig } from './config.js';
+
+/** ERR segments in one ACK, at most. */
+const MAX_ERR = 20;
 
 /** Answer when the message was refused before being stored; the decision rules are in docs/acknowledgements.md. */
 interface Refusal {
@@ -114,7 +118,16 @@ export class Ingest implements MllpHandler {
       documentIds: unique([msg.get('TXA-12.1'), msg.get('TXA-13.1')]),
       patientIds: unique(repetitionIndexes(msg, 'PID', 3).map((r) => msg.get(`PID-3[${r}].1`))),
     });
-    return { msh, summary, refusal: this.checkHeader(msh) };
+    return { msh, summary, refusal: this.checkHeader(msh) ?? this.checkProfile(msg, msh) };
+  }
+
+  /** The volet's rules that need nothing but the message (the others wait for interpretation). */
+  private checkProfile(msg: Hl7Message, msh: MshHeader): Refusal | undefined {
+    if (this.channel.source.profile !== 'cisis-transmission' || !['MDM', 'ORU'].includes(msh.messageType)) return undefined;
+    const errors = validateTransmission(msg).filter((e) => e.stage === 'ingest');
+    if (!errors.length) return undefined;
+    // Every violation is named, up to a sane number of ERR segments.
+    return { code: 'AE', errors: errors.slice(0, MAX_ERR).map((e) => ({ code: e.code, text: `${e.text} [${e.rule}]`, location: e.location })) };
   }
 
   private checkHeader(msh: MshHeader): Refusal | undefined {

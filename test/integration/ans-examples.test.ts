@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { splitMessages } from '../../src/cli/split.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { EXAMPLES, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import { Hl7Message } from '../../src/hl7v2/message.js';
+import { ackOf, EXAMPLES, frame, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { readFileSync as read } from 'node:fs';
 
 const run = promisify(execFile);
@@ -93,4 +94,44 @@ describe('ANS example messages of the volet Transmission, sent by an external cl
       expect(found).toBe(true);
     });
   }
+});
+
+describe('the bundled channel checks the volet at ingest (profile cisis-transmission)', () => {
+  const replacement = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7');
+
+  async function send(payload: Buffer) {
+    const c = await RawMllp.open(t.port());
+    await c.write(frame(payload));
+    const [ack] = await c.waitAcks(1);
+    c.close();
+    return ackOf(ack!);
+  }
+
+  test('a replacement (T10) without TXA-13 is answered AE 101 at TXA-13, and journaled', async () => {
+    const msg = Hl7Message.parse(splitMessages(readFileSync(replacement))[0]!);
+    msg.set('MSH-10', 'T10-NO-TXA13');
+    msg.set('TXA-13', '');
+    const ack = await send(msg.toBuffer());
+    expect(ack).toMatchObject({ code: 'AE', controlId: 'T10-NO-TXA13', error: '101' });
+    expect(ack.msg.get('ERR-2.1')).toBe('TXA');
+    expect(ack.msg.get('ERR-2.3')).toBe('13');
+    expect(ack.msg.get('ERR-8')).toContain('TXA-13-required-for-T10');
+    const r = (await (await t.api('/messages?controlId=T10-NO-TXA13')).json()) as { messages: JournalEntry[] };
+    expect(r.messages[0]).toMatchObject({ status: 'rejected', ackCode: 'AE' });
+  });
+
+  test('several violations give one ERR segment each', async () => {
+    const msg = Hl7Message.parse(splitMessages(readFileSync(replacement))[0]!);
+    msg.set('MSH-10', 'T10-TWO-ERRORS');
+    msg.set('TXA-13', '');
+    msg.set('MSH-21', '9.9^SOMETHING_ELSE');
+    const ack = await send(msg.toBuffer());
+    expect(ack.code).toBe('AE');
+    expect(ack.msg.segmentsNamed('ERR').length).toBeGreaterThanOrEqual(2);
+  });
+
+  test('our demo fixture satisfies the volet', async () => {
+    const [demo] = splitMessages(readFileSync(join(ROOT, 'fixtures/mdm-t02-demo.hl7')));
+    expect((await send(demo!)).code).toBe('AA');
+  });
 });
