@@ -1,0 +1,13 @@
+export { DocumentError, extractDocuments, META_DMP_MSS, type DocumentLocation, type ExtractedDocument } from './extract.js';
+export {
+  CDA_NS,
+  CdaError,
+  INS_OIDS,
+  readCdaHeader,
+  type CdaAuthor,
+  type CdaErrorKind,
+  type CdaHeader,
+  type Code,
+  type InstanceId,
+  type Organization,
+} from './header.js';
