@@ -11,3 +11,4 @@ export {
   type InstanceId,
   type Organization,
 } from './header.js';
+export { buildN1, N1Error, N1_TEMPLATE_IDS, type N1Input } from './n1.js';

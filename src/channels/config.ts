@@ -46,7 +46,7 @@ export interface ChannelConfig {
     /** Message profile checked at ingest (see the schema). */
     profile: 'none' | 'cisis-transmission';
   };
-  flow: 'journal' | 'forward';
+  flow: 'journal' | 'forward' | 'transmission';
   mapping?: string;
   destinations: MllpDestination[];
   processing: { concurrency: number; attempts: number; backoffSeconds: number };
@@ -185,6 +185,7 @@ function crossCheck(channels: ChannelConfig[]): string[] {
       dests.add(d.id);
     }
     if (c.flow === 'forward' && c.destinations.length === 0) problems.push(`${shown}: flow "forward" needs at least one destination`);
+    if (c.flow === 'transmission' && !c.mapping) problems.push(`${shown}: flow "transmission" needs a mapping file (e.g. mapping: mappings/transmission.yaml)`);
     if (c.mapping && !existsSync(resolveFrom(c.mapping))) problems.push(`${shown}: mapping file not found: ${c.mapping}`);
     for (const f of [c.source.tls?.cert, c.source.tls?.key, c.source.tls?.ca]) {
       if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
@@ -194,9 +195,15 @@ function crossCheck(channels: ChannelConfig[]): string[] {
   return problems;
 }
 
-/** Paths in channel files are relative to the project root (where channels/ and mappings/ live). */
+/**
+ * Paths in channel files are relative to the project root (PFI_HOME, where channels/ and mappings/
+ * live); a file the operator does not have there is taken from the engine's own (bundled mappings).
+ */
 export function resolveFrom(p: string): string {
-  return isAbsolute(p) ? p : resolve(process.env.PFI_HOME ?? process.cwd(), p);
+  if (isAbsolute(p)) return p;
+  const own = resolve(process.env.PFI_HOME ?? process.cwd(), p);
+  const bundled = resolve(packageRoot(), p);
+  return existsSync(own) || !existsSync(bundled) ? own : bundled;
 }
 
 function displayPath(file: string): string {

@@ -2,6 +2,7 @@ import type { ChannelConfig } from '../channels/config.js';
 import type { Flow } from './flow.js';
 import { forwardFlow } from './forward.js';
 import { journalFlow } from './journal.js';
+import { transmissionFlow } from './transmission/index.js';
 
 export type { Flow, FlowContext } from './flow.js';
 export { PermanentError } from './flow.js';
@@ -10,4 +11,5 @@ export { PermanentError } from './flow.js';
 export const FLOWS: Record<ChannelConfig['flow'], Flow> = {
   journal: journalFlow,
   forward: forwardFlow,
+  transmission: transmissionFlow,
 };

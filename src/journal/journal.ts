@@ -188,6 +188,16 @@ export class Journal {
     await this.recordMany([{ id, events: [event] }]);
   }
 
+  /** The flow's reading of a message (e.g. a transmission request's submission), kept as long as the message. */
+  async saveResult(id: string, kind: string, value: unknown): Promise<void> {
+    await this.redis.set(this.key(`res:${kind}`, id), JSON.stringify(value), 'PX', this.opts.retentionMs);
+  }
+
+  async result<T>(id: string, kind: string): Promise<T | undefined> {
+    const v = await this.redis.get(this.key(`res:${kind}`, id));
+    return v ? (JSON.parse(v) as T) : undefined;
+  }
+
   /** Destinations already served, so that a retry does not send twice to the ones that said AA. */
   async markDelivered(id: string, destination: string, ackCode: string): Promise<void> {
     await this.redis.hset(this.key('m', id), `dest:${destination}`, ackCode);

@@ -188,6 +188,20 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
   );
 
+  app.get<{ Params: { id: string } }>(
+    '/messages/:id/submission',
+    {
+      schema: {
+        summary: 'What the transmission flow understood of a request: documents, XDS metadata, routes',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      },
+    },
+    async (req, reply) => {
+      const sub = await journal.result(req.params.id, 'submission');
+      return sub ?? problem(reply, 404, 'Not found', `no submission for message ${req.params.id} (not a transmission request, not processed yet, or refused: see GET /messages/${req.params.id})`);
+    },
+  );
+
   app.get<{ Querystring: { controlId?: string; documentId?: string; patientId?: string; channel?: string; status?: MessageStatus; from?: string; to?: string; limit?: number } }>(
     '/messages',
     {

@@ -78,7 +78,7 @@ describe('channel files', () => {
 
   test('pfi validate: exit 0 with the list on good files, 1 with problems on bad ones', async () => {
     const ok = await run(process.execPath, [CLI, 'validate', '--channels', join(ROOT, 'channels')]);
-    expect(ok.stdout).toMatch(/^ok {2}transmission {2}port 2575 {2}flow journal$/m);
+    expect(ok.stdout).toMatch(/^ok {2}transmission {2}port 2575 {2}flow transmission$/m);
     const bad = channelsDir({ 'z.yaml': 'id: Z\n' });
     const err = await run(process.execPath, [CLI, 'validate', '--channels', bad]).catch((e) => e);
     expect(err.code).toBe(1);
