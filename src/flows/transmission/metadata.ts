@@ -131,7 +131,8 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
   const contentTypeCode = mapping.contentTypeCode[pv12] ?? mapping.defaults.contentTypeCode;
   if (!contentTypeCode) throw new MetadataError('contentTypeCode', `PV1-2 "${pv12}" is not in the mapping's contentTypeCode table and there is no default`);
   const sb = msg.segmentsNamed('PRT').findIndex((s) => s.field(4)?.split(msg.delimiters.component)[0] === 'SB');
-  const at = (path: string) => (sb >= 0 ? msg.get(`PRT[${sb + 1}]-${path}`) || undefined : undefined);
+  // Trimmed: senders pad fields with spaces (the ANS examples do).
+  const at = (path: string) => (sb >= 0 ? msg.get(`PRT[${sb + 1}]-${path}`)?.trim() || undefined : undefined);
   const author: XdsAuthor = {
     person: sb >= 0 ? { id: at('5.1'), family: at('5.2'), given: at('5.3'), idAuthority: at('5.9.2') } : undefined,
     institutions: sb >= 0 && at('8.1') ? [{ name: at('8.1'), id: at('8.10'), idAuthority: at('8.6.2') }] : [],
