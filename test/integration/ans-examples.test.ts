@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { splitMessages } from '../../src/cli/split.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
+import type { Submission } from '../../src/flows/transmission/interpret.js';
 import { ackOf, EXAMPLES, frame, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { readFileSync as read } from 'node:fs';
 
@@ -133,5 +134,43 @@ describe('the bundled channel checks the volet at ingest (profile cisis-transmis
   test('our demo fixture satisfies the volet', async () => {
     const [demo] = splitMessages(readFileSync(join(ROOT, 'fixtures/mdm-t02-demo.hl7')));
     expect((await send(demo!)).code).toBe('AA');
+  });
+});
+
+describe('the bundled channel interprets transmission requests (flow transmission)', () => {
+  const dir = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM');
+
+  async function sendAs(file: string, controlId: string) {
+    const msg = Hl7Message.parse(splitMessages(readFileSync(join(dir, file)))[0]!);
+    msg.set('MSH-10', controlId);
+    const c = await RawMllp.open(t.port());
+    await c.write(frame(msg.toBuffer()));
+    const [ack] = await c.waitAcks(1);
+    c.close();
+    expect(ackOf(ack!).code).toBe('AA');
+    return waitFor(async () => {
+      const r = (await (await t.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] };
+      const e = r.messages[0];
+      return e && ['processed', 'dead-lettered'].includes(e.status) ? e : undefined;
+    });
+  }
+
+  test('a request with its CDA: GET /messages/:id/submission gives the documents, metadata and routes', async () => {
+    const entry = await sendAs('message_MDM_CR_Radio_INIT_N1_Base64.er7', 'SUB-OK');
+    expect(entry.status).toBe('processed');
+    const sub = (await (await t.api(`/messages/${entry.id}/submission`)).json()) as Submission;
+    expect(sub.event).toBe('new');
+    expect(sub.documents[0]!.entry.patientId).toEqual({ id: '279035121518989', authority: '1.2.250.1.213.1.4.10', type: 'NH' });
+    expect(sub.documents[0]!.entry.typeCode.code).toBe('18748-4');
+    expect(sub.routes.dmp).toBe(true);
+  });
+
+  test('the placeholder variant is dead-lettered at once with the rule that refused it', async () => {
+    const entry = await sendAs('message_MDM_CR_Radio_INIT_N1.er7', 'SUB-PLACEHOLDER');
+    expect(entry.status).toBe('dead-lettered');
+    const last = entry.events.find((e) => e.status === 'dead-lettered')!;
+    expect(last.error!.message).toMatch(/^\[OBX-5-cda\] 102 OBX 1: Not a CDA document/);
+    expect(entry.events.filter((e) => e.status === 'processing')).toHaveLength(1);
+    expect((await t.api(`/messages/${entry.id}/submission`)).status).toBe(404);
   });
 });
