@@ -196,3 +196,61 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
     });
   }
 });
+
+describe('engine extension: a PDF instead of a CDA', () => {
+  const pdf = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n', 'latin1');
+  const withDefaults = {
+    ...mapping,
+    defaults: {
+      practiceSettingCode: { code: 'ETABLISSEMENT', scheme: '1.2.250.1.213.1.1.4.9', display: 'Etablissement de santé' },
+      healthcareFacilityTypeCode: { code: 'SA01', scheme: '1.2.250.1.71.4.2.4', display: 'Etablissement Public de santé' },
+    },
+  };
+  const pdfMessage = () => {
+    const msg = Hl7Message.parse(splitMessages(readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')))[0]!);
+    msg.set('OBX-5.2', 'application');
+    msg.set('OBX-5.3', 'PDF');
+    msg.set('OBX-5.5', pdf.toString('base64'));
+    return msg;
+  };
+
+  test('is wrapped in a CDA N1 that validates against the ANS XSD and carries the message’s metadata', async () => {
+    const msg = pdfMessage();
+    const sub = interpret(msg, { terminology, mapping: withDefaults });
+    const doc = sub.documents[0]!;
+    expect(doc.mediaType).toBe('application/pdf');
+    const cda = Buffer.from(doc.generatedCda!, 'base64');
+
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const tmp = mkdtempSync(join(tmpdir(), 'pfi-n1-'));
+    writeFileSync(join(tmp, 'n1.xml'), cda);
+    const xsd = join(REF, 'cda-xsd', 'cda', 'CDA_extended.xsd');
+    expect(() => execFileSync('xmllint', ['--noout', '--schema', xsd, join(tmp, 'n1.xml')], { stdio: 'pipe' })).not.toThrow();
+    rmSync(tmp, { recursive: true, force: true });
+
+    // Read back: the metadata are the message's.
+    const e = doc.entry;
+    expect(cx(e.patientId)).toBe(`${msg.get('PID-3[1].1')}^^^&1.2.250.1.213.1.4.10&ISO^NH`);
+    expect(e.sourcePatientId).toEqual({ id: 'DEMO0001', authority: '1.2.250.1.999.9.1', type: 'PI' });
+    expect(e.uniqueId).toBe(msg.get('TXA-12.1'));
+    expect(e.typeCode).toMatchObject({ code: '11488-4', scheme: '2.16.840.1.113883.6.1' });
+    expect(e.title).toBe('Compte rendu de consultation');
+    expect(e.formatCode.code).toBe('urn:ihe:iti:xds-sd:pdf:2008');
+    expect(e.classCode.code).toBeTruthy();
+    expect(e.practiceSettingCode.code).toBe('ETABLISSEMENT');
+    expect(e.healthcareFacilityTypeCode.code).toBe('SA01');
+    expect(e.authors[0]!.person?.id).toBe('899999999999');
+    expect(e.authors[0]!.institutions[0]).toMatchObject({ name: 'CH-DEMO', id: '999999999' });
+    expect(e.creationTime).toBe('20261121100000');
+    const back = readCdaHeader(cda);
+    expect(back.body).toMatchObject({ kind: 'nonXMLBody', mediaType: 'application/pdf' });
+    expect(back.recordTarget.birthName).toBe('DEMO');
+  });
+
+  test('without the mapping defaults a CDA N1 cannot be built: the missing metadata is named', () => {
+    const e = refusal(() => interpret(pdfMessage(), { terminology, mapping }));
+    expect(e.rule).toBe('XDS-practiceSettingCode');
+  });
+});

@@ -6,6 +6,7 @@ import { MetadataError, type DocumentEntry, type SubmissionSet } from '../../xds
 import type { Terminology } from '../../xds/terminology.js';
 import type { TransmissionMapping } from './mapping.js';
 import { documentEntry, patientIds, submissionSet } from './metadata.js';
+import { n1FromMessage } from './pdf.js';
 import { readFlags, type TransmissionFlags } from './validate.js';
 
 /** Where each request must go, as its MetaDMPMSS flags and PRT segments say. */
@@ -23,7 +24,8 @@ export interface Submission {
   event: 'new' | 'replace' | 'delete';
   /** TXA-13.1 of a replacement or a deletion's target (MDM). */
   replaces?: string;
-  documents: { obx: number; mediaType: string; entry: DocumentEntry }[];
+  /** `generatedCda`: the CDA N1 the engine built around a PDF (base64), the document to deliver. */
+  documents: { obx: number; mediaType: string; entry: DocumentEntry; generatedCda?: string }[];
   submissionSet: SubmissionSet;
   flags: TransmissionFlags;
   routes: Routes;
@@ -68,8 +70,15 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
   const ids = patientIds(msg);
   const documents = docs.map((d) => {
     let header: CdaHeader;
+    let bytes = d.bytes;
     try {
-      header = readCdaHeader(d.bytes);
+      if (d.mediaType === 'application/pdf') bytes = n1FromMessage(msg, d.obx, d.bytes, ctx.mapping);
+    } catch (e) {
+      if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
+      throw e;
+    }
+    try {
+      header = readCdaHeader(bytes);
     } catch (e) {
       if (e instanceof CdaError) throw new InterpretationError('OBX-5-cda', 102, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
       throw e;
@@ -77,7 +86,8 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     checkPatient(ids, header, d.obx);
     if (msg.get('MSH-9.1') === 'MDM') checkDocumentId(msg, header);
     try {
-      return { obx: d.obx, mediaType: d.mediaType, entry: documentEntry(base, header, d.bytes, { dmp: !!flags.DESTDMP }) };
+      const entry = documentEntry(base, header, bytes, { dmp: !!flags.DESTDMP });
+      return { obx: d.obx, mediaType: d.mediaType, entry, ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}) };
     } catch (e) {
       if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
       throw e;

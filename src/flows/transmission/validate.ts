@@ -483,9 +483,11 @@ function checkDocumentObx(c: Collector, kind: Kind, docs: Hl7Segment[]): void {
     const code = c.required('OBX-3-required', obx, 3, 'document type code', 1);
     if (code && obr4 && code !== obr4) c.add(207, 'OBX-3-equals-OBR-4', `OBX-3.1 '${code}' must equal OBR-4.1 '${obr4}'`, obx, 3, 1);
     const mime = c.v(obx, 5, 2);
-    if (mime.toLowerCase() !== 'text') c.add(103, 'OBX-5-type', `OBX-5.2 must be ${kind === 'ORU' ? 'TEXT' : 'text'}, not '${mime}'`, obx, 5, 2);
     const sub = c.v(obx, 5, 3);
-    if (sub !== 'XML') c.add(103, 'OBX-5-subtype', `OBX-5.3 must be XML, not '${sub}'`, obx, 5, 3);
+    // Engine extension: a PDF (application^PDF) is accepted, and wrapped in a CDA N1 at interpretation.
+    const pdf = mime.toLowerCase() === 'application' && sub.toUpperCase() === 'PDF';
+    if (!pdf && mime.toLowerCase() !== 'text') c.add(103, 'OBX-5-type', `OBX-5.2 must be ${kind === 'ORU' ? 'TEXT' : 'text'}, not '${mime}'`, obx, 5, 2);
+    if (!pdf && sub !== 'XML') c.add(103, 'OBX-5-subtype', `OBX-5.3 must be XML, not '${sub}'`, obx, 5, 3);
     const enc = c.v(obx, 5, 4);
     if (enc !== 'Base64') c.add(103, 'OBX-5-encoding', `OBX-5.4 must be Base64, not '${enc}'`, obx, 5, 4);
     c.required('OBX-5-required', obx, 5, 'CDA document (Base64)', 5);
