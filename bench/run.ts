@@ -10,7 +10,7 @@
  *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
- *   BENCH_ONLY         comma list among adt,bare,big (default all)
+ *   BENCH_ONLY         comma list among adt,bare,big,interpret (default all)
  *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
  *                      "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS)
  *   BENCH_APPENDFSYNC  redis AOF fsync policy (default always, the engine's default; everysec/no for diagnosis)
@@ -31,6 +31,7 @@ import { MllpClient } from '../src/mllp/client.js';
 import { extractAck } from '../src/mllp/correlate.js';
 import { packageRoot } from '../src/util/paths.js';
 import { AdtFactory, buildBigMdm } from './hl7.js';
+import { benchInterpret } from './interpret.js';
 import { runLoad, type ClientKind, type LoadResult } from './load.js';
 
 const ADT_TARGET_MSG_PER_SEC = 3000;
@@ -46,7 +47,7 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
 const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
-const ONLY = new Set((env.BENCH_ONLY ?? 'adt,bare,big').split(',').map((s) => s.trim()));
+const ONLY = new Set((env.BENCH_ONLY ?? 'adt,bare,big,interpret').split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = packageRoot();
@@ -502,6 +503,13 @@ async function main(): Promise<void> {
     if (ONLY.has('big')) {
       progress(`big_message: ${BIG_MIB} MiB MDM^T02`);
       emit(await bigMessage(mllpPort, adminPort, enginePid));
+    }
+
+    if (ONLY.has('interpret')) {
+      for (const size of [100 * 1024, 1024 * 1024]) {
+        progress(`interpret: ${size / 1024} KiB MDM^T02 with a CDA N1, in process`);
+        emit(benchInterpret(size, Math.min(SECONDS, 5)));
+      }
     }
   } finally {
     progress('cleaning up');
