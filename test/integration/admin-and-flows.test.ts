@@ -102,7 +102,11 @@ describe('admin API', () => {
       const r = (await (await t.api(`/messages?${q}`)).json()) as { messages: JournalEntry[] };
       expect(r.messages.map((x) => x.id)).toContain(e.id);
     }
-    const one = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
+    // ACK events are written just after the ACK and may land after a fast worker's outcome.
+    const one = await waitFor(async () => {
+      const x = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
+      return x.events.length >= 5 ? x : undefined;
+    });
     expect(one.events.map((x) => x.status)).toEqual(['received', 'queued', 'acknowledged', 'processing', 'processed']);
     expect(one.messageType).toBe('MDM^T02');
     const missing = await t.api('/messages/nope');
