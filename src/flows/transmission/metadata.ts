@@ -63,6 +63,10 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
   const { terminology, mapping, flags, msg } = ctx;
   const ids = patientIds(msg);
   const typeCode = code('typeCode', header.code);
+  // The DMP only takes the document types of its value set (OBR-4 / OBX-3 rule of the volet).
+  if (opts.dmp && !terminology.inValueSet('J66', typeCode.code, typeCode.scheme)) {
+    throw new MetadataError('typeCode', `${typeCode.code} is not in JDV_J66-TypeCode-DMP: the DMP refuses this document type`);
+  }
   const classCode = terminology.classCodeFor(typeCode.code, typeCode.scheme);
   if (!classCode) throw new MetadataError('classCode', `no class for typeCode ${typeCode.code} in ASS_X16 / ASS_X04`);
   const mediaType = header.body.kind === 'nonXMLBody' ? header.body.mediaType : undefined;
