@@ -8,6 +8,8 @@ import { MllpClient } from '../mllp/client.js';
 import { ENV_DOC, loadSettings, type Role } from '../settings.js';
 import { splitMessages } from './split.js';
 import { TERMINOLOGY_USAGE, terminologyCommand } from './terminology.js';
+import { loadTerminology } from '../flows/transmission/index.js';
+import { checkMappingCodes, loadTransmissionMapping } from '../flows/transmission/mapping.js';
 
 const USAGE = `pfi <command> [options]
 
@@ -124,6 +126,13 @@ function validate(args: string[]): number {
       if (!c.mapping) continue;
       const doc = parseDocument(readFileSync(resolveFrom(c.mapping), 'utf8'));
       for (const err of doc.errors) problems.push(`${c.mapping}: ${err.message.split('\n')[0]}`);
+      if (doc.errors.length || c.flow !== 'transmission') continue;
+      try {
+        const mapping = loadTransmissionMapping(resolveFrom(c.mapping));
+        for (const p of checkMappingCodes(mapping, loadTerminology())) problems.push(`${c.mapping}: ${p}`);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
     }
     if (problems.length) throw new ChannelConfigError(problems);
     for (const c of channels) {

@@ -84,6 +84,23 @@ describe('channel files', () => {
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/z\.yaml:1:5: \/id must match pattern/);
   });
+  test('pfi validate: mapping codes the DMP would refuse, and a broken mapping, are reported', async () => {
+    const dir = channelsDir({});
+    const mappingFile = join(channelsDir({}), 'map.yaml'); // not in the channels folder: it would be read as a channel
+    writeFileSync(
+      mappingFile,
+      readFileSync(join(ROOT, 'mappings', 'transmission.yaml'), 'utf8').replace('I: { code: "03"', 'I: { code: "ZZ"').replace('defaults: {}', 'defaults:\n  practiceSettingCode: { code: NOPE, scheme: 1.2.250.1.213.1.1.4.9 }'),
+    );
+    writeFileSync(join(dir, 'c.yaml'), channelYaml('c').replace('flow: journal', `flow: transmission\nmapping: ${mappingFile}`));
+    const err = await run(process.execPath, [CLI, 'validate', '--channels', dir]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain('contentTypeCode.I: ZZ (1.2.250.1.213.2.2) is not in JDV_J59 (DMP)');
+    expect(err.stderr).toContain('defaults.practiceSettingCode: NOPE (1.2.250.1.213.1.1.4.9) is not in JDV_J62 (DMP)');
+    writeFileSync(mappingFile, 'sourceId: not-an-oid\n');
+    const bad = await run(process.execPath, [CLI, 'validate', '--channels', dir]).catch((e) => e);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/map\.yaml: sourceId must be an OID/);
+  });
 });
 
 describe('pfi send', () => {

@@ -14,7 +14,7 @@ const mappings = new Map<string, TransmissionMapping>();
 let terminology: Terminology | undefined;
 
 /** The operator's terminology ($PFI_HOME/mappings/terminology.json) or the one shipped with the engine. */
-function loadTerminology(): Terminology {
+export function loadTerminology(): Terminology {
   if (!terminology) {
     const own = resolveFrom('mappings/terminology.json');
     terminology = Terminology.load(existsSync(own) ? own : join(packageRoot(), 'mappings/terminology.json'));

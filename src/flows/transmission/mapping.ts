@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { XdsCode } from '../../xds/model.js';
+import type { Terminology } from '../../xds/terminology.js';
 
 /** What a hospital decides for the transmission flow (mappings/transmission.yaml documents each key). */
 export interface TransmissionMapping {
@@ -41,4 +42,19 @@ export function loadTransmissionMapping(file: string): TransmissionMapping {
     contentTypeCode: raw.contentTypeCode ?? {},
     defaults: raw.defaults ?? {},
   };
+}
+
+/** The DMP value set each mapped code must belong to. */
+const VALUE_SETS: Record<string, string> = { contentTypeCode: 'J59', healthcareFacilityTypeCode: 'J61', practiceSettingCode: 'J62' };
+
+/** Codes of the mapping the DMP would refuse (absent from its value sets J59, J61, J62). */
+export function checkMappingCodes(mapping: TransmissionMapping, terminology: Terminology): string[] {
+  const problems: string[] = [];
+  const check = (where: string, kind: string, c: XdsCode) => {
+    const vs = VALUE_SETS[kind]!;
+    if (!terminology.inValueSet(vs, c.code, c.scheme)) problems.push(`${where}: ${c.code} (${c.scheme}) is not in JDV_${vs} (DMP)`);
+  };
+  for (const [k, c] of Object.entries(mapping.contentTypeCode)) check(`contentTypeCode.${k}`, 'contentTypeCode', c);
+  for (const [k, c] of Object.entries(mapping.defaults)) if (c && VALUE_SETS[k]) check(`defaults.${k}`, k, c);
+  return problems;
 }
