@@ -49,6 +49,8 @@ export interface ChannelConfig {
   flow: 'journal' | 'forward' | 'transmission';
   mapping?: string;
   destinations: MllpDestination[];
+  /** The CREATEUR's listener for business acknowledgements (ZAM). */
+  businessAcks?: Omit<MllpDestination, 'id' | 'type'>;
   processing: { concurrency: number; attempts: number; backoffSeconds: number };
 }
 
@@ -151,6 +153,7 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     flow: d.flow,
     mapping: d.mapping,
     destinations: (d.destinations ?? []).map((x: any) => ({ ackTimeoutSeconds: 30, ...x })),
+    businessAcks: d.businessAcks && { ackTimeoutSeconds: 30, ...d.businessAcks },
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
   };
 }

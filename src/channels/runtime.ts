@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { FLOWS, PermanentError } from '../flows/index.js';
+import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
 import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
 import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
 import { connections, messagesOut } from '../util/metrics.js';
-import { resolveFrom, type ChannelConfig } from './config.js';
+import { resolveFrom, type ChannelConfig, type MllpDestination } from './config.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
 
@@ -104,9 +104,11 @@ export class ChannelRuntime {
   }
 
   startWorker(): void {
-    for (const d of this.config.destinations) {
+    const targets: [string, Omit<MllpDestination, 'id' | 'type'>][] = this.config.destinations.map((d) => [d.id, d]);
+    if (this.config.businessAcks) targets.push([BUSINESS_ACKS, this.config.businessAcks]);
+    for (const [id, d] of targets) {
       this.clients.set(
-        d.id,
+        id,
         new MllpClient({
           host: d.host,
           port: d.port,

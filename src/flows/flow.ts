@@ -21,3 +21,6 @@ export type Flow = (ctx: FlowContext) => Promise<void>;
 
 /** A failure that retrying cannot fix (the message itself is the problem): dead-letter at once. */
 export class PermanentError extends Error {}
+
+/** The client key of the CREATEUR's listener for business acknowledgements (channel `businessAcks`). */
+export const BUSINESS_ACKS = 'business-acks';

@@ -5,7 +5,7 @@ import { journalFlow } from './journal.js';
 import { transmissionFlow } from './transmission/index.js';
 
 export type { Flow, FlowContext } from './flow.js';
-export { PermanentError } from './flow.js';
+export { BUSINESS_ACKS, PermanentError } from './flow.js';
 
 /** The flows a channel file may name (the schema's `flow` enum lists the same ones). */
 export const FLOWS: Record<ChannelConfig['flow'], Flow> = {

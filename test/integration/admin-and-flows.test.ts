@@ -4,11 +4,15 @@ import { readMsh } from '../../src/hl7v2/header.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { MllpServer } from '../../src/mllp/server.js';
-import { ackOf, channelYaml, frame, hl7, RawMllp, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { splitMessages } from '../../src/cli/split.js';
+import { ackOf, channelYaml, EXAMPLES, frame, hl7, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 
 /** The hospital system on the other end of a forward channel: records what it gets, answers AA or AE. */
 class Peer {
   received: string[] = [];
+  messages: Hl7Message[] = [];
   answer: 'AA' | 'AE' = 'AA';
   server = new MllpServer(
     { host: '127.0.0.1', port: 0 },
@@ -16,6 +20,7 @@ class Peer {
       onMessage: async (payload) => {
         const msg = Hl7Message.parse(payload);
         this.received.push(msg.get('MSH-10')!);
+        this.messages.push(msg);
         return ackBytes(readMsh(msg), { code: this.answer, controlId: `PEER-${this.received.length}`, errors: this.answer === 'AE' ? [{ code: 207, text: 'peer says no' }] : [] });
       },
       onOversize: async () => undefined,
@@ -41,6 +46,13 @@ destinations:
 processing: { concurrency: 1, attempts: 2, backoffSeconds: 0.1 }
 `,
     }).replace('flow: journal\n', ''),
+    createur: channelYaml('createur', {
+      source: 'profile: cisis-transmission',
+      extra: `mapping: ${join(ROOT, 'mappings', 'transmission.yaml')}
+businessAcks: { host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 5 }
+processing: { concurrency: 1, attempts: 2, backoffSeconds: 0.1 }
+`,
+    }).replace('flow: journal', 'flow: transmission'),
   });
 });
 afterAll(async () => {
@@ -74,17 +86,18 @@ describe('admin API', () => {
     }
     const h = await fetch(t.engine.adminUrl + '/health');
     expect(h.status).toBe(200);
-    expect(await h.json()).toEqual({ status: 'ok', redis: 'up', listeners: { inbox: 'up', relay: 'up' } });
+    expect(await h.json()).toEqual({ status: 'ok', redis: 'up', listeners: { createur: 'up', inbox: 'up', relay: 'up' } });
   });
 
   test('GET /channels shows listeners, ports, flows and queue depths', async () => {
     const list = (await (await t.api('/channels')).json()) as { id: string; port: number; listener: string; flow: string; queue: Record<string, number> }[];
     expect(list.map((c) => [c.id, c.flow, c.listener])).toEqual([
+      ['createur', 'transmission', 'up'],
       ['inbox', 'journal', 'up'],
       ['relay', 'forward', 'up'],
     ]);
-    expect(list[0]!.port).toBe(t.port('inbox'));
-    expect(list[0]!.queue).toHaveProperty('waiting');
+    expect(list[1]!.port).toBe(t.port('inbox'));
+    expect(list[1]!.queue).toHaveProperty('waiting');
     await send('inbox', hl7({ controlId: 'COUNT-1' }));
     await send('inbox', hl7({ controlId: 'COUNT-2', type: 'XYZ^Z99^XYZ' }));
     const after = (await (await t.api('/channels')).json()) as { id: string; counts: { received: number; acks: Record<string, number> } }[];
@@ -159,5 +172,28 @@ describe('forward flow', () => {
     const e = await entryByControlId('NOPE-1');
     const r = await t.api(`/messages/${e.id}/replay`, { method: 'POST' });
     expect(r.status).toBe(409);
+  });
+});
+
+describe('business acknowledgements', () => {
+  test('a request refused at interpretation that asked for ACK_RECEPTION gets a ZAM^Z01 N naming the rule', async () => {
+    const file = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7');
+    const msg = Hl7Message.parse(splitMessages(readFileSync(file))[0]!);
+    msg.set('MSH-10', 'ZAM-ME');
+    msg.set('OBX-5.5', Buffer.from('this is not a CDA').toString('base64'));
+    const c = await RawMllp.open(t.port('createur'));
+    await c.write(frame(msg.toBuffer()));
+    const [ack] = await c.waitAcks(1);
+    c.close();
+    expect(ackOf(ack!).code).toBe('AA');
+    const entry = await entryByControlId('ZAM-ME', 'dead-lettered');
+    const zam = peer.messages.find((m) => m.get('MSH-9.1') === 'ZAM' && m.get('OBX-4') === 'ZAM-ME')!;
+    expect(zam.get('MSH-9.2')).toBe('Z01');
+    expect(zam.get('OBX-3.1')).toBe('ACK_RECEPTION_DMP');
+    expect(zam.get('OBX-5.1')).toBe('N');
+    expect(zam.get('ERR-5.1')).toBe('OBX-5-cda');
+    expect(zam.get('ERR-8')).toMatch(/Not a CDA document/);
+    const one = (await (await t.api(`/messages/${entry.id}`)).json()) as JournalEntry;
+    expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({ destination: 'business-acks', ackCode: 'AA' });
   });
 });

@@ -4,7 +4,14 @@ import { resolveFrom } from '../../channels/config.js';
 import { Hl7Message } from '../../hl7v2/message.js';
 import { packageRoot } from '../../util/paths.js';
 import { Terminology } from '../../xds/terminology.js';
-import { PermanentError, type Flow } from '../flow.js';
+import { BUSINESS_ACKS, PermanentError, type Flow, type FlowContext } from '../flow.js';
+import { readAck } from '../../hl7v2/ack.js';
+import { charsetFromMsh18, encodeString } from '../../hl7v2/charset.js';
+import { ERROR_TEXT } from '../../hl7v2/errors.js';
+import { readMsh } from '../../hl7v2/header.js';
+import { buildZam } from '../../hl7v2/zam.js';
+import { newId } from '../../util/id.js';
+import { readFlags } from './validate.js';
 import { InterpretationError, interpret } from './interpret.js';
 import { loadTransmissionMapping, type TransmissionMapping } from './mapping.js';
 
@@ -23,6 +30,36 @@ export function loadTerminology(): Terminology {
 }
 
 /**
+ * The CREATEUR asked for business acknowledgements: a refused request gets a ZAM^Z01 N naming the
+ * rule. Sent once (a retry skips it once the CREATEUR said AA); if it cannot be delivered the job
+ * is retried, and the last attempt's dead letter says both.
+ */
+async function tellCreateur(ctx: FlowContext, msg: Hl7Message, e: InterpretationError, refusal: string): Promise<void> {
+  if ((await ctx.journal.deliveredTo(ctx.journalId)).has(BUSINESS_ACKS)) return;
+  const client = ctx.clients.get(BUSINESS_ACKS);
+  if (!client) {
+    ctx.log.warn({ channel: ctx.channel.id, journalId: ctx.journalId }, 'business acknowledgement asked, but the channel has no businessAcks address');
+    return;
+  }
+  const original = readMsh(msg);
+  const zam = buildZam({
+    kind: 'Z01',
+    original,
+    controlId: newId(),
+    ok: false,
+    error: { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message },
+  });
+  const charset = charsetFromMsh18(original.charsetRaw, ctx.channel.source.defaultCharset) ?? 'UNICODE UTF-8';
+  try {
+    const ack = readAck(Hl7Message.parse(await client.send(encodeString(zam, charset))));
+    if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`the CREATEUR answered ${ack.code}`);
+    await ctx.journal.markDelivered(ctx.journalId, BUSINESS_ACKS, ack.code);
+  } catch (err) {
+    throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`);
+  }
+}
+
+/**
  * Flow A, part 1: read a transmission request into a submission (documents, XDS metadata, routes)
  * and keep it in the journal. A request the volet refuses once its document is read is a permanent
  * failure, named by its rule: retrying cannot fix it.
@@ -31,12 +68,15 @@ export const transmissionFlow: Flow = async (ctx) => {
   const file = resolveFrom(ctx.channel.mapping!);
   let mapping = mappings.get(file);
   if (!mapping) mappings.set(file, (mapping = loadTransmissionMapping(file)));
+  const msg = Hl7Message.parse(ctx.raw, { defaultCharset: ctx.channel.source.defaultCharset });
   let submission;
   try {
-    submission = interpret(Hl7Message.parse(ctx.raw, { defaultCharset: ctx.channel.source.defaultCharset }), { terminology: loadTerminology(), mapping });
+    submission = interpret(msg, { terminology: loadTerminology(), mapping });
   } catch (e) {
-    if (e instanceof InterpretationError) throw new PermanentError(`[${e.rule}] ${e.code} ${e.message}`);
-    throw e;
+    if (!(e instanceof InterpretationError)) throw e;
+    const refusal = `[${e.rule}] ${e.code} ${e.message}`;
+    if (readFlags(msg).flags.ACK_RECEPTION) await tellCreateur(ctx, msg, e, refusal);
+    throw new PermanentError(refusal);
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
 };
