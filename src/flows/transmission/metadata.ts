@@ -134,12 +134,10 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
   const pv12 = msg.get('PV1-2') ?? '';
   const contentTypeCode = mapping.contentTypeCode[pv12] ?? mapping.defaults.contentTypeCode;
   if (!contentTypeCode) throw new MetadataError('contentTypeCode', `PV1-2 "${pv12}" is not in the mapping's contentTypeCode table and there is no default`);
-  const sb = msg.segmentsNamed('PRT').findIndex((s) => s.field(4)?.split(msg.delimiters.component)[0] === 'SB');
-  // Trimmed: senders pad fields with spaces (the ANS examples do).
-  const at = (path: string) => (sb >= 0 ? msg.get(`PRT[${sb + 1}]-${path}`)?.trim() || undefined : undefined);
+  const at = senderField(msg);
   const author: XdsAuthor = {
-    person: sb >= 0 ? { id: at('5.1'), family: at('5.2'), given: at('5.3'), idAuthority: at('5.9.2') } : undefined,
-    institutions: sb >= 0 && at('8.1') ? [{ name: at('8.1'), id: at('8.10'), idAuthority: at('8.6.2') }] : [],
+    person: at('5.1') ? { id: at('5.1'), family: at('5.2'), given: at('5.3'), idAuthority: at('5.9.2') } : undefined,
+    institutions: at('8.1') ? [{ name: at('8.1'), id: at('8.10'), idAuthority: at('8.6.2') }] : [],
     roles: [],
     specialties: [],
   };
@@ -153,6 +151,15 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
     patientId,
     author,
   };
+}
+
+/**
+ * A field of the sender's PRT (PRT-4 = SB), e.g. `5.1`; undefined when there is no such PRT.
+ * Trimmed: senders pad fields with spaces (the ANS examples do).
+ */
+export function senderField(msg: Hl7Message): (path: string) => string | undefined {
+  const sb = msg.segmentsNamed('PRT').findIndex((s) => s.field(4)?.split(msg.delimiters.component)[0] === 'SB') + 1;
+  return (path) => (sb ? msg.get(`PRT[${sb}]-${path}`)?.trim() || undefined : undefined);
 }
 
 function confidentiality(header: CdaHeader, flags: TransmissionFlags, terminology: Terminology): XdsCode[] {

@@ -2,7 +2,7 @@ import { buildN1, N1Error, type N1Input } from '../../cda/n1.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
 import { MetadataError, type XdsCode } from '../../xds/model.js';
 import type { TransmissionMapping } from './mapping.js';
-import { patientIds } from './metadata.js';
+import { patientIds, senderField } from './metadata.js';
 
 const LOINC = '2.16.840.1.113883.6.1';
 
@@ -19,8 +19,7 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
     return value;
   };
   const ids = patientIds(msg);
-  const sb = msg.segmentsNamed('PRT').findIndex((s) => s.field(4)?.split(msg.delimiters.component)[0] === 'SB') + 1;
-  const prt = (path: string) => (sb ? get(`PRT[${sb}]-${path}`) : undefined);
+  const prt = senderField(msg);
   const time = need('effectiveTime', get('TXA-4') ?? get('EVN-2') ?? get('MSH-7'), 'TXA-4 (or EVN-2)');
   const docRoot = get('TXA-12.3');
   const docId = need('uniqueId', get('TXA-12.1'), 'TXA-12');
