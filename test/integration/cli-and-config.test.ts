@@ -103,6 +103,22 @@ describe('channel files', () => {
   });
 });
 
+describe('pfi terminology', () => {
+  test('import of the official NOS files gives the committed terminology, and drives class and format codes', async () => {
+    const out = join(tempDir('terminology'), 'terminology.json');
+    dirs.push(join(out, '..'));
+    const imp = await run(process.execPath, [CLI, 'terminology', 'import', join(ROOT, '..', 'shared', 'reference', 'nos'), '--out', out]);
+    expect(imp.stdout).toMatch(/value sets/);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(ROOT, 'mappings', 'terminology.json'), 'utf8'));
+    const cls = await run(process.execPath, [CLI, 'terminology', 'class-code', '18748-4', '--file', out]);
+    expect(cls.stdout).toMatch(/^18748-4 -> 31 \(system 1\.2\.250\.1\.213\.1\.1\.4\.1/);
+    const fmt = await run(process.execPath, [CLI, 'terminology', 'format-code', '1.3.6.1.4.1.19376.1.2.20', '--media-type', 'application/pdf', '--file', out]);
+    expect(fmt.stdout).toMatch(/^urn:ihe:iti:xds-sd:pdf:2008/);
+    const no = await run(process.execPath, [CLI, 'terminology', 'check', 'ZZ', '--value-set', 'J57', '--file', out]).catch((e) => e);
+    expect(no.code).toBe(1);
+  });
+});
+
 describe('pfi send', () => {
   test('sends each message of a file and prints the ACKs; exit 1 when one is not AA', async () => {
     const t = await startTestEngine({ main: channelYaml('main') });
