@@ -79,6 +79,8 @@ export interface CdaHeader {
   authors: CdaAuthor[];
   legalAuthenticator?: { time?: string; id?: InstanceId; family?: string; given?: string[] };
   custodian?: { id?: InstanceId; name?: string };
+  /** inFulfillmentOf/order/id: the orders (requests) the document answers. */
+  orderIds: InstanceId[];
   serviceEvents: { code?: Code; start?: string; end?: string; performerOrganization?: Organization }[];
   encounter?: {
     code?: Code;
@@ -461,6 +463,7 @@ function mapHeader(cd: El, body: Scan['body']): CdaHeader {
     recordTarget: recordTarget(child(cd, 'recordTarget')),
     authors: children(cd, 'author').map(author),
     serviceEvents: children(cd, 'documentationOf').map((d) => child(d, 'serviceEvent')).filter((s): s is El => !!s).map(serviceEvent),
+    orderIds: children(cd, 'inFulfillmentOf').map((f) => ii(path(f, 'order', 'id'))).filter((x): x is InstanceId => !!x),
     body: { kind: 'structuredBody' },
   };
   const setId = ii(child(cd, 'setId'));

@@ -157,6 +157,14 @@ describe('TXA-12 must name the CDA', () => {
   });
 });
 
+describe('referenceIdList', () => {
+  test('the orders a CDA answers (inFulfillmentOf/order/id) become XDS CXi references', () => {
+    const file = readdirSync(join(REF, 'cda-examples')).find((f) => f.startsWith('IMG-CR-IMG') || f.startsWith('IMG_CR_IMG'))!;
+    const header = readCdaHeader(readFileSync(join(REF, 'cda-examples', file)));
+    expect(header.orderIds).toContainEqual({ root: '1.2.250.1.748.12345678.12', extension: '984375862' });
+  });
+});
+
 describe('every ANS example CDA, wrapped in an MDM^T02', () => {
   const dir = join(REF, 'cda-examples');
   const template = readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7'));
@@ -184,6 +192,7 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
       try {
         const sub = interpret(msg, { terminology, mapping });
         const e = sub.documents[0]!.entry;
+        expect(e.referenceIds).toEqual(header.orderIds.filter((o) => o.extension).map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`));
         for (const [k, v] of Object.entries({ uniqueId: e.uniqueId, title: e.title, typeCode: e.typeCode.code, classCode: e.classCode.code, formatCode: e.formatCode.code, confidentiality: e.confidentialityCodes[0]?.code, facility: e.healthcareFacilityTypeCode.code, practice: e.practiceSettingCode.code, language: e.languageCode, creationTime: e.creationTime, patientId: e.patientId.id })) {
           expect(v, k).toBeTruthy();
         }

@@ -121,7 +121,8 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
       given: header.legalAuthenticator.given?.join(' '),
     },
     eventCodes: [],
-    referenceIds: [],
+    // XDS CXi: the orders the document answers (urn:ihe:iti:xds:2013:order).
+    referenceIds: header.orderIds.filter((o) => o.extension).map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`),
     hash: createHash('sha1').update(bytes).digest('hex'),
     size: bytes.length,
   };
