@@ -6,6 +6,7 @@ import { readMsh, type MshHeader } from '../hl7v2/header.js';
 import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
 import { validateTransmission } from '../flows/transmission/validate.js';
 import type { Journal, MessageSummary } from '../journal/journal.js';
+import { checkIns, isInsOid } from '../identity/ins.js';
 import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
 import { newId } from '../util/id.js';
 import type { Logger } from '../util/log.js';
@@ -118,7 +119,7 @@ export class Ingest implements MllpHandler {
       documentIds: unique([msg.get('TXA-12.1'), msg.get('TXA-13.1')]),
       patientIds: unique(repetitionIndexes(msg, 'PID', 3).map((r) => msg.get(`PID-3[${r}].1`))),
     });
-    return { msh, summary, refusal: this.checkHeader(msh) ?? this.checkProfile(msg, msh) };
+    return { msh, summary, refusal: this.checkHeader(msh) ?? checkInsIdentifiers(msg) ?? this.checkProfile(msg, msh) };
   }
 
   /** The volet's rules that need nothing but the message (the others wait for interpretation). */
@@ -220,6 +221,22 @@ function fingerprint(payload: Buffer): string {
 
 function remote(conn: ConnectionInfo): string {
   return `${conn.remoteAddress}:${conn.remotePort}`;
+}
+
+/**
+ * Every INS entering the engine is checked (OID of the INS referential, 15 characters, NIR key): a
+ * PID-3 repetition typed INS, or whose assigning authority is an INS OID. Refused AE 102 at it.
+ */
+function checkInsIdentifiers(msg: Hl7Message): Refusal | undefined {
+  if (!msg.segment('PID')) return undefined;
+  const errors: AckError[] = [];
+  for (const r of repetitionIndexes(msg, 'PID', 3)) {
+    const oid = msg.get(`PID-3[${r}].4.2`) ?? '';
+    if (msg.get(`PID-3[${r}].5`) !== 'INS' && !isInsOid(oid)) continue;
+    const check = checkIns(msg.get(`PID-3[${r}].1`) ?? '', oid);
+    if (!check.ok) errors.push({ code: 102, text: check.reason, location: { segment: 'PID', sequence: 1, field: 3, repetition: r, component: 1 } });
+  }
+  return errors.length ? { code: 'AE', errors } : undefined;
 }
 
 /** 1..n for the repetitions of a field of the first such segment. */

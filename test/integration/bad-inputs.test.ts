@@ -60,6 +60,18 @@ describe('refused messages get the precise ACK and are journaled', () => {
     expect(list.messages.some((m) => m.events[0]?.error?.code === 101 && m.events[0]?.error?.location === 'MSH-10')).toBe(true);
   });
 
+  test('an INS with a wrong key is answered AE 102 at PID-3, never stored as an accepted message', async () => {
+    const message = hl7({ controlId: 'BAD-INS' }).replace('PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI', 'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI~279035121518988^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS');
+    const ack = await sendOne(message);
+    expect(ack).toMatchObject({ code: 'AE', error: '102', controlId: 'BAD-INS' });
+    expect([ack.msg.get('ERR-2.1'), ack.msg.get('ERR-2.3'), ack.msg.get('ERR-2.4'), ack.msg.get('ERR-2.5')]).toEqual(['PID', '3', '2', '1']);
+    expect(ack.msg.get('ERR-8')).toMatch(/expected 89/);
+    expect((await journalOf('BAD-INS')).status).toBe('rejected');
+    const unknown = await sendOne(hl7({ controlId: 'BAD-INS-OID' }).replace('PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI', 'PID|||279035121518989^^^X&1.2.3.4&ISO^INS'));
+    expect(unknown).toMatchObject({ code: 'AE', error: '102' });
+    expect(unknown.msg.get('ERR-8')).toMatch(/not an INS OID/);
+  });
+
   test('a non-HL7 payload is rejected with 100, no crash', async () => {
     const ack = await sendOne('GET / HTTP/1.1\r\nHost: example\r\n\r\n');
     expect(ack.code).toBe('AR');
