@@ -1,0 +1,163 @@
+import type { Redis } from 'ioredis';
+import { newId } from '../util/id.js';
+import type { Identifier, PatientUpdate } from './pam.js';
+
+/** A patient as the hospital's patient administration (GAM) last described it. */
+export interface Patient {
+  id: string;
+  ids: Identifier[];
+  ins?: { matricule: string; oid: string; valid: boolean };
+  traits: PatientUpdate['traits'];
+  reliability?: string;
+  attributes: string[];
+  /** PID-32 = QUAL with a valid INS: the only state in which the DMP may be fed. */
+  qualified: boolean;
+  consent?: PatientUpdate['consent'];
+  stays: Stay[];
+  /** Event time of the newest identity / consent applied (HL7 TS, for the out-of-order rule). */
+  identityAt?: string;
+  consentAt?: string;
+  /** Set on an identity merged into another one (A40). */
+  mergedInto?: string;
+}
+
+export interface Stay {
+  visit: Identifier;
+  patientClass?: string;
+  admitTime?: string;
+  dischargeTime?: string;
+  consent?: PatientUpdate['consent'];
+  at: string;
+}
+
+export interface HistoryEntry {
+  at: string;
+  event: string;
+  journalId?: string;
+  note: string;
+}
+
+const key = (id: Identifier) => `${id.authority}|${id.id}`;
+
+/**
+ * Identities and DMP consent fed by the PAM ADT flow, in Redis. Updates are applied by event time
+ * (EVN-6, else EVN-2), so a late message never overwrites a newer state. The PAM channel processes
+ * in order (one job at a time), which is also what makes these read-modify-write steps safe.
+ */
+export class IdentityStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = 'pfi:id',
+  ) {}
+
+  /** The patient an identifier names, following merges. */
+  async find(identifier: Pick<Identifier, 'id' | 'authority'>): Promise<Patient | undefined> {
+    const pid = await this.redis.get(`${this.prefix}:x:${identifier.authority}|${identifier.id}`);
+    return pid ? this.get(pid) : undefined;
+  }
+
+  async get(pid: string, depth = 0): Promise<Patient | undefined> {
+    const raw = await this.redis.get(`${this.prefix}:p:${pid}`);
+    if (!raw) return undefined;
+    const p = JSON.parse(raw) as Patient;
+    if (p.mergedInto && depth < 10) return (await this.get(p.mergedInto, depth + 1)) ?? p;
+    return p;
+  }
+
+  async history(pid: string): Promise<HistoryEntry[]> {
+    return (await this.redis.lrange(`${this.prefix}:h:${pid}`, 0, -1)).map((e) => JSON.parse(e) as HistoryEntry);
+  }
+
+  /** Applies one ADT update; returns the patient as it now stands. */
+  async apply(u: PatientUpdate, journalId?: string): Promise<Patient> {
+    const at = normalize(u.eventTime);
+    let patient = await this.resolve(u.ids);
+    const notes: string[] = [];
+    if (!patient) {
+      patient = { id: newId(), ids: [], traits: { givenNames: [] }, attributes: [], qualified: false, stays: [] };
+      notes.push('created');
+    }
+
+    // A40 merge / A47 identifier change: the identity the old identifiers named is folded into this one.
+    if (u.previousIds?.length) {
+      const old = await this.resolve(u.previousIds);
+      if (old && old.id !== patient.id) {
+        patient.stays.push(...old.stays.filter((s) => !patient!.stays.some((t) => key(t.visit) === key(s.visit))));
+        patient.ids = union(patient.ids, old.ids);
+        old.mergedInto = patient.id;
+        await this.save(old);
+        notes.push(`merged ${old.id} (${u.previousIds.map(key).join(', ')})`);
+      } else {
+        notes.push(`previous identifiers ${u.previousIds.map(key).join(', ')} now name this patient`);
+      }
+      patient.ids = union(patient.ids, u.previousIds);
+    }
+    patient.ids = union(patient.ids, u.ids);
+
+    if (!patient.identityAt || at >= patient.identityAt) {
+      patient.identityAt = at;
+      patient.traits = u.traits;
+      patient.reliability = u.reliability;
+      patient.attributes = u.attributes;
+      patient.ins = u.ins && { matricule: u.ins.matricule, oid: u.ins.oid, valid: u.ins.valid };
+      // Never qualified without a valid INS, whatever PID-32 says.
+      patient.qualified = u.reliability === 'QUAL' && !!u.ins?.valid;
+      notes.push(`identity ${u.reliability ?? '(no status)'}`);
+    } else {
+      notes.push(`identity older than the one kept (${patient.identityAt}): ignored`);
+    }
+
+    if (u.consent && (!patient.consentAt || at >= patient.consentAt)) {
+      patient.consentAt = at;
+      patient.consent = u.consent;
+      notes.push('consent');
+    }
+
+    if (u.stay) {
+      const i = patient.stays.findIndex((s) => key(s.visit) === key(u.stay!.visit));
+      const current = i >= 0 ? patient.stays[i]! : undefined;
+      if (!current || at >= current.at) {
+        const stay: Stay = { ...current, ...definedOnly(u.stay), visit: u.stay.visit, consent: u.consent ?? current?.consent, at };
+        if (i >= 0) patient.stays[i] = stay;
+        else patient.stays.push(stay);
+        notes.push(`stay ${key(u.stay.visit)}`);
+      }
+    }
+
+    await this.save(patient);
+    const entry: HistoryEntry = { at, event: u.event, journalId, note: notes.join('; ') };
+    await this.redis.rpush(`${this.prefix}:h:${patient.id}`, JSON.stringify(entry));
+    return patient;
+  }
+
+  private async resolve(ids: Identifier[]): Promise<Patient | undefined> {
+    for (const id of ids) {
+      const p = await this.find(id);
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  private async save(p: Patient): Promise<void> {
+    const tx = this.redis.multi().set(`${this.prefix}:p:${p.id}`, JSON.stringify(p));
+    // Every identifier points at the identity that now holds it (merged ones included).
+    if (!p.mergedInto) for (const id of p.ids) tx.set(`${this.prefix}:x:${key(id)}`, p.id);
+    await tx.exec();
+  }
+}
+
+function union(a: Identifier[], b: Identifier[]): Identifier[] {
+  const out = [...a];
+  for (const id of b) if (!out.some((x) => key(x) === key(id))) out.push(id);
+  return out;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>;
+}
+
+/** HL7 TS to a sortable string: digits padded to YYYYMMDDHHMMSS, offset dropped (one hospital, one zone). */
+export function normalize(ts: string): string {
+  const digits = (ts.match(/^\d+/)?.[0] ?? '').slice(0, 14);
+  return digits.padEnd(14, '0');
+}
