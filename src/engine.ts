@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { loadChannels, type ChannelConfig } from './channels/config.js';
 import { ChannelRuntime } from './channels/runtime.js';
+import { IdentityStore } from './identity/store.js';
 import { Journal } from './journal/journal.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { buildAdminApp } from './server/app.js';
@@ -47,8 +48,12 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   const retentionMs = settings.retentionDays * 86_400_000;
   const journal = new Journal(redis, { retentionMs });
   const workerJournal = new Journal(workerRedis, { retentionMs });
-  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, log }));
-  const app = await buildAdminApp({ settings, channels, journal, redis, log });
+  // A connection of its own: the store's transactions must not interleave with BullMQ's commands.
+  const identityRedis = connect(url, { maxRetriesPerRequest: null });
+  identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  const identity = new IdentityStore(identityRedis);
+  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, log }));
+  const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
   const adminUrl = await app.listen({ host: settings.admin.host, port: settings.admin.port });
@@ -68,7 +73,7 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       clearInterval(sweeper);
       await app.close();
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
-      await Promise.all([redis, workerRedis].map((c) => c.quit().catch(() => c.disconnect())));
+      await Promise.all([redis, workerRedis, identityRedis].map((c) => c.quit().catch(() => c.disconnect())));
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());

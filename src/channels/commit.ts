@@ -102,6 +102,7 @@ export class GroupCommit {
       p.resolve(r);
       return {
         id: r.id,
+        keepStatus: r.duplicate,
         events: r.duplicate
           ? [{ at, status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
           : [{ at, status: 'queued', detail: `job ${id}` }, { at, status: 'acknowledged', ackCode: 'AA' }],

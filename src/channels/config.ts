@@ -46,7 +46,7 @@ export interface ChannelConfig {
     /** Message profile checked at ingest (see the schema). */
     profile: 'none' | 'cisis-transmission';
   };
-  flow: 'journal' | 'forward' | 'transmission';
+  flow: 'journal' | 'forward' | 'transmission' | 'pam';
   mapping?: string;
   destinations: MllpDestination[];
   /** The CREATEUR's listener for business acknowledgements (ZAM). */

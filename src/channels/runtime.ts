@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
+import type { IdentityStore } from '../identity/store.js';
 import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
 import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
@@ -21,6 +22,7 @@ export interface ChannelDeps {
   journal: Journal;
   /** The same journal on the workers' connection: their writes then go with BullMQ's, in order. */
   workerJournal: Journal;
+  identity: IdentityStore;
   log: Logger;
 }
 
@@ -157,7 +159,7 @@ export class ChannelRuntime {
     for (const { id: journalId, raw } of messages) {
       const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
       try {
-        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt });
+        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity });
         records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {

@@ -1,4 +1,5 @@
 import type { ChannelConfig } from '../channels/config.js';
+import type { IdentityStore } from '../identity/store.js';
 import type { Journal } from '../journal/journal.js';
 import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
@@ -13,6 +14,8 @@ export interface FlowContext {
   log: Logger;
   /** One long-lived client per MLLP destination of the channel. */
   clients: Map<string, MllpClient>;
+  /** Identities and DMP consent from the PAM feed. */
+  identity: IdentityStore;
   attempt: number;
 }
 

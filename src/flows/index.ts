@@ -2,6 +2,7 @@ import type { ChannelConfig } from '../channels/config.js';
 import type { Flow } from './flow.js';
 import { forwardFlow } from './forward.js';
 import { journalFlow } from './journal.js';
+import { pamFlow } from './pam.js';
 import { transmissionFlow } from './transmission/index.js';
 
 export type { Flow, FlowContext } from './flow.js';
@@ -12,4 +13,5 @@ export const FLOWS: Record<ChannelConfig['flow'], Flow> = {
   journal: journalFlow,
   forward: forwardFlow,
   transmission: transmissionFlow,
+  pam: pamFlow,
 };

@@ -37,6 +37,8 @@ export interface EventRecord {
   id: string;
   events: NewEvent[];
   field?: [string, string];
+  /** Informational events (a retransmission seen) that do not change the message's status. */
+  keepStatus?: boolean;
 }
 
 export interface MessageSummary {
@@ -332,11 +334,11 @@ function matches(e: JournalEntry, q: SearchQuery): boolean {
 
 function pushRecords(args: (string | number | Buffer)[], records: EventRecord[], at: string): void {
   args.push(records.length);
-  for (const { id, events, field } of records) {
+  for (const { id, events, field, keepStatus } of records) {
     const last = events[events.length - 1]!;
     const r = {
       id,
-      s: last.status,
+      s: keepStatus ? undefined : last.status,
       t: last.at ?? at,
       a: events.find((e) => e.ackCode)?.ackCode,
       f: field,

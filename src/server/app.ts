@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import type { Redis } from 'ioredis';
 import type { ChannelRuntime } from '../channels/runtime.js';
+import type { IdentityStore } from '../identity/store.js';
 import type { Journal } from '../journal/journal.js';
 import type { Settings } from '../settings.js';
 import type { Logger } from '../util/log.js';
@@ -14,6 +15,7 @@ export interface AppDeps {
   channels: ChannelRuntime[];
   journal: Journal;
   redis: Redis;
+  identity: IdentityStore;
   log: Logger;
 }
 

@@ -253,5 +253,40 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
   );
 
+  app.get<{ Params: { id: string } }>(
+    '/patients/:id',
+    {
+      schema: {
+        summary: 'A patient of the identity store (PAM feed): identifiers, INS, traits, reliability, consent, stays, history',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      },
+    },
+    async (req, reply) => {
+      const p = await deps.identity.get(req.params.id);
+      if (!p) return problem(reply, 404, 'Not found', `no patient ${req.params.id}`);
+      return { ...p, history: await deps.identity.history(p.id) };
+    },
+  );
+
+  app.get<{ Querystring: { id: string; authority: string } }>(
+    '/patients',
+    {
+      schema: {
+        summary: 'Find a patient by one of its identifiers (IPP, INS...), following merges',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'authority'],
+          properties: { id: { type: 'string', description: 'CX-1' }, authority: { type: 'string', description: 'assigning authority OID (CX-4.2)' } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const p = await deps.identity.find(req.query);
+      if (!p) return problem(reply, 404, 'Not found', `no patient with identifier ${req.query.id} (${req.query.authority})`);
+      return { ...p, history: await deps.identity.history(p.id) };
+    },
+  );
+
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 }

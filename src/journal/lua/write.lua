@@ -12,7 +12,7 @@
 --   dedup key ("" = none), raw bytes,
 --   JSON {"id": .., "h": [hash field, value, ...], "x": [index keys (sorted sets by time)], "e": first event (JSON text)}
 -- then the number of event records, and for each one argument:
---   JSON {"id": .., "s": new status, "t": its time (ISO), "a": ack code?, "f": [extra field, value]?,
+--   JSON {"id": .., "s": new status (absent: unchanged), "t": its time (ISO), "a": ack code?, "f": [extra field, value]?,
 --         "e": [events (JSON text)]}
 -- The dedup key names the sender's message (channel, sending application/facility, MSH-10) and
 -- its content fingerprint: the same key again is a retransmission.
@@ -69,7 +69,8 @@ for _ = 1, tonumber(ARGV[i]) do
     -- Events may arrive late (ACK events ride with the next group commit, after a fast worker's
     -- outcome): the status only moves to a newer event's.
     local current = redis.call("HGET", m, "updatedAt")
-    if not current or r.t >= current then redis.call("HSET", m, "status", r.s, "updatedAt", r.t) end
+    -- No "s": an informational event (a retransmission) that leaves the status as it is.
+    if r.s and (not current or r.t >= current) then redis.call("HSET", m, "status", r.s, "updatedAt", r.t) end
     if r.a then redis.call("HSET", m, "ackCode", r.a) end
     if r.f then redis.call("HSET", m, r.f[1], r.f[2]) end
   end
