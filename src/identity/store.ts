@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { newId } from '../util/id.js';
-import type { Identifier, PatientUpdate } from './pam.js';
+import { dmpPermissions, type Identifier, type PatientUpdate } from './pam.js';
 
 /** A patient as the hospital's patient administration (GAM) last described it. */
 export interface Patient {
@@ -62,6 +62,19 @@ export class IdentityStore {
     const p = JSON.parse(raw) as Patient;
     if (p.mergedInto && depth < 10) return (await this.get(p.mergedInto, depth + 1)) ?? p;
     return p;
+  }
+
+  /**
+   * May a document about this patient go to the DMP? Only with a qualified INS (PID-32 = QUAL and a
+   * valid key) and no opposition to feeding (ZFA-9 = IO); an unknown patient is not qualified.
+   */
+  async dmpGate(ids: Pick<Identifier, 'id' | 'authority'>[]): Promise<{ allowed: boolean; reason?: string; patient?: Patient }> {
+    let patient: Patient | undefined;
+    for (const id of ids) if ((patient = await this.find(id))) break;
+    if (!patient) return { allowed: false, reason: 'patient unknown to the identity store (no PAM message yet)' };
+    if (!patient.qualified) return { allowed: false, reason: `INS not qualified (PID-32 ${patient.reliability ?? 'absent'})`, patient };
+    if (!dmpPermissions(patient.consent).feedingAllowed) return { allowed: false, reason: 'patient informed and opposed to DMP feeding (ZFA-9 = IO)', patient };
+    return { allowed: true, patient };
   }
 
   async history(pid: string): Promise<HistoryEntry[]> {

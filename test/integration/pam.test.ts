@@ -82,3 +82,53 @@ describe('SGL admission and discharge', () => {
     expect(p.ids.some((i) => i.type === 'PI' && i.id === '000003')).toBe(true);
   });
 });
+
+describe('identity store and transmission requests', () => {
+  test('after an A40 merge, an MDM sent with the old IPP resolves to the surviving, qualified patient', async () => {
+    const dir = tempDir('merge');
+    const transmission = readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0');
+    const pam = readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0');
+    const e = await startTestEngine({ transmission, pam });
+    try {
+      const fixture = splitMessages(readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')))[0]!;
+      const ins = Hl7Message.parse(fixture).get('PID-3[1].1')!;
+      const msh = (id: string, event: string, structure: string) => `MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^${event}^${structure}|${id}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`;
+      const pid = (ids: string, status: string) => {
+        const f = Array<string>(33).fill('');
+        Object.assign(f, { 0: 'PID', 1: '1', 3: ids, 5: 'DEMO^CAMILLE^CAMILLE^^^^L', 7: '19800101', 8: 'F', 32: status });
+        return f.join('|');
+      };
+      const old = 'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI';
+      const neu = `NEW0002^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI~${ins}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS`;
+      const adts = [
+        [msh('M1', 'A28', 'ADT_A05'), 'EVN||20261121080000', pid(old, 'PROV')],
+        [msh('M2', 'A28', 'ADT_A05'), 'EVN||20261121081000', pid(neu, 'QUAL')],
+        [msh('M3', 'A40', 'ADT_A39'), 'EVN||20261121082000', pid(neu, 'QUAL'), `MRG|${old}`],
+      ];
+      for (const segs of adts) {
+        const file = join(dir, `${segs[0]!.split('|')[9]}.hl7`);
+        writeFileSync(file, segs.join('\n') + '\n');
+        const { stdout } = await run('mllp_send', ['--loose', '--port', String(e.port('pam')), '--file', file, '127.0.0.1']);
+        expect(stdout).toMatch(/MSA\|AA\|/);
+        const id = segs[0]!.split('|')[9]!;
+        await waitFor(async () => ((await (await e.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] }).messages[0]?.status === 'processed');
+      }
+      const survivor = (await (await e.api('/patients?id=NEW0002&authority=1.2.250.1.999.9.1')).json()) as Patient;
+      const viaOld = (await (await e.api('/patients?id=DEMO0001&authority=1.2.250.1.999.9.1')).json()) as Patient;
+      expect(viaOld.id).toBe(survivor.id);
+      expect(survivor.qualified).toBe(true);
+
+      const file = join(dir, 'mdm.hl7');
+      writeFileSync(file, fixture.toString('utf8').replace(/\r/g, '\n'));
+      await run('mllp_send', ['--loose', '--port', String(e.port('transmission')), '--file', file, '127.0.0.1']);
+      const entry = await waitFor(async () => {
+        const r = (await (await e.api('/messages?controlId=DEMO-MDM-0001')).json()) as { messages: JournalEntry[] };
+        return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
+      });
+      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as { patient: { storeId: string; qualified: boolean; dmpAllowed: boolean; insMatches: boolean } };
+      expect(sub.patient).toMatchObject({ storeId: survivor.id, qualified: true, dmpAllowed: true, insMatches: true });
+    } finally {
+      await e.stop();
+    }
+  });
+});

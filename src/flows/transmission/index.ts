@@ -12,6 +12,7 @@ import { readMsh } from '../../hl7v2/header.js';
 import { buildZam } from '../../hl7v2/zam.js';
 import { newId } from '../../util/id.js';
 import { readFlags } from './validate.js';
+import { patientIds } from './metadata.js';
 import { InterpretationError, interpret } from './interpret.js';
 import { loadTransmissionMapping, type TransmissionMapping } from './mapping.js';
 
@@ -77,6 +78,16 @@ export const transmissionFlow: Flow = async (ctx) => {
     const refusal = `[${e.rule}] ${e.code} ${e.message}`;
     if (readFlags(msg).flags.ACK_RECEPTION) await tellCreateur(ctx, msg, e, refusal);
     throw new PermanentError(refusal);
+  }
+  // The identity store's view of the patient: the DMP gate, and a cross-check of the INS.
+  const ids = patientIds(msg).all.map((i) => ({ id: i.id, authority: i.authority }));
+  const gate = await ctx.identity.dmpGate(ids);
+  const knownIns = gate.patient?.ins;
+  const sentIns = submission.documents[0]?.entry.patientId;
+  const insMatches = knownIns && sentIns?.type === 'NH' ? knownIns.matricule === sentIns.id && knownIns.oid === sentIns.authority : undefined;
+  submission.patient = { storeId: gate.patient?.id, qualified: !!gate.patient?.qualified, dmpAllowed: gate.allowed, reason: gate.reason, insMatches };
+  if (insMatches === false && gate.patient?.qualified) {
+    await ctx.journal.record(ctx.journalId, { status: 'processing', detail: `warning: the INS sent differs from the qualified INS of patient ${gate.patient.id} in the identity store` });
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
 };

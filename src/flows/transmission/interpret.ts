@@ -29,6 +29,8 @@ export interface Submission {
   submissionSet: SubmissionSet;
   flags: TransmissionFlags;
   routes: Routes;
+  /** The patient as the identity store knows it (PAM feed), filled in by the flow. */
+  patient?: { storeId?: string; qualified: boolean; dmpAllowed: boolean; reason?: string; insMatches?: boolean };
 }
 
 /** A request the volet refuses once its document is read: reported in the journal and by ZAM. */
