@@ -45,6 +45,8 @@ export interface ChannelConfig {
     accept: AcceptRule[];
     /** Message profile checked at ingest (see the schema). */
     profile: 'none' | 'cisis-transmission';
+    /** An accepted message type with an event not in `accept`: refused AR 201, or acknowledged AA and ignored. */
+    unknownEvents: 'reject' | 'ignore';
   };
   flow: 'journal' | 'forward' | 'transmission' | 'pam';
   mapping?: string;
@@ -149,6 +151,7 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
       defaultCharset: s.defaultCharset ?? 'UNICODE UTF-8',
       accept: s.accept,
       profile: s.profile ?? 'none',
+      unknownEvents: s.unknownEvents ?? 'reject',
     },
     flow: d.flow,
     mapping: d.mapping,

@@ -44,7 +44,11 @@ export class Ingest implements MllpHandler {
     const { msh, refusal, summary } = this.examine(payload, conn);
     messagesIn.inc({ channel: this.channel.id, type: summary.messageType ?? 'unknown' });
     let ack: Buffer;
-    if (refusal) {
+    if (refusal?.errors[0]?.code === 201 && this.channel.source.unknownEvents === 'ignore') {
+      // The channel's policy: events it does not handle are acknowledged and kept, not processed.
+      await this.discard(payload, summary, `event ${summary.messageType} not handled by this channel: acknowledged and ignored (unknownEvents: ignore)`);
+      ack = this.ack(msh, 'AA', []);
+    } else if (refusal) {
       ack = await this.refuse(payload, msh, summary, refusal);
     } else {
       ack = await this.accept(payload, msh!, summary);

@@ -74,6 +74,18 @@ describe('ANS PAM FR examples (consent), sent with mllp_send', () => {
   });
 });
 
+describe('unknown events (channel policy unknownEvents: ignore)', () => {
+  test('an ADT event the channel does not handle is acknowledged AA, journaled as discarded, not processed', async () => {
+    const file = join(tempDir('a09'), 'a09.er7');
+    writeFileSync(file, readFileSync(join(EXAMPLES, 'SGL', 'admission.er7'), 'utf8').replace('|ADT^A01^ADT_A01|3975|', '|ADT^A09^ADT_A09|A09-1|'));
+    const { stdout } = await run('mllp_send', ['--loose', '--port', String(t.port()), '--file', file, '127.0.0.1']);
+    expect(stdout).toMatch(/^MSA\|AA\|A09-1$/m);
+    const r = (await (await t.api('/messages?controlId=A09-1')).json()) as { messages: JournalEntry[] };
+    expect(r.messages[0]).toMatchObject({ status: 'discarded' });
+    expect(r.messages[0]!.events[0]!.detail).toMatch(/not handled by this channel/);
+  });
+});
+
 describe('SGL admission and discharge', () => {
   test('both acknowledged AA and recorded on the stay', async () => {
     await send(join(EXAMPLES, 'SGL', 'admission.er7'));
