@@ -51,6 +51,8 @@ export interface ChannelConfig {
   flow: 'journal' | 'forward' | 'transmission' | 'pam';
   mapping?: string;
   destinations: MllpDestination[];
+  /** flow transmission: an INS differing from the store's qualified one is a warning or a refusal. */
+  identityCheck: 'warn' | 'reject';
   /** The CREATEUR's listener for business acknowledgements (ZAM). */
   businessAcks?: Omit<MllpDestination, 'id' | 'type'>;
   processing: { concurrency: number; attempts: number; backoffSeconds: number };
@@ -156,6 +158,7 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     flow: d.flow,
     mapping: d.mapping,
     destinations: (d.destinations ?? []).map((x: any) => ({ ackTimeoutSeconds: 30, ...x })),
+    identityCheck: d.identityCheck ?? 'warn',
     businessAcks: d.businessAcks && { ackTimeoutSeconds: 30, ...d.businessAcks },
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
   };

@@ -73,21 +73,23 @@ export const transmissionFlow: Flow = async (ctx) => {
   let submission;
   try {
     submission = interpret(msg, { terminology: loadTerminology(), mapping });
+    // The identity store's view of the patient: the DMP gate, and a cross-check of the INS.
+    const ids = patientIds(msg).all.map((i) => ({ id: i.id, authority: i.authority }));
+    const gate = await ctx.identity.dmpGate(ids);
+    const knownIns = gate.patient?.ins;
+    const sentIns = submission.documents[0]?.entry.patientId;
+    const insMatches = knownIns && sentIns?.type === 'NH' ? knownIns.matricule === sentIns.id && knownIns.oid === sentIns.authority : undefined;
+    submission.patient = { storeId: gate.patient?.id, qualified: !!gate.patient?.qualified, dmpAllowed: gate.allowed, reason: gate.reason, insMatches };
+    if (insMatches === false && gate.patient?.qualified) {
+      const text = `the INS sent (${sentIns!.id}) differs from the qualified INS of patient ${gate.patient.id} in the identity store`;
+      if (ctx.channel.identityCheck === 'reject') throw new InterpretationError('PID-3-equals-known-identity', 207, text, { segment: 'PID', sequence: 1, field: 3 });
+      await ctx.journal.record(ctx.journalId, { status: 'processing', detail: `warning: ${text}` });
+    }
   } catch (e) {
     if (!(e instanceof InterpretationError)) throw e;
     const refusal = `[${e.rule}] ${e.code} ${e.message}`;
     if (readFlags(msg).flags.ACK_RECEPTION) await tellCreateur(ctx, msg, e, refusal);
     throw new PermanentError(refusal);
-  }
-  // The identity store's view of the patient: the DMP gate, and a cross-check of the INS.
-  const ids = patientIds(msg).all.map((i) => ({ id: i.id, authority: i.authority }));
-  const gate = await ctx.identity.dmpGate(ids);
-  const knownIns = gate.patient?.ins;
-  const sentIns = submission.documents[0]?.entry.patientId;
-  const insMatches = knownIns && sentIns?.type === 'NH' ? knownIns.matricule === sentIns.id && knownIns.oid === sentIns.authority : undefined;
-  submission.patient = { storeId: gate.patient?.id, qualified: !!gate.patient?.qualified, dmpAllowed: gate.allowed, reason: gate.reason, insMatches };
-  if (insMatches === false && gate.patient?.qualified) {
-    await ctx.journal.record(ctx.journalId, { status: 'processing', detail: `warning: the INS sent differs from the qualified INS of patient ${gate.patient.id} in the identity store` });
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
 };
