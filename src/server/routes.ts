@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Patient } from '../identity/store.js';
 import type { MessageStatus } from '../journal/journal.js';
 import { acksOut, messagesIn, messagesOut, queueDepth, registry } from '../util/metrics.js';
 import { problem, type AppDeps } from './app.js';
@@ -253,6 +254,8 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
   );
 
+  const withHistory = async (p: Patient) => ({ ...p, history: await deps.identity.history(p.id) });
+
   app.get<{ Params: { id: string } }>(
     '/patients/:id',
     {
@@ -263,8 +266,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
     async (req, reply) => {
       const p = await deps.identity.get(req.params.id);
-      if (!p) return problem(reply, 404, 'Not found', `no patient ${req.params.id}`);
-      return { ...p, history: await deps.identity.history(p.id) };
+      return p ? withHistory(p) : problem(reply, 404, 'Not found', `no patient ${req.params.id}`);
     },
   );
 
@@ -283,8 +285,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
     async (req, reply) => {
       const p = await deps.identity.find(req.query);
-      if (!p) return problem(reply, 404, 'Not found', `no patient with identifier ${req.query.id} (${req.query.authority})`);
-      return { ...p, history: await deps.identity.history(p.id) };
+      return p ? withHistory(p) : problem(reply, 404, 'Not found', `no patient with identifier ${req.query.id} (${req.query.authority})`);
     },
   );
 

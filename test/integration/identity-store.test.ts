@@ -67,6 +67,14 @@ describe('identity store', () => {
     expect(found?.qualified).toBe(true);
   });
 
+  test('A47 identifier change: the old identifier still finds the patient, now under its new identifier', async () => {
+    const before = await store.apply(update({ ids: [IPP('CHG-OLD')], event: 'A28', traits: { birthName: 'MARTIN', givenNames: ['LOU'] } }));
+    const after = await store.apply(update({ ids: [IPP('CHG-NEW')], event: 'A47', eventTime: '20260102000000', previousIds: [IPP('CHG-OLD')], traits: { birthName: 'MARTIN', givenNames: ['LOU'] } }));
+    expect((await store.find({ id: 'CHG-OLD', authority: '1.2.250.1.999.1' }))?.id).toBe(after.id);
+    expect((await store.find({ id: 'CHG-NEW', authority: '1.2.250.1.999.1' }))?.id).toBe(after.id);
+    expect((await store.history(after.id)).at(-1)!.note).toContain(`merged ${before.id}`);
+  });
+
   test('consent kept per patient and per stay, newest first', async () => {
     const visit = { id: 'S1', authority: '1.2.250.1.999.2', type: 'VN' };
     await store.apply(update({ ids: [IPP('C1')], eventTime: '20260110000000', stay: { visit }, consent: { feeding: { value: 'IO' } } }));
