@@ -183,3 +183,27 @@ describe('identity cross-check of transmission requests', () => {
     }
   });
 });
+
+describe('the README demo', () => {
+  test('the ADT and the MDM fixtures: the document’s patient is known, qualified, and may go to the DMP', async () => {
+    const e = await startTestEngine({
+      transmission: readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0'),
+      pam: readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0'),
+    });
+    try {
+      const cli = join(ROOT, 'dist/src/cli/main.js');
+      await run(process.execPath, [cli, 'send', '--port', String(e.port('pam')), join(ROOT, 'fixtures', 'adt-a01-demo.hl7')]);
+      await waitFor(async () => ((await (await e.api('/messages?controlId=DEMO-ADT-0001')).json()) as { messages: JournalEntry[] }).messages[0]?.status === 'processed');
+      await run(process.execPath, [cli, 'send', '--port', String(e.port('transmission')), join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')]);
+      const entry = await waitFor(async () => {
+        const m = ((await (await e.api('/messages?controlId=DEMO-MDM-0001')).json()) as { messages: JournalEntry[] }).messages[0];
+        return m?.status === 'processed' ? m : undefined;
+      });
+      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as { patient: Record<string, unknown>; routes: { dmp: boolean } };
+      expect(sub.routes.dmp).toBe(true);
+      expect(sub.patient).toMatchObject({ qualified: true, dmpAllowed: true, insMatches: true });
+    } finally {
+      await e.stop();
+    }
+  });
+});
