@@ -41,8 +41,9 @@ const key = (id: Identifier) => `${id.authority}|${id.id}`;
 
 /**
  * Identities and DMP consent fed by the PAM ADT flow, in Redis. Updates are applied by event time
- * (EVN-6, else EVN-2), so a late message never overwrites a newer state. The PAM channel processes
- * in order (one job at a time), which is also what makes these read-modify-write steps safe.
+ * (EVN-6, else EVN-2), so a late message never overwrites a newer state. Within a process the
+ * updates run one after the other (read-modify-write steps); the PAM channel also processes in
+ * order. Several worker processes on one PAM channel are not supported yet.
  */
 export class IdentityStore {
   constructor(
@@ -81,8 +82,17 @@ export class IdentityStore {
     return (await this.redis.lrange(`${this.prefix}:h:${pid}`, 0, -1)).map((e) => JSON.parse(e) as HistoryEntry);
   }
 
+  /** Updates of this process, one after the other (see the class comment). */
+  private last: Promise<unknown> = Promise.resolve();
+
   /** Applies one ADT update; returns the patient as it now stands. */
-  async apply(u: PatientUpdate, journalId?: string): Promise<Patient> {
+  apply(u: PatientUpdate, journalId?: string): Promise<Patient> {
+    const run = this.last.then(() => this.applyNow(u, journalId));
+    this.last = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(u: PatientUpdate, journalId?: string): Promise<Patient> {
     const at = normalize(u.eventTime);
     let patient = await this.resolve(u.ids);
     const notes: string[] = [];

@@ -83,3 +83,12 @@ describe('identity store', () => {
     expect(p.stays[0]!.consent?.feeding?.value).toBe('IO');
   });
 });
+
+describe('concurrent updates in one process', () => {
+  test('applied one after the other: none lost', async () => {
+    const visits = Array.from({ length: 20 }, (_, i) => ({ id: `CV${i}`, authority: '1.2.250.1.999.2', type: 'VN' }));
+    await Promise.all(visits.map((visit, i) => store.apply(update({ ids: [IPP('CONC')], eventTime: `202601${String(10 + i).padStart(2, '0')}000000`, stay: { visit } }))));
+    const p = await store.find({ id: 'CONC', authority: '1.2.250.1.999.1' });
+    expect(p!.stays.map((s) => s.visit.id).sort()).toEqual(visits.map((v) => v.id).sort());
+  });
+});
