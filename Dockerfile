@@ -1,5 +1,5 @@
 # PFI engine: build with `docker build -t pfi-engine .`, run with
-#   docker run -p 2575:2575 -p 8080:8080 -e PFI_ADMIN_HOST=0.0.0.0 -v pfi-var:/app/var pfi-engine
+#   docker run -p 2575:2575 -p 2576:2576 -p 8080:8080 -e PFI_ADMIN_HOST=0.0.0.0 -v pfi-var:/app/var pfi-engine
 # The embedded Redis (AOF, appendfsync always) keeps its data in /app/var: mount a volume there,
 # or point PFI_REDIS_URL at a Redis of your own.
 FROM node:20-bookworm-slim AS build
@@ -27,7 +27,7 @@ COPY channels ./channels
 COPY mappings ./mappings
 RUN mkdir -p var && chown node:node var
 USER node
-EXPOSE 2575 8080
+EXPOSE 2575 2576 8080
 VOLUME ["/app/var"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/cli/main.js", "start"]
