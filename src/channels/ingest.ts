@@ -9,6 +9,7 @@ import type { Journal, MessageSummary } from '../journal/journal.js';
 import { checkIns, isInsOid } from '../identity/ins.js';
 import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
 import { newId } from '../util/id.js';
+import { redact } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
 import { GroupCommit, type JobData } from './commit.js';
@@ -103,7 +104,7 @@ export class Ingest implements MllpHandler {
     } catch (e) {
       if (!(e instanceof Hl7ParseError)) {
         // A parser bug must still end in an answer and a journal entry, not a dropped connection.
-        this.log.error({ channel: this.channel.id, conn: conn.id, err: (e as Error).message }, 'unexpected error reading a message');
+        this.log.error({ channel: this.channel.id, conn: conn.id, err: redact((e as Error).message) }, 'unexpected error reading a message');
         return { summary, refusal: { code: 'AR', errors: [{ code: 207, text: 'the message could not be read' }] } };
       }
       summary.charset = sniffMsh18(payload);

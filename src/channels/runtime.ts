@@ -8,6 +8,7 @@ import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
 import { connections, messagesOut } from '../util/metrics.js';
+import { redact } from '../util/redact.js';
 import { resolveFrom, type ChannelConfig, type MllpDestination } from './config.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
@@ -172,7 +173,7 @@ export class ChannelRuntime {
         });
         if (!dead) retry.push(`${journalId}: ${err.message}`);
         messagesOut.inc({ channel: channel.id, outcome: dead ? 'dead-lettered' : 'failed' });
-        log.warn({ channel: channel.id, journalId, attempt, final: dead, err: err.message }, 'processing failed');
+        log.warn({ channel: channel.id, journalId, attempt, final: dead, err: redact(err.message) }, 'processing failed');
       }
     }
     if (retry.length) {
