@@ -147,9 +147,8 @@ export class IdentityStore {
       }
     }
 
-    await this.save(patient);
     const entry: HistoryEntry = { at, event: u.event, journalId, note: notes.join('; ') };
-    await this.redis.rpush(`${this.prefix}:h:${patient.id}`, JSON.stringify(entry));
+    await this.save(patient, entry);
     return patient;
   }
 
@@ -161,8 +160,10 @@ export class IdentityStore {
     return undefined;
   }
 
-  private async save(p: Patient): Promise<void> {
+  /** The patient, its identifiers' index and (with `entry`) its history, in one transaction. */
+  private async save(p: Patient, entry?: HistoryEntry): Promise<void> {
     const tx = this.redis.multi().set(`${this.prefix}:p:${p.id}`, JSON.stringify(p));
+    if (entry) tx.rpush(`${this.prefix}:h:${p.id}`, JSON.stringify(entry));
     // Every identifier points at the identity that now holds it (merged ones included).
     if (!p.mergedInto) for (const id of p.ids) tx.set(`${this.prefix}:x:${key(id)}`, p.id);
     await tx.exec();
