@@ -16,13 +16,11 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { isInsOid } from '../identity/ins.js';
 
 export const CDA_NS = 'urn:hl7-org:v3';
 const XSLT_NS = 'http://www.w3.org/1999/XSL/Transform';
 const CISIS_NS = 'urn:asip-sante:ci-sis';
-/** INS-NIR, INS-NIA, INS-NIR test, INS-NIR demo. */
-export const INS_OIDS: readonly string[] = ['1.2.250.1.213.1.4.8', '1.2.250.1.213.1.4.9', '1.2.250.1.213.1.4.10', '1.2.250.1.213.1.4.11'];
-
 export interface Code {
   code?: string;
   codeSystem?: string;
@@ -59,7 +57,7 @@ export interface CdaHeader {
   templateIds: InstanceId[];
   recordTarget: {
     ids: InstanceId[];
-    /** The id whose root is one of the INS OIDs (INS_OIDS). */
+    /** The id whose root is one of the INS OIDs (identity/ins.ts). */
     ins?: { matricule: string; oid: string };
     /** family with qualifier BR. */
     birthName?: string;
@@ -514,7 +512,7 @@ function recordTarget(rt: El | undefined): CdaHeader['recordTarget'] {
   const ids = children(role, 'id').map(ii).filter((x): x is InstanceId => !!x);
   const patient = child(role, 'patient');
   const out: CdaHeader['recordTarget'] = { ids, givenNames: [] };
-  const insId = ids.find((x) => INS_OIDS.includes(x.root) && x.extension);
+  const insId = ids.find((x) => isInsOid(x.root) && x.extension);
   if (insId) out.ins = { matricule: insId.extension!, oid: insId.root };
   const name = child(patient, 'name');
   if (name) {

@@ -2,7 +2,6 @@ export { DocumentError, extractDocuments, META_DMP_MSS, type DocumentLocation, t
 export {
   CDA_NS,
   CdaError,
-  INS_OIDS,
   readCdaHeader,
   type CdaAuthor,
   type CdaErrorKind,

@@ -6,7 +6,8 @@ import { readMsh, type MshHeader } from '../hl7v2/header.js';
 import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
 import { validateTransmission } from '../flows/transmission/validate.js';
 import type { Journal, MessageSummary } from '../journal/journal.js';
-import { checkIns, isInsOid } from '../identity/ins.js';
+import { checkIns } from '../identity/ins.js';
+import { cx, cxList, isInsIdentifier, repetitions } from '../identity/pid.js';
 import type { ConnectionInfo, MllpHandler } from '../mllp/server.js';
 import { newId } from '../util/id.js';
 import { redact } from '../util/redact.js';
@@ -114,6 +115,7 @@ export class Ingest implements MllpHandler {
       const code: AckCode = e.code === 100 ? 'AR' : 'AE';
       return { msh, summary, refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] } };
     }
+    const pid = msg.segment('PID');
     Object.assign(summary, {
       charset: msg.charset,
       controlId: msh.controlId || undefined,
@@ -122,7 +124,7 @@ export class Ingest implements MllpHandler {
       messageType: [msh.messageType, msh.triggerEvent].filter(Boolean).join('^') || undefined,
       version: msh.version || undefined,
       documentIds: unique([msg.get('TXA-12.1'), msg.get('TXA-13.1')]),
-      patientIds: unique(repetitionIndexes(msg, 'PID', 3).map((r) => msg.get(`PID-3[${r}].1`))),
+      patientIds: unique(pid ? cxList(msg, pid, 'PID', 3).map((i) => i.id) : []),
     });
     return { msh, summary, refusal: this.checkHeader(msh) ?? checkInsIdentifiers(msg) ?? this.checkProfile(msg, msh) };
   }
@@ -233,22 +235,16 @@ function remote(conn: ConnectionInfo): string {
  * PID-3 repetition typed INS, or whose assigning authority is an INS OID. Refused AE 102 at it.
  */
 function checkInsIdentifiers(msg: Hl7Message): Refusal | undefined {
-  if (!msg.segment('PID')) return undefined;
+  const pid = msg.segment('PID');
+  if (!pid) return undefined;
   const errors: AckError[] = [];
-  for (const r of repetitionIndexes(msg, 'PID', 3)) {
-    const oid = msg.get(`PID-3[${r}].4.2`) ?? '';
-    if (msg.get(`PID-3[${r}].5`) !== 'INS' && !isInsOid(oid)) continue;
-    const check = checkIns(msg.get(`PID-3[${r}].1`) ?? '', oid);
+  for (let r = 1; r <= repetitions(msg, pid, 3); r++) {
+    const i = cx(msg, `PID-3[${r}]`);
+    if (!i || !isInsIdentifier(i)) continue;
+    const check = checkIns(i.id, i.authority);
     if (!check.ok) errors.push({ code: 102, text: check.reason, location: { segment: 'PID', sequence: 1, field: 3, repetition: r, component: 1 } });
   }
   return errors.length ? { code: 'AE', errors } : undefined;
-}
-
-/** 1..n for the repetitions of a field of the first such segment. */
-function repetitionIndexes(msg: Hl7Message, segment: string, field: number): number[] {
-  const raw = msg.segment(segment)?.field(field) ?? '';
-  const count = raw ? raw.split(msg.delimiters.repetition).length : 0;
-  return Array.from({ length: count }, (_, i) => i + 1);
 }
 
 function unique(values: (string | undefined)[]): string[] | undefined {

@@ -15,6 +15,11 @@ import { Ingest } from './ingest.js';
 
 export const QUEUE_PREFIX = 'pfi-q';
 
+/** A PEM file named in a channel file (relative to PFI_HOME). */
+function pem(file: string | undefined): Buffer | undefined {
+  return file ? readFileSync(resolveFrom(file)) : undefined;
+}
+
 export interface ChannelDeps {
   /** Commands that must fail fast when Redis is away (the ingest path): BullMQ queues. */
   queueRedis: Redis;
@@ -90,9 +95,9 @@ export class ChannelRuntime {
         host: s.host,
         port: s.port,
         tls: s.tls && {
-          cert: readFileSync(resolveFrom(s.tls.cert)),
-          key: readFileSync(resolveFrom(s.tls.key)),
-          ca: s.tls.ca ? readFileSync(resolveFrom(s.tls.ca)) : undefined,
+          cert: pem(s.tls.cert)!,
+          key: pem(s.tls.key)!,
+          ca: pem(s.tls.ca),
           requestClientCert: s.tls.requestClientCert,
         },
         maxMessageBytes: s.maxMessageBytes,
@@ -116,12 +121,7 @@ export class ChannelRuntime {
           host: d.host,
           port: d.port,
           ackTimeoutMs: d.ackTimeoutSeconds * 1000,
-          tls: d.tls && {
-            ca: d.tls.ca ? readFileSync(resolveFrom(d.tls.ca)) : undefined,
-            cert: d.tls.cert ? readFileSync(resolveFrom(d.tls.cert)) : undefined,
-            key: d.tls.key ? readFileSync(resolveFrom(d.tls.key)) : undefined,
-            servername: d.tls.servername,
-          },
+          tls: d.tls && { ca: pem(d.tls.ca), cert: pem(d.tls.cert), key: pem(d.tls.key), servername: d.tls.servername },
         }),
       );
     }

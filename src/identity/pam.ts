@@ -23,15 +23,10 @@
  *   ZFA-11 consultation (IC: informed, consents; INC: informed, does not consent; NA), ZFA-12 its date.
  */
 import type { Hl7Message, Hl7Segment } from '../hl7v2/message.js';
-import { checkIns, isInsOid } from './ins.js';
+import { clean, cx, cxList, opt, readTraits, repetitions, type Identifier } from './pid.js';
 
-export interface Identifier {
-  id: string;
-  /** CX-4: universal id (OID, FINESS...) when sent, else the namespace id. */
-  authority: string;
-  /** CX-5 identifier type code: PI, INS, VN, AN... */
-  type: string;
-}
+export type { Identifier } from './pid.js';
+import { checkIns, isInsOid } from './ins.js';
 
 export interface PatientUpdate {
   /** MSH-9.2, e.g. A01. */
@@ -97,40 +92,6 @@ export const CONSULTATION_VALUES = ['IC', 'INC', 'NA'] as const;
 /** Events whose MRG segment is required. */
 const MERGE_EVENTS = new Set(['A40', 'A47']);
 
-/** '' and undefined both mean absent. */
-function opt(v: string | undefined): string | undefined {
-  return v === undefined || v === '' ? undefined : v;
-}
-
-/** The number of repetitions of a field (0 when absent or empty). */
-function repetitions(msg: Hl7Message, seg: Hl7Segment, field: number): number {
-  const raw = seg.field(field);
-  if (raw === undefined || raw === '') return 0;
-  return raw.split(msg.delimiters.repetition).length;
-}
-
-function cx(msg: Hl7Message, path: string): Identifier | undefined {
-  const id = opt(msg.get(`${path}.1`));
-  if (!id) return undefined;
-  const authority = opt(msg.get(`${path}.4.2`)) ?? msg.get(`${path}.4.1`) ?? '';
-  return { id, authority, type: msg.get(`${path}.5`) ?? '' };
-}
-
-function cxList(msg: Hl7Message, seg: Hl7Segment, name: string, field: number): Identifier[] {
-  const out: Identifier[] = [];
-  for (let r = 1; r <= repetitions(msg, seg, field); r++) {
-    const i = cx(msg, `${name}-${field}[${r}]`);
-    if (i) out.push(i);
-  }
-  return out;
-}
-
-/** Drops the keys whose value is undefined, so that results compare and serialize cleanly. */
-function clean<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
-}
-
 function readIns(msg: Hl7Message, pid: Hl7Segment): PatientUpdate['ins'] {
   for (let r = 1; r <= repetitions(msg, pid, 3); r++) {
     const p = `PID-3[${r}]`;
@@ -141,39 +102,6 @@ function readIns(msg: Hl7Message, pid: Hl7Segment): PatientUpdate['ins'] {
     return check.ok ? { matricule, oid, valid: true } : { matricule, oid, valid: false, reason: check.reason };
   }
   return undefined;
-}
-
-function readTraits(msg: Hl7Message, pid: Hl7Segment): PatientUpdate['traits'] {
-  let birth: number | undefined;
-  let used: number | undefined;
-  let untyped: number | undefined;
-  for (let r = 1; r <= repetitions(msg, pid, 5); r++) {
-    const type = msg.get(`PID-5[${r}].7`) ?? '';
-    if (type === 'L') birth ??= r;
-    else if (type === 'D') used ??= r;
-    else if (type === '') untyped ??= r;
-  }
-  // A lone name without type is taken as the birth name rather than dropped.
-  birth ??= untyped;
-  const firstGivenName = birth ? opt(msg.get(`PID-5[${birth}].2`)) : undefined;
-  const list = birth ? (msg.get(`PID-5[${birth}].3`) ?? '').split(/\s+/).filter(Boolean) : [];
-  let birthPlaceCode: string | undefined;
-  for (let r = 1; r <= repetitions(msg, pid, 11); r++) {
-    if (msg.get(`PID-11[${r}].7`) === 'BDL') {
-      birthPlaceCode = opt(msg.get(`PID-11[${r}].9`));
-      break;
-    }
-  }
-  return clean({
-    birthName: birth ? opt(msg.get(`PID-5[${birth}].1`)) : undefined,
-    usedName: used ? opt(msg.get(`PID-5[${used}].1`)) : undefined,
-    givenNames: list.length > 0 ? list : firstGivenName ? [firstGivenName] : [],
-    firstGivenName,
-    usedGivenName: used ? opt(msg.get(`PID-5[${used}].2`)) : undefined,
-    birthDate: opt(msg.get('PID-7.1')),
-    sex: opt(msg.get('PID-8')),
-    birthPlaceCode,
-  });
 }
 
 function readReliability(msg: Hl7Message, pid: Hl7Segment): { reliability?: string; attributes: string[] } {

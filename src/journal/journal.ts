@@ -100,7 +100,7 @@ type ScriptCall = (n: number, ...args: (string | Buffer | number)[]) => Promise<
 
 /**
  * Every message's story, in Redis beside its queue: a hash per message, its raw bytes, its event
- * list, and index sets to find it by MSH-10, document id (TXA-12) or patient identifier.
+ * list, and time-sorted indexes to find it by MSH-10, document id (TXA-12) or patient identifier.
  * Nothing here is ever the only copy of an event that matters for delivery: the queue is.
  */
 export class Journal {
@@ -202,8 +202,7 @@ export class Journal {
 
   /** Destinations already served, so that a retry does not send twice to the ones that said AA. */
   async markDelivered(id: string, destination: string, ackCode: string): Promise<void> {
-    await this.redis.hset(this.key('m', id), `dest:${destination}`, ackCode);
-    await this.record(id, { status: 'delivered', destination, ackCode });
+    await this.recordMany([{ id, events: [{ status: 'delivered', destination, ackCode }], field: [`dest:${destination}`, ackCode] }]);
   }
 
   async deliveredTo(id: string): Promise<Set<string>> {

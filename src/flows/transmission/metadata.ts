@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { CdaHeader, Code } from '../../cda/header.js';
-import { INS_OIDS } from '../../cda/header.js';
+import { cxList, isInsIdentifier, type Identifier } from '../../identity/pid.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
 import { MetadataError, type DocumentEntry, type SubmissionSet, type XdsAuthor, type XdsCode, type XdsPatientId } from '../../xds/model.js';
 import type { Terminology } from '../../xds/terminology.js';
@@ -33,20 +33,13 @@ export interface PatientIds {
   ins?: XdsPatientId;
   local?: XdsPatientId;
   /** Every PID-3 identifier, `id` + authority OID, for the comparison with the CDA's recordTarget. */
-  all: { id: string; authority: string; type: string }[];
+  all: Identifier[];
 }
 
 export function patientIds(msg: Hl7Message): PatientIds {
-  const pid3 = msg.segment('PID')?.field(3) ?? '';
-  const reps = pid3 ? pid3.split(msg.delimiters.repetition).length : 0;
-  const all: PatientIds['all'] = [];
-  for (let r = 1; r <= reps; r++) {
-    const id = msg.get(`PID-3[${r}].1`) ?? '';
-    const authority = msg.get(`PID-3[${r}].4.2`) ?? '';
-    const type = msg.get(`PID-3[${r}].5`) ?? '';
-    if (id) all.push({ id, authority, type });
-  }
-  const ins = all.find((x) => x.type === 'INS' || INS_OIDS.includes(x.authority));
+  const pid = msg.segment('PID');
+  const all = pid ? cxList(msg, pid, 'PID', 3) : [];
+  const ins = all.find(isInsIdentifier);
   const local = all.find((x) => x !== ins && (x.type === 'PI' || !x.type));
   return {
     all,

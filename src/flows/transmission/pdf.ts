@@ -2,6 +2,7 @@ import { buildN1, N1Error, type N1Input } from '../../cda/n1.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
 import { MetadataError, type XdsCode } from '../../xds/model.js';
 import type { TransmissionMapping } from './mapping.js';
+import { readTraits } from '../../identity/pid.js';
 import { patientIds, senderField } from './metadata.js';
 
 const LOINC = '2.16.840.1.113883.6.1';
@@ -31,7 +32,8 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
   if (!practice) throw new MetadataError('practiceSettingCode', 'a PDF needs a practiceSettingCode default in the mapping to become a CDA N1');
   const facility = mapping.defaults.healthcareFacilityTypeCode;
   if (!facility) throw new MetadataError('healthcareFacilityTypeCode', 'a PDF needs a healthcareFacilityTypeCode default in the mapping to become a CDA N1');
-  const birthPlace = birthPlaceCode(msg);
+  const pid = msg.segment('PID');
+  const traits = pid ? readTraits(msg, pid) : { givenNames: [] };
   const input: N1Input = {
     document: {
       id: docRoot ? { root: docRoot, extension: docId } : { root: docId },
@@ -42,11 +44,11 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
     patient: {
       ins: ids.ins && { matricule: ids.ins.id, oid: ids.ins.authority },
       localIds: ids.local ? [{ root: ids.local.authority, extension: ids.local.id }] : undefined,
-      birthName: need('sourcePatientInfo', get('PID-5.1'), 'PID-5.1'),
-      givenNames: (get('PID-5.2') ?? '').split(' ').filter(Boolean),
-      sex: (['M', 'F'].includes(get('PID-8') ?? '') ? get('PID-8') : 'U') as 'M' | 'F' | 'U',
-      birthDate: need('sourcePatientInfo', get('PID-7'), 'PID-7'),
-      birthPlaceCode: birthPlace,
+      birthName: need('sourcePatientInfo', traits.birthName, 'PID-5.1 (birth name)'),
+      givenNames: traits.givenNames,
+      sex: (traits.sex === 'M' || traits.sex === 'F' ? traits.sex : 'U'),
+      birthDate: need('sourcePatientInfo', traits.birthDate, 'PID-7'),
+      birthPlaceCode: traits.birthPlaceCode,
     },
     author: {
       time,
@@ -70,12 +72,4 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
 
 function code(c: XdsCode) {
   return { code: c.code, codeSystem: c.scheme, displayName: c.display };
-}
-
-/** The INSEE code of the birth place: PID-11 repetition of type BDL, component 9. */
-function birthPlaceCode(msg: Hl7Message): string | undefined {
-  const raw = msg.segment('PID')?.field(11) ?? '';
-  const reps = raw ? raw.split(msg.delimiters.repetition).length : 0;
-  for (let r = 1; r <= reps; r++) if (msg.get(`PID-11[${r}].7`) === 'BDL') return msg.get(`PID-11[${r}].9`) || undefined;
-  return undefined;
 }
