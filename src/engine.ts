@@ -9,6 +9,12 @@ import { buildAdminApp } from './server/app.js';
 import { ensureAdminToken, type Settings } from './settings.js';
 import { createLogger, type Logger } from './util/log.js';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { DmpEndpoint } from './dmp/client.js';
+import { loadTerminology } from './flows/transmission/index.js';
+import { DmpSimulator } from './sim/dmp.js';
+import { ensureSimPki } from './sim/pki.js';
+import { resolveFrom } from './channels/config.js';
 
 /** How long a command may wait on Redis before the sender gets AR: the "never hang" bound. */
 const REDIS_COMMAND_TIMEOUT_MS = 3000;
@@ -22,6 +28,8 @@ export interface Engine {
   log: Logger;
   /** Admin API address. */
   adminUrl: string;
+  /** The embedded DMP simulator, when a channel uses it. */
+  dmpSimulator?: DmpSimulator;
   stop(): Promise<void>;
 }
 
@@ -52,7 +60,21 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   const identityRedis = connect(url, { maxRetriesPerRequest: null });
   identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
   const identity = new IdentityStore(identityRedis);
-  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, log }));
+  const simulator = configs.some((c) => c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
+  const dmpEndpoint = (c: ChannelConfig): DmpEndpoint => {
+    const d = c.dmp!;
+    const timeoutMs = d.timeoutSeconds * 1000;
+    if (d.simulator) return { url: simulator!.sim.url, tls: { ...simulator!.pki.client, ca: simulator!.pki.ca }, seal: simulator!.pki.seal, timeoutMs, maxSockets: d.concurrency };
+    const file = (f: string) => readFileSync(resolveFrom(f));
+    return {
+      url: d.url!,
+      tls: { cert: file(d.tls!.cert), key: file(d.tls!.key), ...(d.tls!.ca ? { ca: file(d.tls!.ca) } : {}) },
+      seal: { cert: file(d.seal!.cert), key: file(d.seal!.key) },
+      timeoutMs,
+      maxSockets: d.concurrency,
+    };
+  };
+  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, log, retentionMs, dmpEndpoint }));
   const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
@@ -74,10 +96,28 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       await app.close();
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
       await Promise.all([redis, workerRedis, identityRedis].map((c) => c.quit().catch(() => c.disconnect())));
+      await simulator?.sim.stop();
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());
-  return { settings, channels, journal, app, redis, log, adminUrl, stop };
+  return { settings, channels, journal, app, redis, log, adminUrl, dmpSimulator: simulator?.sim, stop };
+}
+
+/**
+ * The embedded default's stand-in for the DMP: a strict simulator on a free local port, with its
+ * own certificates under var/pki (PFI_DMP_SIMULATOR_PORT fixes the port).
+ */
+async function startDmpSimulator(settings: Settings, log: Logger) {
+  const pki = ensureSimPki(join(settings.varDir, 'pki'));
+  const j66 = loadTerminology().data.valueSets.J66 ?? [];
+  const sim = await DmpSimulator.start({
+    port: Number(process.env.PFI_DMP_SIMULATOR_PORT ?? 0),
+    tls: { ...pki.server, ca: pki.ca },
+    sealCertificates: [pki.seal.cert],
+    valueSets: { typeCodes: new Set(j66.map((c) => `${c.code}|${c.system}`)) },
+  });
+  log.info({ url: sim.url }, 'DMP simulator started (channels with dmp.simulator: true send to it)');
+  return { sim, pki };
 }
 
 function connect(url: string, opts: RedisOptions): Redis {

@@ -79,6 +79,8 @@ export interface CdaHeader {
   custodian?: { id?: InstanceId; name?: string };
   /** inFulfillmentOf/order/id: the orders (requests) the document answers. */
   orderIds: InstanceId[];
+  /** relatedDocument[@typeCode=RPLC]/parentDocument/id: the document this version replaces. */
+  replaces: InstanceId[];
   serviceEvents: { code?: Code; start?: string; end?: string; performerOrganization?: Organization }[];
   encounter?: {
     code?: Code;
@@ -462,6 +464,10 @@ function mapHeader(cd: El, body: Scan['body']): CdaHeader {
     authors: children(cd, 'author').map(author),
     serviceEvents: children(cd, 'documentationOf').map((d) => child(d, 'serviceEvent')).filter((s): s is El => !!s).map(serviceEvent),
     orderIds: children(cd, 'inFulfillmentOf').map((f) => ii(path(f, 'order', 'id'))).filter((x): x is InstanceId => !!x),
+    replaces: children(cd, 'relatedDocument')
+      .filter((r) => attr(r, 'typeCode') === 'RPLC')
+      .map((r) => ii(path(r, 'parentDocument', 'id')))
+      .filter((x): x is InstanceId => !!x),
     body: { kind: 'structuredBody' },
   };
   const setId = ii(child(cd, 'setId'));

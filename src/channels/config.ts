@@ -56,6 +56,29 @@ export interface ChannelConfig {
   /** The CREATEUR's listener for business acknowledgements (ZAM). */
   businessAcks?: Omit<MllpDestination, 'id' | 'type'>;
   processing: { concurrency: number; attempts: number; backoffSeconds: number };
+  /** Delivery to the DMP of requests with DESTDMP=Y. */
+  dmp?: DmpConfig;
+}
+
+export interface DmpConfig {
+  /** The engine's own simulator stands in for the DMP (url, tls and seal are then made at start). */
+  simulator: boolean;
+  url?: string;
+  tls?: { cert: string; key: string; ca?: string };
+  seal?: { cert: string; key: string };
+  sector: string;
+  structureId?: string;
+  responsible?: { id?: string; name?: string };
+  authnContext: string;
+  vihfVersion: string;
+  lps: { name: string; version: string; homologation: string; id?: string };
+  secretConnection?: { code: string; codeSystem: string; displayName?: string };
+  delaySeconds: number;
+  hold: boolean;
+  timeoutSeconds: number;
+  attempts: number;
+  backoffSeconds: number;
+  concurrency: number;
 }
 
 /** A channel file that cannot be used: says which file, where, and what is wrong. */
@@ -161,7 +184,37 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     identityCheck: d.identityCheck ?? 'warn',
     businessAcks: d.businessAcks && { ackTimeoutSeconds: 30, ...d.businessAcks },
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
+    ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
   };
+}
+
+function dmpConfig(d: Record<string, any>): DmpConfig {
+  const sim = d.simulator === true;
+  return {
+    simulator: sim,
+    url: d.url,
+    tls: d.tls,
+    seal: d.seal,
+    // The simulator accepts any JDV_J61 code; SA01 (établissement public de santé) makes a working default.
+    sector: d.sector ?? (sim ? 'SA01^1.2.250.1.71.4.2.4' : ''),
+    structureId: d.structureId,
+    responsible: d.responsible,
+    authnContext: d.authnContext ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified',
+    vihfVersion: String(d.vihfVersion ?? '4.0'),
+    lps: { name: d.lps?.name ?? 'pfi-engine', version: d.lps?.version ?? packageVersion(), homologation: d.lps?.homologation ?? (sim ? 'SIMULATEUR' : ''), id: d.lps?.id },
+    secretConnection: d.secretConnection,
+    delaySeconds: d.delaySeconds ?? 0,
+    hold: d.hold ?? false,
+    timeoutSeconds: d.timeoutSeconds ?? 60,
+    attempts: d.attempts ?? 10,
+    backoffSeconds: d.backoffSeconds ?? 10,
+    concurrency: d.concurrency ?? 4,
+  };
+}
+
+let version: string | undefined;
+function packageVersion(): string {
+  return (version ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
 }
 
 const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -199,7 +252,26 @@ function crossCheck(channels: ChannelConfig[]): string[] {
     for (const f of [c.source.tls?.cert, c.source.tls?.key, c.source.tls?.ca]) {
       if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
     }
+    if (c.dmp) problems.push(...checkDmp(c, shown));
     if (c.source.tls?.requestClientCert && !c.source.tls.ca) problems.push(`${shown}: source.tls.requestClientCert needs source.tls.ca`);
+  }
+  return problems;
+}
+
+function checkDmp(c: ChannelConfig, shown: string): string[] {
+  const d = c.dmp!;
+  const problems: string[] = [];
+  if (c.flow !== 'transmission') problems.push(`${shown}: dmp is only used by flow "transmission"`);
+  if (d.simulator && (d.url || d.tls || d.seal)) problems.push(`${shown}: dmp: give either simulator: true or url, tls and seal, not both`);
+  if (!d.simulator) {
+    if (!d.url) problems.push(`${shown}: dmp.url is required (or dmp.simulator: true)`);
+    if (!d.tls) problems.push(`${shown}: dmp.tls (the structure's client certificate) is required`);
+    if (!d.seal) problems.push(`${shown}: dmp.seal (the structure's seal certificate, which signs the VIHF) is required`);
+    if (!d.sector) problems.push(`${shown}: dmp.sector (Secteur_Activite, code^1.2.250.1.71.4.2.4) is required`);
+    if (!d.lps.homologation) problems.push(`${shown}: dmp.lps.homologation (LPS_ID_HOMOLOGATION_DMP) is required`);
+  }
+  for (const f of [d.tls?.cert, d.tls?.key, d.tls?.ca, d.seal?.cert, d.seal?.key]) {
+    if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: DMP certificate file not found: ${f}`);
   }
   return problems;
 }

@@ -3,6 +3,9 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
 import type { IdentityStore } from '../identity/store.js';
+import { DmpDelivery } from '../dmp/delivery.js';
+import type { DmpEndpoint } from '../dmp/client.js';
+import { loadTerminology } from '../flows/transmission/index.js';
 import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
 import { MllpClient } from '../mllp/client.js';
 import { MllpServer } from '../mllp/server.js';
@@ -30,6 +33,9 @@ export interface ChannelDeps {
   workerJournal: Journal;
   identity: IdentityStore;
   log: Logger;
+  retentionMs: number;
+  /** The DMP's address and certificates for a channel's `dmp` (the simulator's when it says so). */
+  dmpEndpoint?: (channel: ChannelConfig) => DmpEndpoint;
 }
 
 /**
@@ -43,6 +49,8 @@ export class ChannelRuntime {
   private worker?: Worker<JobData>;
   private readonly clients = new Map<string, MllpClient>();
   private port?: number;
+  /** Flow A's DMP delivery, for channels with `dmp`. */
+  readonly dmp?: DmpDelivery;
 
   constructor(
     readonly config: ChannelConfig,
@@ -61,6 +69,18 @@ export class ChannelRuntime {
     });
     // Errors are reported where they happen (ingest answers AR); this only keeps them out of stderr.
     this.queue.on('error', () => {});
+    if (config.dmp && deps.dmpEndpoint) {
+      this.dmp = new DmpDelivery(config, deps.dmpEndpoint(config), {
+        queueRedis: deps.queueRedis,
+        workerRedis: deps.workerRedis,
+        journal: deps.workerJournal,
+        identity: deps.identity,
+        clients: this.clients,
+        terminology: loadTerminology,
+        log: deps.log,
+        retentionMs: deps.retentionMs,
+      });
+    }
   }
 
   /** The port the listener really got (differs from the file when it says 0). */
@@ -133,6 +153,7 @@ export class ChannelRuntime {
       { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true },
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
+    this.dmp?.start();
   }
 
   /**
@@ -160,7 +181,7 @@ export class ChannelRuntime {
     for (const { id: journalId, raw } of messages) {
       const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
       try {
-        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity });
+        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity, dmp: this.dmp });
         records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {
@@ -202,6 +223,7 @@ export class ChannelRuntime {
     await this.server?.close();
     await this.ingest?.drain();
     await this.worker?.close();
+    await this.dmp?.close();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     await this.queue.close();
   }

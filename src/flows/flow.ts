@@ -1,4 +1,5 @@
 import type { ChannelConfig } from '../channels/config.js';
+import type { DmpDelivery } from '../dmp/delivery.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { Journal } from '../journal/journal.js';
 import type { MllpClient } from '../mllp/client.js';
@@ -17,6 +18,8 @@ export interface FlowContext {
   /** Identities and DMP consent from the PAM feed. */
   identity: IdentityStore;
   attempt: number;
+  /** The channel's DMP delivery (channel `dmp`), when it has one. */
+  dmp?: DmpDelivery;
 }
 
 /** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Patient } from '../identity/store.js';
 import type { MessageStatus } from '../journal/journal.js';
-import { acksOut, messagesIn, messagesOut, queueDepth, registry } from '../util/metrics.js';
+import { acksOut, deliveries, messagesIn, messagesOut, queueDepth, registry } from '../util/metrics.js';
 import { problem, type AppDeps } from './app.js';
 
 const problemSchema = {
@@ -61,8 +61,24 @@ async function countsOf(channel: string) {
     }
     return out;
   };
-  return { received: (await sum(messagesIn)).all ?? 0, acks: await sum(acksOut, 'code'), processed: await sum(messagesOut, 'outcome') };
+  const dmp: Record<string, number> = {};
+  for (const v of (await deliveries.get()).values) {
+    if (v.labels.channel === channel && v.labels.destination === 'dmp') dmp[String(v.labels.outcome)] = (dmp[String(v.labels.outcome)] ?? 0) + v.value;
+  }
+  return { received: (await sum(messagesIn)).all ?? 0, acks: await sum(acksOut, 'code'), processed: await sum(messagesOut, 'outcome'), dmp };
 }
+
+const dmpStatusSchema = {
+  type: 'object',
+  properties: {
+    state: { type: 'string', enum: ['scheduled', 'held', 'cancelled', 'sending', 'accepted', 'refused', 'dead-lettered'] },
+    at: { type: 'string' },
+    sendAt: { type: 'string' },
+    entries: { type: 'array', items: { type: 'string' }, description: 'DMP entryUUIDs' },
+    error: { type: 'object', properties: { code: { type: 'string' }, text: { type: 'string' }, system: { type: 'string' } } },
+    zam: { type: 'string', description: 'ACK code of the ZAM^Z01 sent to the CREATEUR' },
+  },
+} as const;
 
 export async function routes(app: FastifyInstance, deps: AppDeps) {
   const { journal, channels, redis } = deps;
@@ -131,8 +147,10 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
                     received: { type: 'integer' },
                     acks: { type: 'object', additionalProperties: { type: 'integer' } },
                     processed: { type: 'object', additionalProperties: { type: 'integer' } },
+                    dmp: { type: 'object', description: 'DMP sendings by outcome (accepted, refused, gated, retry, dead-lettered)', additionalProperties: { type: 'integer' } },
                   },
                 },
+                dmpQueue: { type: 'object', description: 'Jobs of the DMP delivery queue (failed = dead letters)', additionalProperties: { type: 'integer' } },
                 accept: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, versions: { type: 'array', items: { type: 'string' } } } } },
                 destinations: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, type: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } } },
               },
@@ -152,6 +170,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
           listener: c.listening ? 'up' : 'down',
           connections: c.connectionCount,
           queue: await c.counts().catch(() => ({})),
+          ...(c.dmp ? { dmpQueue: await c.dmp.counts().catch(() => ({})) } : {}),
           counts: await countsOf(c.config.id),
           accept: c.config.source.accept,
           destinations: c.config.destinations,
@@ -253,6 +272,53 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
       return reply.code(202).send({ id: e.id, status: 'replayed' });
     },
   );
+
+  // DMP sending of a transmission request: state, and the operator's hand on a deferred send
+  // (Ségur SC.DMP/ALI/PROG.02-03): cancel or hold it during the delay, release a held one.
+  const dmpOf = async (id: string) => {
+    const e = await journal.get(id);
+    const delivery = e && byId.get(e.channel)?.dmp;
+    return { e, delivery };
+  };
+  app.get<{ Params: { id: string } }>(
+    '/submissions/:id',
+    {
+      schema: {
+        summary: 'DMP sending of a transmission request (the message id): state, entryUUIDs, error, ZAM',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        response: { 200: dmpStatusSchema, 404: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const { e, delivery } = await dmpOf(req.params.id);
+      const s = delivery && (await delivery.status(req.params.id));
+      if (!s) return problem(reply, 404, 'Not found', e ? `message ${req.params.id} has no DMP sending` : `no message ${req.params.id} in the journal`);
+      return s;
+    },
+  );
+  for (const action of ['cancel', 'hold', 'release'] as const) {
+    app.post<{ Params: { id: string } }>(
+      `/submissions/:id/${action}`,
+      {
+        schema: {
+          summary: {
+            cancel: 'Cancel a DMP sending not yet made (during the delay, or held): nothing is sent',
+            hold: 'Hold a DMP sending still in its delay, until released',
+            release: 'Send a held DMP sending now (e.g. historical documents)',
+          }[action],
+          params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+          response: { 200: dmpStatusSchema, 404: problemSchema, 409: problemSchema },
+        },
+      },
+      async (req, reply) => {
+        const { e, delivery } = await dmpOf(req.params.id);
+        if (!e) return problem(reply, 404, 'Not found', `no message ${req.params.id} in the journal`);
+        if (!delivery) return problem(reply, 404, 'Not found', `channel ${e.channel} has no DMP delivery`);
+        const r = await delivery[action](req.params.id);
+        return typeof r === 'string' ? problem(reply, 409, 'Conflict', r) : r;
+      },
+    );
+  }
 
   const withHistory = async (p: Patient) => ({ ...p, history: await deps.identity.history(p.id) });
 

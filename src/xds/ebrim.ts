@@ -35,6 +35,7 @@ export const NS = {
   lcm: 'urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0',
   xds: 'urn:ihe:iti:xds-b:2007',
   xop: 'http://www.w3.org/2004/08/xop/include',
+  query: 'urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0',
 } as const;
 
 const XMLNS = 'http://www.w3.org/2000/xmlns/';
@@ -68,6 +69,12 @@ export const XDS_UUID = {
 export const STATUS_APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 export const ASSOCIATION_HAS_MEMBER = 'urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember';
 export const ASSOCIATION_RPLC = 'urn:ihe:iti:2007:AssociationType:RPLC';
+export const ASSOCIATION_UPDATE_STATUS = 'urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus';
+/** JDV_J52-AvailabilityStatus-CISIS: the status a deletion (TD3.3c) gives a document. */
+export const STATUS_DELETED = 'urn:asip:ci-sis:2010:StatusType:Deleted';
+export const STATUS_DEPRECATED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated';
+/** ITI-18 GetDocuments stored query. */
+export const QUERY_GET_DOCUMENTS = 'urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4';
 /** Slot name of XDSDocumentEntry.referenceIdList (ITI TF-3 §4.2.3.2.28). */
 export const SLOT_REFERENCE_ID_LIST = 'urn:ihe:iti:xds:2013:referenceIdList';
 /** ANS assigning authority of the national health professional identifiers (RPPS/ADELI-based IDNPS). */
@@ -76,6 +83,8 @@ export const OID_IDNPS = '1.2.250.1.71.4.2.1';
 export interface EbrimOptions {
   /** RPLC: the first entry replaces this (already registered) DocumentEntry. */
   replaces?: { entryUUID: string };
+  /** RPLC for several entries (an ORU's N1 and N3 each replace their own former version). */
+  replacements?: { source: string; target: string }[];
   /**
    * XDM only: the `URI` slot of each DocumentEntry (its file name in the archive's SUBSET folder),
    * keyed by entryUUID. Not used by ITI-41.
@@ -294,6 +303,27 @@ class Writer {
       }
       this.association(list, ASSOCIATION_RPLC, entries[0]!.entryUUID, opts.replaces.entryUUID);
     }
+    for (const r of opts.replacements ?? []) {
+      if (!ids.has(r.source)) throw new MetadataError('replacements.source', `${r.source} is not an entry of this submission`);
+      if (ids.has(r.target)) throw new MetadataError('replacements.target', 'the replaced entry cannot be part of this submission');
+      this.association(list, ASSOCIATION_RPLC, r.source, r.target);
+    }
+  }
+
+  /** ITI-57: the SubmissionSet and one UpdateAvailabilityStatus association per target entry. */
+  statusUpdates(list: XMLBuilder, set: SubmissionSet, targets: { entryUUID: string; from: string }[], to: string): void {
+    if (targets.length === 0) throw new MetadataError('Association.targetObject', 'no document to update');
+    this.submissionSet(list, set);
+    for (const t of targets) {
+      const as = list
+        .ele(NS.rim, 'rim:Association')
+        .att('associationType', ASSOCIATION_UPDATE_STATUS)
+        .att('id', this.id('as'))
+        .att('sourceObject', set.entryUUID)
+        .att('targetObject', t.entryUUID);
+      this.slot(as, 'OriginalStatus', [t.from]);
+      this.slot(as, 'NewStatus', [to]);
+    }
   }
 }
 
@@ -349,5 +379,24 @@ export function provideAndRegisterRequest(
       .att(XMLNS, 'xmlns:xop', NS.xop)
       .att('href', href);
   }
+  return doc.end({ headless: true, prettyPrint: true });
+}
+
+/** ITI-57 Update Document Set: change the availability status of registered entries (deletion: TD3.3c). */
+export function updateDocumentSetRequest(set: SubmissionSet, targets: { entryUUID: string; from: string }[], to: string): string {
+  const doc = create();
+  const root = declare(doc.ele(NS.lcm, 'lcm:SubmitObjectsRequest'), ['rim']);
+  new Writer('fr-FR').statusUpdates(root.ele(NS.rim, 'rim:RegistryObjectList'), set, targets, to);
+  return doc.end({ headless: true, prettyPrint: true });
+}
+
+/** ITI-18 GetDocuments by uniqueId, LeafClass: finds the entryUUID and status of documents registered before. */
+export function getDocumentsQuery(uniqueIds: string[]): string {
+  const doc = create();
+  const root = declare(doc.ele(NS.query, 'query:AdhocQueryRequest'), ['rim']);
+  root.ele(NS.query, 'query:ResponseOption').att('returnComposedObjects', 'true').att('returnType', 'LeafClass');
+  const q = root.ele(NS.rim, 'rim:AdhocQuery').att('id', QUERY_GET_DOCUMENTS);
+  const quoted = `(${uniqueIds.map((u) => `'${u.replace(/'/g, "''")}'`).join(',')})`;
+  q.ele(NS.rim, 'rim:Slot').att('name', '$XDSDocumentEntryUniqueId').ele(NS.rim, 'rim:ValueList').ele(NS.rim, 'rim:Value').txt(quoted);
   return doc.end({ headless: true, prettyPrint: true });
 }

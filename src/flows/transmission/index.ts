@@ -5,12 +5,8 @@ import { Hl7Message } from '../../hl7v2/message.js';
 import { packageRoot } from '../../util/paths.js';
 import { Terminology } from '../../xds/terminology.js';
 import { BUSINESS_ACKS, PermanentError, type Flow, type FlowContext } from '../flow.js';
-import { readAck } from '../../hl7v2/ack.js';
-import { charsetFromMsh18, encodeString } from '../../hl7v2/charset.js';
 import { ERROR_TEXT } from '../../hl7v2/errors.js';
-import { readMsh } from '../../hl7v2/header.js';
-import { buildZam } from '../../hl7v2/zam.js';
-import { newId } from '../../util/id.js';
+import { sendZam } from '../business-ack.js';
 import { readFlags } from './validate.js';
 import { patientIds } from './metadata.js';
 import { InterpretationError, interpret } from './interpret.js';
@@ -42,19 +38,13 @@ async function tellCreateur(ctx: FlowContext, msg: Hl7Message, e: Interpretation
     ctx.log.warn({ channel: ctx.channel.id, journalId: ctx.journalId }, 'business acknowledgement asked, but the channel has no businessAcks address');
     return;
   }
-  const original = readMsh(msg);
-  const zam = buildZam({
-    kind: 'Z01',
-    original,
-    controlId: newId(),
-    ok: false,
-    error: { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message },
-  });
-  const charset = charsetFromMsh18(original.charsetRaw, ctx.channel.source.defaultCharset) ?? 'UNICODE UTF-8';
   try {
-    const ack = readAck(Hl7Message.parse(await client.send(encodeString(zam, charset))));
-    if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`the CREATEUR answered ${ack.code}`);
-    await ctx.journal.markDelivered(ctx.journalId, BUSINESS_ACKS, ack.code);
+    const code = await sendZam(client, msg, ctx.channel.source.defaultCharset, {
+      kind: 'Z01',
+      ok: false,
+      error: { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message },
+    });
+    await ctx.journal.markDelivered(ctx.journalId, BUSINESS_ACKS, code);
   } catch (err) {
     throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`);
   }
@@ -92,4 +82,8 @@ export const transmissionFlow: Flow = async (ctx) => {
     throw new PermanentError(refusal);
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
+  if (submission.routes.dmp) {
+    if (ctx.dmp) await ctx.dmp.schedule(ctx.journalId);
+    else await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination: 'dmp', detail: 'DESTDMP=Y, but the channel has no dmp destination: not sent to the DMP' }] }]);
+  }
 };

@@ -5,7 +5,7 @@ import type { Hl7Message } from '../../hl7v2/message.js';
 import { MetadataError, type DocumentEntry, type SubmissionSet } from '../../xds/model.js';
 import type { Terminology } from '../../xds/terminology.js';
 import type { TransmissionMapping } from './mapping.js';
-import { documentEntry, patientIds, submissionSet } from './metadata.js';
+import { documentEntry, patientIds, submissionSet, xdsUniqueId } from './metadata.js';
 import { n1FromMessage } from './pdf.js';
 import { readFlags, type TransmissionFlags } from './validate.js';
 
@@ -24,8 +24,11 @@ export interface Submission {
   event: 'new' | 'replace' | 'delete';
   /** TXA-13.1 of a replacement or a deletion's target (MDM). */
   replaces?: string;
-  /** `generatedCda`: the CDA N1 the engine built around a PDF (base64), the document to deliver. */
-  documents: { obx: number; mediaType: string; entry: DocumentEntry; generatedCda?: string }[];
+  /**
+   * `generatedCda`: the CDA N1 the engine built around a PDF (base64), the document to deliver;
+   * `replaces`: the uniqueId of the version it replaces (CDA relatedDocument RPLC).
+   */
+  documents: { obx: number; mediaType: string; entry: DocumentEntry; generatedCda?: string; replaces?: string }[];
   submissionSet: SubmissionSet;
   flags: TransmissionFlags;
   routes: Routes;
@@ -88,8 +91,9 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     checkPatient(ids, header, d.obx);
     if (msg.get('MSH-9.1') === 'MDM') checkDocumentId(msg, header);
     try {
-      const entry = documentEntry(base, header, bytes, { dmp: !!flags.DESTDMP });
-      return { obx: d.obx, mediaType: d.mediaType, entry, ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}) };
+      const entry = documentEntry(base, header, bytes);
+      const parent = header.replaces[0];
+      return { obx: d.obx, mediaType: d.mediaType, entry, ...(parent ? { replaces: xdsUniqueId(parent) } : {}), ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}) };
     } catch (e) {
       if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
       throw e;

@@ -48,18 +48,19 @@ export function patientIds(msg: Hl7Message): PatientIds {
   };
 }
 
+/** XDS uniqueId of a CDA id: `root^extension`, or the root alone. */
+export function xdsUniqueId(id: { root: string; extension?: string }): string {
+  return id.extension ? `${id.root}^${id.extension}` : id.root;
+}
+
 /**
  * One DocumentEntry per document, from its CDA header and the message, per the volet's mapping
  * table (mapping.md). A required metadata that cannot be filled throws a MetadataError naming it.
  */
-export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Buffer, opts: { dmp: boolean }): DocumentEntry {
+export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Buffer): DocumentEntry {
   const { terminology, mapping, flags, msg } = ctx;
   const ids = patientIds(msg);
   const typeCode = code('typeCode', header.code);
-  // The DMP only takes the document types of its value set (OBR-4 / OBX-3 rule of the volet).
-  if (opts.dmp && !terminology.inValueSet('J66', typeCode.code, typeCode.scheme)) {
-    throw new MetadataError('typeCode', `${typeCode.code} is not in JDV_J66-TypeCode-DMP: the DMP refuses this document type`);
-  }
   const classCode = terminology.classCodeFor(typeCode.code, typeCode.scheme);
   if (!classCode) throw new MetadataError('classCode', `no class for typeCode ${typeCode.code} in ASS_X16 / ASS_X04`);
   const mediaType = header.body.kind === 'nonXMLBody' ? header.body.mediaType : undefined;
@@ -76,14 +77,15 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
   if (!header.title) throw new MetadataError('title', 'the CDA has no title');
   if (!header.languageCode) throw new MetadataError('languageCode', 'the CDA has no languageCode');
   if (!header.effectiveTime) throw new MetadataError('creationTime', 'the CDA has no effectiveTime');
-  const patientId = ids.ins ?? (opts.dmp ? undefined : ids.local);
-  if (!patientId) throw new MetadataError('patientId', opts.dmp ? 'the DMP needs the INS in PID-3' : 'PID-3 has no identifier');
+  // The DMP's own needs (an INS, a service start time, a J66 type) are the DMP gate's to check
+  // (src/dmp/gate.ts): a request the DMP cannot take may still go by MSSanté.
+  const patientId = ids.ins ?? ids.local;
+  if (!patientId) throw new MetadataError('patientId', 'PID-3 has no identifier');
   const service = header.serviceEvents[0];
-  if (opts.dmp && !service?.start) throw new MetadataError('serviceStartTime', 'the CDA has no documentationOf/serviceEvent/effectiveTime/low');
 
   return {
     entryUUID: `urn:uuid:${randomUUID()}`,
-    uniqueId: header.id.extension ? `${header.id.root}^${header.id.extension}` : header.id.root,
+    uniqueId: xdsUniqueId(header.id),
     mimeType: header.selfPresenting ? 'application/xslt+xml' : 'text/xml',
     title: header.title,
     typeCode,
