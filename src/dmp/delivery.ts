@@ -15,6 +15,7 @@ import type { ChannelConfig, DmpConfig } from '../channels/config.js';
 import { sendZam } from '../flows/business-ack.js';
 import { BUSINESS_ACKS } from '../flows/flow.js';
 import type { Submission } from '../flows/transmission/interpret.js';
+import { senderField } from '../flows/transmission/metadata.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import type { IdentityStore } from '../identity/store.js';
 import { dmpPermissions } from '../identity/pam.js';
@@ -307,7 +308,7 @@ export class DmpDelivery {
     const opposed = !!known.patient && !dmpPermissions(known.patient.consent).feedingAllowed;
     const refusal = dmpGate({ reliability, opposed, documents: entries }, this.deps.terminology());
     if (refusal) throw new Refusal(refusal.rule, refusal.text, 'PFIERRORCODE');
-    const identity = this.identity(sub);
+    const identity = this.identity(sub, msg);
     const ins = patient.id;
 
     if (sub.event === 'delete') {
@@ -401,12 +402,12 @@ export class DmpDelivery {
   }
 
   /** The VIHF's subject and resource for this request (IG strategy 1: an automated processing). */
-  private identity(sub: Submission): VihfInput {
+  private identity(sub: Submission, msg: Hl7Message): VihfInput {
     const c = this.cfg;
-    const author = sub.submissionSet.author;
+    const sender = senderField(msg);
     const patient = sub.documents[0]!.entry.patientId;
-    const structureId = c.structureId ?? author.institutions[0]?.id;
-    const nameId = c.responsible?.id ?? author.person?.id;
+    const structureId = c.structureId ?? sender('8.10');
+    const nameId = c.responsible?.id ?? sender('5.1');
     if (!structureId) throw new Refusal('DMP-VIHF-structure', 'Identifiant_Structure: no PRT-8.10 in the PRT SB and no dmp.structureId in the channel', 'PFIERRORCODE');
     if (!nameId) throw new Refusal('DMP-VIHF-subject', 'NameID: no PRT-5.1 in the PRT SB and no dmp.responsible.id in the channel', 'PFIERRORCODE');
     return {

@@ -65,8 +65,12 @@ const SS = XDS_UUID.submissionSet;
 
 interface RegistryError { code: string; context: string; location: string }
 
+/** XML escape; also drops the characters XML 1.0 cannot carry (a reason may quote raw request bytes). */
 const esc = (s: string): string =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+  s
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
+    .replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 function envelope(action: string, relatesTo: string, body: string): string {
   return (
@@ -250,15 +254,17 @@ export class DmpSimulator {
   #failures: { mode: FailureMode; delayMs?: number }[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
 
-  private constructor(server: Server, opts: DmpSimulatorOptions, url: string) {
+  private constructor(server: Server, opts: DmpSimulatorOptions, seals: { der: Buffer; pem: string }[], url: string) {
     this.#server = server;
     this.#opts = opts;
     this.#basePath = opts.basePath ?? '/si-dmp-server/v2/services';
-    this.#seals = sealCertificatesDer(opts.sealCertificates);
+    this.#seals = seals;
     this.url = url;
   }
 
   static async start(opts: DmpSimulatorOptions): Promise<DmpSimulator> {
+    const seals = sealCertificatesDer(opts.sealCertificates);
+    if (seals.length === 0) throw new Error('DmpSimulator: sealCertificates holds no PEM certificate');
     const server = createServer({ ...opts.tls, requestCert: true, rejectUnauthorized: true });
     const host = opts.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
@@ -267,7 +273,7 @@ export class DmpSimulator {
     });
     const port = (server.address() as { port: number }).port;
     const basePath = opts.basePath ?? '/si-dmp-server/v2/services';
-    const sim = new DmpSimulator(server, opts, `https://${host.includes(':') ? `[${host}]` : host}:${port}${basePath}`);
+    const sim = new DmpSimulator(server, opts, seals, `https://${host.includes(':') ? `[${host}]` : host}:${port}${basePath}`);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       sim.#handle(req, res).catch(() => {
         // Never crash on a request: answer if still possible, else drop the connection.
@@ -335,9 +341,10 @@ export class DmpSimulator {
     }
     const contentType = req.headers['content-type'] ?? '';
     const failure = this.#failures.shift();
-    if (failure?.mode === 'slow') await new Promise<void>((r) => this.#delay(failure.delayMs ?? 1000, r));
-    else if (failure) return this.#inject(failure.mode, endpoint, contentType, body, req, res);
+    if (failure && failure.mode !== 'slow') return this.#inject(failure.mode, endpoint, contentType, body, req, res);
     const out = this.#soap(endpoint, contentType, body);
+    // 'slow': the request is done at once, its answer comes late (the caller may have given up).
+    if (failure) await new Promise<void>((r) => this.#delay(failure.delayMs ?? 1000, r));
     send(res, out.status, 'application/soap+xml; charset=UTF-8', out.xml);
   }
 
@@ -404,7 +411,8 @@ export class DmpSimulator {
   /** ITI-41: all checks, then (only when nothing failed) the store update. */
   #provideAndRegister(request: Element, vihf: Vihf, un: Unpacked): RegistryError[] {
     const errors = this.#stateErrors(vihf);
-    const list = path(request, NS.lcm, 'SubmitObjectsRequest', 'RegistryObjectList');
+    const submit = child(request, NS.lcm, 'SubmitObjectsRequest');
+    const list = submit && child(submit, NS.rim, 'RegistryObjectList');
     if (!list) return [...errors, { code: 'XDSRegistryMetadataError', context: 'lcm:SubmitObjectsRequest/rim:RegistryObjectList is missing', location: 'SubmitObjectsRequest' }];
     const set = findSubmissionSet(list, errors);
     const setId = set ? attr(set, 'id') : '';

@@ -91,16 +91,22 @@ const failedAuth = (reason: string): never => {
   throw new SecurityFault('wsse:FailedAuthentication', reason);
 };
 
-/** The patient of a CX `matricule^^^&oid&ISO^NH`, or why it is not an INS. */
+/**
+ * The patient of a CX `matricule^^^&oid&ISO^NH`, or why it is not an INS. The reasons never quote the
+ * matricule: they travel back to the client, which may journal them.
+ */
 export type ParsedIns = { ok: true; matricule: string; oid: string } | { ok: false; reason: string };
 export function parseInsCx(value: string): ParsedIns {
   const m = /^([^^&]*)\^\^\^&([^&^]*)&ISO\^([^^]*)$/.exec(value);
-  if (!m) return { ok: false, reason: `"${value}" is not a CX matricule^^^&oid&ISO^NH` };
+  if (!m) return { ok: false, reason: 'not a CX matricule^^^&oid&ISO^NH' };
   const [, matricule, oid, type] = m as unknown as [string, string, string, string];
   if (type !== 'NH') return { ok: false, reason: `identifier type ${type || '(none)'} is not NH` };
   if (!INS_OID_LIST.includes(oid)) return { ok: false, reason: `assigning authority ${oid || '(none)'} is not an INS OID` };
-  const check = checkIns(matricule, oid);
-  return check.ok ? { ok: true, matricule, oid } : { ok: false, reason: check.reason };
+  if (!/^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}$/.test(matricule)) {
+    return { ok: false, reason: 'the matricule must be 15 characters: 13 (digits, 2A/2B for Corsica) and a 2-digit key' };
+  }
+  // The engine's own rule (src/identity/ins.ts): NIR key for the NIR OIDs.
+  return checkIns(matricule, oid).ok ? { ok: true, matricule, oid } : { ok: false, reason: 'the matricule key is wrong' };
 }
 
 export interface Vihf {
@@ -173,7 +179,10 @@ function signatureShape(assertion: Element, id: string, seals: { der: Buffer; pe
  * them) and returns the signed Assertion, re-parsed from what xml-crypto actually digested.
  */
 function verifySignature(envelopeXml: string, signature: Element, pem: string, id: string): Element {
-  const sig = new SignedXml({ publicCert: pem, idAttribute: 'ID', getCertFromKeyInfo: () => null });
+  const sig = new SignedXml({ publicCert: pem, getCertFromKeyInfo: () => null });
+  // SAML's ID only. (The idAttribute option would add 'ID' a second time to xml-crypto's default list
+  // ['Id', 'ID', 'id'], so the Assertion counts twice and the wrapping guard refuses every message.)
+  sig.idAttributes = ['ID'];
   sig.loadSignature(signature);
   let ok: boolean;
   try {
@@ -230,7 +239,7 @@ function attributeChecks(assertion: Element): { patient: Vihf['patient']; attrib
   else {
     const ins = parseInsCx(value(RESOURCE_ATTR));
     if (ins.ok) patient = { matricule: ins.matricule, oid: ins.oid };
-    else problems.push(`attribute ${RESOURCE_ATTR} is not an INS: ${ins.reason}`);
+    else problems.push(`attribute ${RESOURCE_ATTR} is not an INS: ${ins.reason}`); // no "got": it is a patient id
   }
   if (problems.length) invalid(problems.join('; '));
   return { patient, attributes };

@@ -1,36 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ackBytes } from '../../src/hl7v2/ack.js';
-import { readMsh } from '../../src/hl7v2/header.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { MllpServer } from '../../src/mllp/server.js';
+import { Peer } from '../helpers/peer.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitMessages } from '../../src/cli/split.js';
 import { ackOf, channelYaml, EXAMPLES, frame, hl7, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
-
-/** The hospital system on the other end of a forward channel: records what it gets, answers AA or AE. */
-class Peer {
-  received: string[] = [];
-  messages: Hl7Message[] = [];
-  answer: 'AA' | 'AE' = 'AA';
-  server = new MllpServer(
-    { host: '127.0.0.1', port: 0 },
-    {
-      onMessage: async (payload) => {
-        const msg = Hl7Message.parse(payload);
-        this.received.push(msg.get('MSH-10')!);
-        this.messages.push(msg);
-        return ackBytes(readMsh(msg), { code: this.answer, controlId: `PEER-${this.received.length}`, errors: this.answer === 'AE' ? [{ code: 207, text: 'peer says no' }] : [] });
-      },
-      onOversize: async () => undefined,
-    },
-  );
-  port = 0;
-  async start() {
-    this.port = (await this.server.listen()).port;
-  }
-}
 
 const peer = new Peer();
 let t: TestEngine;

@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { splitMessages } from '../../src/cli/split.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { Submission } from '../../src/flows/transmission/interpret.js';
+import { sendFile } from '../helpers/send.js';
 import { ackOf, EXAMPLES, frame, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { readFileSync as read } from 'node:fs';
 
-const run = promisify(execFile);
 
 /** Every MDM and ORU request of the volet Transmission (V2.0, V2.1, Vague 2), ACK files left out. */
 function exampleFiles(): string[] {
@@ -34,18 +32,6 @@ function body(b: Buffer): Buffer {
   return b.subarray(b.indexOf(0x0d), end);
 }
 
-const PY_SEND = `import sys, hl7.client
-c = hl7.client.MLLPClient('127.0.0.1', int(sys.argv[1]))
-sys.stdout.write(c.send_message(sys.stdin.buffer.read()).decode('utf-8'))
-c.close()`;
-
-function runWithStdin(cmd: string, args: string[], input: Buffer): Promise<{ stdout: string }> {
-  return new Promise((ok, fail) => {
-    const child = execFile(cmd, args, { encoding: 'utf8' }, (err, stdout) => (err ? fail(err) : ok({ stdout })));
-    child.stdin!.end(input);
-  });
-}
-
 const files = exampleFiles();
 let t: TestEngine;
 
@@ -67,15 +53,7 @@ describe('ANS example messages of the volet Transmission, sent by an external cl
       const msh = sent[0]!.toString('utf8').split('\r')[0]!.split('|');
       const controlId = msh[9]!;
       const event = msh[8]!.split('^')[1]!;
-      // --loose only finds messages starting with the literal 'MSH|^~\&|'. The V2.0 ORU examples declare
-      // '^˜\&' (U+02DC), which --loose would glue behind a second header, and mllp_send's stdin mode
-      // is broken in python-hl7 0.4.5 ("can't concat str to bytes"): those go through the same
-      // library's MLLPClient (its framing and socket code), called from a python3 one-liner.
-      const loose = sent[0]!.subarray(0, 9).toString('latin1') === 'MSH|^~\\&|';
-      const { stdout } = loose
-        ? await run('mllp_send', ['--loose', '--port', String(t.port()), '--file', file, '127.0.0.1'])
-        : await runWithStdin('/usr/bin/python3', ['-c', PY_SEND, String(t.port())], sent[0]!);
-      const ack = stdout.replace(/\r/g, '\n');
+      const ack = await sendFile(file, sent[0]!, t.port());
       expect(ack).toMatch(new RegExp(`^MSA\\|AA\\|${controlId}$`, 'm'));
       const ackMsh = ack.split('\n')[0]!.split('|');
       expect(ackMsh[8]).toBe(`ACK^${event}^ACK`);
