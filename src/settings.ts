@@ -31,6 +31,7 @@ export const ENV_DOC: Record<string, string> = {
   PFI_RETENTION_DAYS: 'journal retention in days (default 30)',
   PFI_ROLE: 'all (default), ingest (listeners only) or worker (processing only)',
   PFI_LOG_LEVEL: 'pino level (default info)',
+  PFI_DMP_SIMULATOR_PORT: 'port of the embedded DMP simulator (channels with dmp.simulator: true; default any free port)',
 };
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Settings> = {}): Settings {

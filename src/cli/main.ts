@@ -8,6 +8,7 @@ import { MllpClient } from '../mllp/client.js';
 import { ENV_DOC, loadSettings, type Role } from '../settings.js';
 import { splitMessages } from './split.js';
 import { TERMINOLOGY_USAGE, terminologyCommand } from './terminology.js';
+import { SIM_USAGE, SimUsageError, simCommand } from '../sim/cli.js';
 import { loadTerminology } from '../flows/transmission/index.js';
 import { checkMappingCodes, loadTransmissionMapping } from '../flows/transmission/mapping.js';
 
@@ -22,6 +23,8 @@ Commands:
   validate [--channels DIR]  check channel and mapping files, then exit
   terminology <subcommand>   the NOS code tables (value sets, concept maps) behind the XDS metadata
 ${TERMINOLOGY_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
+  sim dmp [options]          a strict DMP simulator (HTTPS, mutual TLS, VIHF checks), for trials
+${SIM_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
 
 Environment:
 ${Object.entries(ENV_DOC)
@@ -40,6 +43,15 @@ async function main(argv: string[]): Promise<number> {
       return validate(rest);
     case 'terminology':
       return terminologyCommand(rest);
+    case 'sim':
+      try {
+        await simCommand(rest);
+        return 0;
+      } catch (e) {
+        if (!(e instanceof SimUsageError)) throw e;
+        process.stderr.write(`${e.message}\n`);
+        return 2;
+      }
     case undefined:
     case 'help':
     case '--help':
