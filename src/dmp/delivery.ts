@@ -252,18 +252,22 @@ export class DmpDelivery {
       try {
         const entries = await this.send(submission, msg, uncertain);
         await this.move(redis, journalId, 'accepted', ['sending'], { entries: JSON.stringify(entries) });
-        await journal.record(journalId, { status: 'delivered', destination: 'dmp', ackCode: 'Success', detail: `DMP: ${operation(submission)} accepted (${entries.length} document${entries.length > 1 ? 's' : ''})` });
+        const detail = `DMP: ${operation(submission)} accepted (${entries.length} document${entries.length > 1 ? 's' : ''})`;
+        await journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'delivered', destination: 'dmp', ackCode: 'Success', detail }] }]);
         deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'accepted' });
       } catch (e) {
         if (e instanceof Refusal) {
           const error = { code: e.code, text: e.message, system: e.system };
           await this.move(redis, journalId, 'refused', ['sending'], { error: JSON.stringify(error) });
           const all = e.errors.length > 1 ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}` : '';
-          await journal.record(journalId, { status: 'rejected', destination: 'dmp', detail: `DMP: ${operation(submission)} refused${all}`, error: { code: e.code, message: e.message } });
+          // The message was processed; this is the outcome of one of its routes (the CREATEUR hears of it
+          // by ZAM), so the message keeps its status. Only a dead letter, which needs an operator, moves it.
+          await journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'rejected', destination: 'dmp', detail: `DMP: ${operation(submission)} refused${all}`, error: { code: e.code, message: e.message } }] }]);
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: e.system === 'PFIERRORCODE' ? 'gated' : 'refused' });
           this.deps.log.warn({ channel: this.channel.id, journalId, code: e.code }, 'DMP sending refused');
         } else if (!last) {
-          await journal.record(journalId, { status: 'failed', destination: 'dmp', detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: (e as Error).message } });
+          const failed = { status: 'failed' as const, destination: 'dmp', detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: (e as Error).message } };
+          await journal.recordMany([{ id: journalId, keepStatus: true, events: [failed] }]);
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'retry' });
           this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact((e as Error).message) }, 'DMP sending failed, will retry');
           throw e;
