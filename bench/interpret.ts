@@ -14,10 +14,17 @@ import { Hl7Message } from '../src/hl7v2/message.js';
 import { packageRoot } from '../src/util/paths.js';
 import { Terminology } from '../src/xds/terminology.js';
 
-/** The demo request with a CDA N1 whose PDF makes the message about `bytes` long. */
-function request(bytes: number): Buffer {
+/**
+ * The demo request with a CDA N1 whose PDF makes the message about `bytes` long; `n` makes the
+ * document id and MSH-10 unique (a DMP refuses a uniqueId twice).
+ */
+export function request(bytes: number, n?: number): Buffer {
   const root = packageRoot();
   const msg = Hl7Message.parse(splitMessages(readFileSync(join(root, 'fixtures', 'mdm-t02-demo.hl7')))[0]!);
+  if (n !== undefined) {
+    msg.set('TXA-12.1', `${msg.get('TXA-12.1')}.${n}`);
+    msg.set('MSH-10', `BENCH-DMP-${n}`);
+  }
   // Filler that does not compress, sized so that the message is about `bytes`: the PDF is base64
   // inside the CDA, and the CDA base64 again inside OBX-5 (4/3 twice).
   const filler = Buffer.alloc(Math.floor((bytes * 9) / 16) - 2048);

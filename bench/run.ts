@@ -10,7 +10,8 @@
  *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
- *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret (default all)
+ *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp (default all)
+ *   BENCH_DMP_DOCS     documents sent in the DMP delivery run (default 300, 100 KiB each)
  *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
  *                      "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS)
  *   BENCH_APPENDFSYNC  redis AOF fsync policy (default always, the engine's default; everysec/no for diagnosis)
@@ -32,6 +33,9 @@ import { extractAck } from '../src/mllp/correlate.js';
 import { packageRoot } from '../src/util/paths.js';
 import { AdtFactory, buildBigMdm } from './hl7.js';
 import { benchInterpret } from './interpret.js';
+import { benchDmp, dmpChannelYaml } from './dmp.js';
+import { DmpSimulator } from '../src/sim/dmp.js';
+import { ensureSimPki } from '../src/sim/pki.js';
 import { runLoad, type ClientKind, type LoadResult } from './load.js';
 
 const ADT_TARGET_MSG_PER_SEC = 3000;
@@ -47,7 +51,7 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
 const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
-const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret').split(',').map((s) => s.trim()));
+const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp').split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = packageRoot();
@@ -384,8 +388,10 @@ async function main(): Promise<void> {
   let workerEngine: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
   let statsRedis: Redis | undefined;
+  let sim: DmpSimulator | undefined;
   const cleanup = async () => {
     statsRedis?.disconnect();
+    await sim?.stop().catch(() => {});
     await stopChild(bare, 'bare responder').catch(() => {});
     await stopChild(engine, 'engine').catch(() => {});
     await stopChild(workerEngine, 'worker').catch(() => {});
@@ -412,6 +418,14 @@ async function main(): Promise<void> {
     writeFileSync(join(channelsDir, 'bench.yaml'), channelYaml(mllpPort));
     const pamPort = await freePort();
     writeFileSync(join(channelsDir, 'pam.yaml'), pamChannelYaml(pamPort));
+    const dmpPort = await freePort();
+    if (ONLY.has('dmp')) {
+      // The DMP is the simulator, in this process (its CPU is the bench's, not the engine's).
+      const pkiDir = join(tmp, 'pki');
+      const pki = ensureSimPki(pkiDir);
+      sim = await DmpSimulator.start({ tls: { ...pki.server, ca: pki.ca }, sealCertificates: [pki.seal.cert] });
+      writeFileSync(join(channelsDir, 'dmp.yaml'), dmpChannelYaml(dmpPort, sim.url, pkiDir));
+    }
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
       PFI_HOME: root,
@@ -541,6 +555,12 @@ async function main(): Promise<void> {
         progress(`interpret: ${size / 1024} KiB MDM^T02 with a CDA N1, in process`);
         emit(benchInterpret(size, Math.min(SECONDS, 5)));
       }
+    }
+    if (ONLY.has('dmp') && sim) {
+      const documents = Number(env.BENCH_DMP_DOCS ?? 300);
+      progress(`dmp_delivery: ${documents} MDM^T02 with a 100 KiB CDA, MLLP in -> DMP simulator stored`);
+      await waitForPort(dmpPort, engine, 'engine DMP channel');
+      emit(await benchDmp({ port: dmpPort, sim, documents, connections: 4 }));
     }
   } finally {
     progress('cleaning up');
