@@ -37,6 +37,7 @@ export async function benchDmp(opts: { port: number; sim: DmpSimulator; document
   const clients = Array.from({ length: opts.connections }, () => new MllpClient({ host: '127.0.0.1', port: opts.port, ackTimeoutMs: 30_000 }));
   let next = 0;
   let notAA = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     clients.map(async (c) => {
@@ -62,6 +63,7 @@ export async function benchDmp(opts: { port: number; sim: DmpSimulator; document
   const end = Math.max(...storedAt.values());
   const latencies = [...storedAt.entries()].map(([k, at]) => at - sentAt.get(k)!).sort((a, b) => a - b);
   const seconds = (end - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   return {
     bench: 'dmp_delivery',
     documentBytes: DMP_DOC_BYTES,
@@ -75,5 +77,7 @@ export async function benchDmp(opts: { port: number; sim: DmpSimulator; document
     ackedPerSec: Math.round((messages.length / ((ackedAt - t0) / 1000)) * 10) / 10,
     latencyMs: { p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1) ?? 0) },
     simulatorRequests: opts.sim.requests().length,
+    // The simulator runs in the bench process: its CPU (with the sender's) is not the engine's.
+    simulatorAndSenderCpuPercent: Math.round(((cpu.user + cpu.system) / 1e4 / seconds) * 10) / 10,
   };
 }

@@ -3,7 +3,7 @@
  * software, signed with the care structure's seal certificate. Built per the volet's mapping.md
  * ("Mapping VIHF pour le DMP") in indirect authentication (the PFI is an automated processing).
  */
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import { create } from 'xmlbuilder2';
 
@@ -129,10 +129,9 @@ const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
  * assertion sits in the SOAP header.
  */
 export function signVihf(assertion: string, seal: SealKey): string {
-  const certB64 = new X509Certificate(seal.cert).raw.toString('base64');
+  const { der: certB64, key } = parsed(seal);
   const sig = new SignedXml({
-    privateKey: seal.key,
-    publicCert: seal.cert,
+    privateKey: key,
     idAttribute: 'ID',
     canonicalizationAlgorithm: EXC_C14N,
     signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
@@ -150,7 +149,15 @@ export function signVihf(assertion: string, seal: SealKey): string {
   return sig.getSignedXml();
 }
 
+/** The seal's certificate and key read once (PEM and X.509 parsing were a visible share of a DMP call). */
+const seals = new WeakMap<SealKey, { dn: string; der: string; key: KeyObject }>();
+function parsed(seal: SealKey): { dn: string; der: string; key: KeyObject } {
+  let c = seals.get(seal);
+  if (!c) seals.set(seal, (c = { dn: subjectDn(seal.cert), der: new X509Certificate(seal.cert).raw.toString('base64'), key: createPrivateKey(seal.key) }));
+  return c;
+}
+
 /** Built and signed: what goes into wsse:Security. */
 export function vihf(input: VihfInput, seal: SealKey): string {
-  return signVihf(buildVihf(input, subjectDn(seal.cert)), seal);
+  return signVihf(buildVihf(input, parsed(seal).dn), seal);
 }
