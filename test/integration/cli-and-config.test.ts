@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ChannelConfigError, loadChannels } from '../../src/channels/config.js';
 import { EXAMPLES, ROOT, channelYaml, spawnEngine, startTestEngine, tempDir, TOKEN, waitFor } from '../helpers/engine.js';
+import { sendFile } from '../helpers/send.js';
 
 const run = promisify(execFile);
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -162,6 +163,13 @@ describe('embedded default', () => {
     const ch = await fetch(e.adminUrl + '/channels', { headers: { authorization: `Bearer ${token}` } });
     expect(ch.status).toBe(200);
     expect(existsSync(join(home, 'var', 'redis', 'appendonlydir'))).toBe(true);
+    // The bundled channel feeds the embedded DMP simulator: the demo document reaches it.
+    expect(e.logs.some((l) => l.msg?.toString().startsWith('DMP simulator started'))).toBe(true);
+    const demo = join(ROOT, 'fixtures', 'mdm-t02-demo.hl7');
+    expect(await sendFile(demo, readFileSync(demo), e.ports.transmission!)).toMatch(/^MSA\|AA\|DEMO-MDM-0001$/m);
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    const id = await waitFor(async () => ((await (await fetch(`${e.adminUrl}/messages?controlId=DEMO-MDM-0001`, auth)).json()) as { messages: { id: string }[] }).messages[0]?.id);
+    await waitFor(async () => ((await (await fetch(`${e.adminUrl}/submissions/${id}`, auth)).json()) as { state?: string }).state === 'accepted', 15_000, 'the demo document in the DMP simulator');
     const pid = Number(readFileSync(join(home, 'var', 'redis', 'redis.pid'), 'utf8'));
     e.child.kill('SIGTERM');
     expect(await e.stopped).toBe(0);
