@@ -280,7 +280,14 @@ export class DmpDelivery {
       }
       status = (await this.status(journalId, redis))!;
     }
-    await this.tellCreateur(journalId, submission, msg, status);
+    try {
+      await this.tellCreateur(journalId, submission, msg, status);
+    } catch (e) {
+      // The DMP part is done; only the ZAM is retried (the job's next attempts skip the DMP).
+      const event = { status: last ? ('dead-lettered' as const) : ('failed' as const), destination: BUSINESS_ACKS, detail: `ZAM^Z01 not delivered${last ? ', gave up' : ', will retry'}`, error: { message: (e as Error).message } };
+      await journal.recordMany([{ id: journalId, keepStatus: !last, events: [event] }]);
+      throw e;
+    }
     if (status.state === 'dead-lettered') throw new UnrecoverableError(status.error?.text ?? 'dead-lettered');
   }
 

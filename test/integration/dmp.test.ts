@@ -367,6 +367,39 @@ describe('reliability', () => {
   });
 });
 
+describe('ordering and business acknowledgements', () => {
+  test('a replacement sent while its initial version is still being retried waits for it', async () => {
+    sim.failNext(2, 'http500');
+    const init = await send(MDM.init);
+    const rplc = await send(MDM.rplc);
+    await accepted(init.id);
+    await accepted(rplc.id);
+    const sent = sim.requests().filter((r) => r.status === 'Success' && r.action.endsWith('ProvideAndRegisterDocumentSet-b'));
+    expect(sent).toHaveLength(2);
+    const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789.71024000081')!;
+    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789.71024000082')).toMatchObject({ status: 'Approved', replaces: v1.entryUUID });
+    expect(v1.status).toBe('Deprecated');
+    // While it waited, the journal said why.
+    const waited = (await entry(rplc.id)).events.filter((x) => x.destination === 'dmp' && x.status === 'failed');
+    expect(waited.length).toBeGreaterThanOrEqual(1);
+    expect(waited[0]!.error!.message).toMatch(/waiting for document 1\.2\.250\.1\.71\.4\.2\.2\.120456789\.71024000081/);
+  });
+
+  test('a CREATEUR refusing the ZAM gets it again (the DMP is not called twice), and the journal shows both', async () => {
+    createur.answer = 'AE';
+    try {
+      const m = await send(MDM.init);
+      await waitFor(async () => (await entry(m.id)).events.some((x) => x.destination === 'business-acks' && x.status === 'failed'), 10_000, 'a failed ZAM');
+      createur.answer = 'AA';
+      expect(await dmpState(m.id)).toMatchObject({ state: 'accepted', zam: 'AA' });
+      expect(createur.zams(m.controlId).length).toBeGreaterThanOrEqual(2);
+      expect(sim.requests()).toHaveLength(1);
+    } finally {
+      createur.answer = 'AA';
+    }
+  });
+});
+
 describe('deferral (Ségur SC.DMP/ALI/PROG.02-03): 2 s before sending', () => {
   test('cancelled during the delay: nothing reaches the DMP', async () => {
     const m = await send(MDM.init, undefined, { port: 'deferred' });
