@@ -1,8 +1,7 @@
 /**
  * IHE XDS.b metadata as the DMP and the XDM archives of MSSanté carry them, named after the volet's
  * mapping table (mapping.md of "Transmission de document(s) CDA en HL7v2"). Pure data: building it
- * from a message and its CDA is the transmission flow's job; turning it into ebRIM 3.0 XML comes
- * with the DMP and MSSanté deliveries.
+ * from a message and its CDA is the transmission flow's job; ebrim.ts turns it into ebRIM 3.0 XML.
  */
 
 /** A coded value: ebRIM Classification (code, codingScheme OID, display name). */
