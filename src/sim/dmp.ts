@@ -408,22 +408,26 @@ export class DmpSimulator {
     return [];
   }
 
+  /** The SubmissionSet of an ITI-41 or ITI-57: required attributes, its patient, a uniqueId never seen. */
+  #submissionSet(list: Element, vihf: Vihf, errors: RegistryError[]): { set?: Element; setId: string; setPatient?: string } {
+    const set = findSubmissionSet(list, errors);
+    if (!set) return { setId: '' };
+    const setId = attr(set, 'id');
+    checkObject(set, 'ss', errors);
+    const cx = externalId(set, SS.patientId);
+    const setPatient = cx ? checkPatientId(cx, setId, vihf, undefined, errors) : undefined;
+    const uid = externalId(set, SS.uniqueId);
+    if (uid && this.#setUniqueIds.has(uid)) errors.push({ code: 'XDSDuplicateUniqueIdInRegistry', context: `SubmissionSet uniqueId ${uid} is already registered`, location: `${setId}/uniqueId` });
+    return { set, setId, setPatient };
+  }
+
   /** ITI-41: all checks, then (only when nothing failed) the store update. */
   #provideAndRegister(request: Element, vihf: Vihf, un: Unpacked): RegistryError[] {
     const errors = this.#stateErrors(vihf);
     const submit = child(request, NS.lcm, 'SubmitObjectsRequest');
     const list = submit && child(submit, NS.rim, 'RegistryObjectList');
     if (!list) return [...errors, { code: 'XDSRegistryMetadataError', context: 'lcm:SubmitObjectsRequest/rim:RegistryObjectList is missing', location: 'SubmitObjectsRequest' }];
-    const set = findSubmissionSet(list, errors);
-    const setId = set ? attr(set, 'id') : '';
-    let setPatient: string | undefined;
-    if (set) {
-      checkObject(set, 'ss', errors);
-      const cx = externalId(set, SS.patientId);
-      if (cx) setPatient = checkPatientId(cx, setId, vihf, undefined, errors);
-      const uid = externalId(set, SS.uniqueId);
-      if (uid && this.#setUniqueIds.has(uid)) errors.push({ code: 'XDSDuplicateUniqueIdInRegistry', context: `SubmissionSet uniqueId ${uid} is already registered`, location: `${setId}/uniqueId` });
-    }
+    const { set, setId, setPatient } = this.#submissionSet(list, vihf, errors);
     const entries = children(list, NS.rim, 'ExtrinsicObject');
     if (entries.length === 0) errors.push({ code: 'XDSRegistryMetadataError', context: 'no DocumentEntry (ExtrinsicObject) in the submission', location: 'RegistryObjectList' });
     const entryIds = new Set(entries.map((e) => attr(e, 'id')));
@@ -529,16 +533,7 @@ export class DmpSimulator {
     const errors = this.#stateErrors(vihf);
     const list = child(request, NS.rim, 'RegistryObjectList');
     if (!list) return [...errors, { code: 'XDSRegistryMetadataError', context: 'rim:RegistryObjectList is missing', location: 'SubmitObjectsRequest' }];
-    const set = findSubmissionSet(list, errors);
-    const setId = set ? attr(set, 'id') : '';
-    let setPatient: string | undefined;
-    if (set) {
-      checkObject(set, 'ss', errors);
-      const cx = externalId(set, SS.patientId);
-      if (cx) setPatient = checkPatientId(cx, setId, vihf, undefined, errors);
-      const uid = externalId(set, SS.uniqueId);
-      if (uid && this.#setUniqueIds.has(uid)) errors.push({ code: 'XDSDuplicateUniqueIdInRegistry', context: `SubmissionSet uniqueId ${uid} is already registered`, location: `${setId}/uniqueId` });
-    }
+    const { set, setId, setPatient } = this.#submissionSet(list, vihf, errors);
     for (const e of children(list, NS.rim, 'ExtrinsicObject')) {
       errors.push({ code: 'XDSRegistryError', context: 'DocumentEntry metadata update is not supported by the simulator (only UpdateAvailabilityStatus)', location: attr(e, 'id') });
     }
