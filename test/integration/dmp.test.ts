@@ -187,6 +187,27 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
     expect((await entry(del.id)).events.some((e) => e.destination === 'dmp' && e.status === 'delivered')).toBe(true);
   });
 
+  test('MDM (V2.0, ids as root^extension): the placeholder replacement and deletion with the CDA published beside them', async () => {
+    const dir = join(V20, 'MDM');
+    const withCda = (cda: string) => (m: Hl7Message) => {
+      m.set('OBX-5.4', 'Base64');
+      m.set('OBX-5.5', readFileSync(join(dir, cda)).toString('base64'));
+    };
+    const init = await send(join(dir, 'Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7'));
+    await accepted(init.id);
+    const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000081')!;
+    expect(v1).toMatchObject({ status: 'Approved', patientId: '274075176079430' });
+    const rplc = await send(join(dir, 'Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7'), withCda('Remplacement MDM/CR_Radio_CDAN1_v2.XML'));
+    await accepted(rplc.id);
+    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000082')).toMatchObject({ status: 'Approved', replaces: v1.entryUUID });
+    const del = await send(join(dir, 'Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7'), withCda('Suppression MDM/CR_Radio_CDAN1_v2.XML'));
+    await accepted(del.id);
+    expect(sim.documents().map((d) => [d.uniqueId.split('^')[1], d.status])).toEqual([
+      ['A71024000081', 'Deprecated'],
+      ['A71024000082', 'Deleted'],
+    ]);
+  });
+
   test('ORU (Vague 2, Ségur N3): initial then replacement named by the CDA’s relatedDocument', async () => {
     // The replacement's CDA names 1.2.250.1.213.1.1.12, the CDA published beside the initial
     // message (the message itself embeds another version, 1.9): that one is put in OBX-5.
