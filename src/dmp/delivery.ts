@@ -190,6 +190,22 @@ export class DmpDelivery {
     return (await this.status(journalId))!;
   }
 
+  /**
+   * Sends again a sending that ended refused or dead-lettered (the DMP is back, the patient's DMP was
+   * reopened...): a new outcome, a new ZAM.
+   */
+  async retry(journalId: string): Promise<DmpStatus | string> {
+    const redis = this.deps.queueRedis;
+    const prev = await this.move(redis, journalId, 'scheduled', ['refused', 'dead-lettered'], { sendAt: new Date().toISOString() });
+    if (prev === null) return this.why(journalId, 'refused or dead-lettered');
+    await redis.hdel(this.stateKey(journalId), 'error', 'zam');
+    // The dead letter's job is kept for the record (removeOnFail): make room for the new one.
+    await (await this.queue.getJob(this.jobId(journalId)))?.remove().catch(() => undefined);
+    await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId) });
+    await this.note(journalId, `DMP: sending again on operator request (was ${prev})`);
+    return (await this.status(journalId))!;
+  }
+
   private async stop(journalId: string, to: 'cancelled' | 'held', detail: string): Promise<DmpStatus | string> {
     const from: DmpState[] = to === 'held' ? ['scheduled'] : ['scheduled', 'held'];
     const prev = await this.move(this.deps.queueRedis, journalId, to, from);
@@ -273,6 +289,11 @@ export class DmpDelivery {
           throw e;
         } else {
           const error = { code: 'DMP-unreachable', text: `gave up after ${job.attemptsMade + 1} attempts: ${(e as Error).message}`, system: 'PFIERRORCODE' as const };
+          // Its documents may or may not be in the DMP: a later replacement asks the DMP (ITI-18) instead of waiting.
+          if (submission.event !== 'delete') {
+            const ins = submission.documents[0]!.entry.patientId.id;
+            for (const d of submission.documents) await this.remember(ins, d.entry.uniqueId, { state: 'unknown' });
+          }
           await this.move(redis, journalId, 'dead-lettered', ['sending'], { error: JSON.stringify(error) });
           await journal.record(journalId, { status: 'dead-lettered', destination: 'dmp', detail: `DMP: gave up after attempt ${job.attemptsMade + 1}`, error: { message: (e as Error).message } });
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'dead-lettered' });

@@ -296,7 +296,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
       return s;
     },
   );
-  for (const action of ['cancel', 'hold', 'release'] as const) {
+  for (const action of ['cancel', 'hold', 'release', 'retry'] as const) {
     app.post<{ Params: { id: string } }>(
       `/submissions/:id/${action}`,
       {
@@ -305,6 +305,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
             cancel: 'Cancel a DMP sending not yet made (during the delay, or held): nothing is sent',
             hold: 'Hold a DMP sending still in its delay, until released',
             release: 'Send a held DMP sending now (e.g. historical documents)',
+            retry: 'Send again a DMP sending that ended refused or dead-lettered (new outcome, new ZAM)',
           }[action],
           params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
           response: { 200: dmpStatusSchema, 404: problemSchema, 409: problemSchema },

@@ -384,7 +384,14 @@ describe('reliability', () => {
     const c = channels.find((x) => x.id === 'dmp')!;
     expect(c.dmpQueue.failed).toBeGreaterThanOrEqual(1);
     expect(c.counts.dmp['dead-lettered']).toBeGreaterThanOrEqual(1);
+    // The DMP is back: the operator sends it again; a new outcome, a new ZAM.
     sim.reset();
+    const r = await t.api(`/submissions/${m.id}/retry`, { method: 'POST' });
+    expect(r.status).toBe(200);
+    await accepted(m.id);
+    expect(sim.documents()).toHaveLength(1);
+    expect(createur.zams(m.controlId).map((x) => x.get('OBX-5.1'))).toEqual(['N', 'Y']);
+    expect((await t.api(`/submissions/${m.id}/retry`, { method: 'POST' })).status).toBe(409);
   });
 });
 
