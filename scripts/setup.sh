@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # redis-server: the embedded default store. python3-hl7: mllp_send, the external HL7 client the tests use.
 # openssl: test certificates for MLLP over TLS. libxml2-utils: xmllint, to validate CDA against the ANS XSD.
-PACKAGES=(redis-server python3-hl7 openssl libxml2-utils)
+# postfix, dovecot-imapd, dovecot-lmtpd: the MSSanté-like mail system of the tests (SMTP with real DSN, IMAP),
+# configured and started by test/helpers/mail.ts, never as a system service.
+PACKAGES=(redis-server python3-hl7 openssl libxml2-utils postfix dovecot-imapd dovecot-lmtpd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -16,6 +18,9 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  # Postfix's package asks what kind of mail server this is: answer "No configuration" beforehand so apt never
+  # prompts (the tests write their own configuration with postconf).
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -58,6 +58,33 @@ export interface ChannelConfig {
   processing: { concurrency: number; attempts: number; backoffSeconds: number };
   /** Delivery to the DMP of requests with DESTDMP=Y. */
   dmp?: DmpConfig;
+  /** Delivery by MSSanté of requests with DESTMSSANTEPS=Y / DESTMSSANTEPAT=Y. */
+  mssante?: MssanteConfig;
+}
+
+export interface MailAuth {
+  user: string;
+  passwordEnv?: string;
+  password?: string;
+}
+
+export interface MailTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+}
+
+export interface MssanteConfig {
+  from: string;
+  smtp: { host: string; port: number; secure: boolean; requireTls: boolean; tls?: MailTls; auth?: MailAuth };
+  imap?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; doneFolder: string; asideFolder: string; pollSeconds: number };
+  nil: string;
+  bodies: { ps: string; patient: string };
+  timeoutSeconds: number;
+  attempts: number;
+  backoffSeconds: number;
+  concurrency: number;
 }
 
 export interface DmpConfig {
@@ -185,6 +212,25 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     businessAcks: d.businessAcks && { ackTimeoutSeconds: 30, ...d.businessAcks },
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
     ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
+    ...(d.mssante ? { mssante: mssanteConfig(d.mssante) } : {}),
+  };
+}
+
+function mssanteConfig(d: Record<string, any>): MssanteConfig {
+  const i = d.imap;
+  return {
+    from: d.from,
+    smtp: { port: 587, secure: false, requireTls: false, ...d.smtp },
+    ...(i ? { imap: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...i } } : {}),
+    nil: d.nil ?? `pfi-engine ${packageVersion()}`,
+    bodies: {
+      ps: d.bodies?.ps ?? 'Bonjour,\n\nVeuillez trouver ci-joint un document concernant votre patient(e).\n\nCordialement.',
+      patient: d.bodies?.patient ?? 'Bonjour,\n\nVeuillez trouver ci-joint un document vous concernant.\n\nCordialement.',
+    },
+    timeoutSeconds: d.timeoutSeconds ?? 60,
+    attempts: d.attempts ?? 10,
+    backoffSeconds: d.backoffSeconds ?? 10,
+    concurrency: d.concurrency ?? 4,
   };
 }
 
@@ -253,6 +299,13 @@ function crossCheck(channels: ChannelConfig[]): string[] {
       if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
     }
     if (c.dmp) problems.push(...checkDmp(c, shown));
+    if (c.mssante && c.flow !== 'transmission') problems.push(`${shown}: mssante is only used by flow "transmission"`);
+    for (const a of [c.mssante?.smtp.auth, c.mssante?.imap?.auth]) {
+      if (a && !a.password && !a.passwordEnv) problems.push(`${shown}: mssante: ${a.user} needs passwordEnv (or password)`);
+    }
+    for (const t of [c.mssante?.smtp.tls, c.mssante?.imap?.tls]) {
+      for (const f of [t?.ca, t?.cert, t?.key]) if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
+    }
     if (c.source.tls?.requestClientCert && !c.source.tls.ca) problems.push(`${shown}: source.tls.requestClientCert needs source.tls.ca`);
   }
   return problems;

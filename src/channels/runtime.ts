@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
 import type { IdentityStore } from '../identity/store.js';
 import { DmpDelivery } from '../dmp/delivery.js';
+import { MssDelivery } from '../mssante/delivery.js';
 import type { DmpEndpoint } from '../dmp/client.js';
 import { loadTerminology } from '../flows/transmission/index.js';
 import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
@@ -51,6 +52,8 @@ export class ChannelRuntime {
   private port?: number;
   /** Flow A's DMP delivery, for channels with `dmp`. */
   readonly dmp?: DmpDelivery;
+  /** Flow A's MSSanté delivery, for channels with `mssante`. */
+  readonly mssante?: MssDelivery;
 
   constructor(
     readonly config: ChannelConfig,
@@ -77,6 +80,16 @@ export class ChannelRuntime {
         identity: deps.identity,
         clients: this.clients,
         terminology: loadTerminology,
+        log: deps.log,
+        retentionMs: deps.retentionMs,
+      });
+    }
+    if (config.mssante) {
+      this.mssante = new MssDelivery(config, {
+        queueRedis: deps.queueRedis,
+        workerRedis: deps.workerRedis,
+        journal: deps.workerJournal,
+        clients: this.clients,
         log: deps.log,
         retentionMs: deps.retentionMs,
       });
@@ -154,6 +167,7 @@ export class ChannelRuntime {
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
     this.dmp?.start();
+    this.mssante?.start();
   }
 
   /**
@@ -181,7 +195,7 @@ export class ChannelRuntime {
     for (const { id: journalId, raw } of messages) {
       const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
       try {
-        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity, dmp: this.dmp });
+        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity, dmp: this.dmp, mssante: this.mssante });
         records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {
@@ -224,6 +238,7 @@ export class ChannelRuntime {
     await this.ingest?.drain();
     await this.worker?.close();
     await this.dmp?.close();
+    await this.mssante?.close();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     await this.queue.close();
   }

@@ -1,5 +1,6 @@
 import type { ChannelConfig } from '../channels/config.js';
 import type { DmpDelivery } from '../dmp/delivery.js';
+import type { MssDelivery } from '../mssante/delivery.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { Journal } from '../journal/journal.js';
 import type { MllpClient } from '../mllp/client.js';
@@ -20,6 +21,8 @@ export interface FlowContext {
   attempt: number;
   /** The channel's DMP delivery (channel `dmp`), when it has one. */
   dmp?: DmpDelivery;
+  /** The channel's MSSanté delivery (channel `mssante`), when it has one. */
+  mssante?: MssDelivery;
 }
 
 /** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */

@@ -61,11 +61,12 @@ async function countsOf(channel: string) {
     }
     return out;
   };
-  const dmp: Record<string, number> = {};
+  const by: Record<string, Record<string, number>> = { dmp: {}, mssante: {} };
   for (const v of (await deliveries.get()).values) {
-    if (v.labels.channel === channel && v.labels.destination === 'dmp') dmp[String(v.labels.outcome)] = (dmp[String(v.labels.outcome)] ?? 0) + v.value;
+    const d = by[String(v.labels.destination)];
+    if (v.labels.channel === channel && d) d[String(v.labels.outcome)] = (d[String(v.labels.outcome)] ?? 0) + v.value;
   }
-  return { received: (await sum(messagesIn)).all ?? 0, acks: await sum(acksOut, 'code'), processed: await sum(messagesOut, 'outcome'), dmp };
+  return { received: (await sum(messagesIn)).all ?? 0, acks: await sum(acksOut, 'code'), processed: await sum(messagesOut, 'outcome'), dmp: by.dmp, mssante: by.mssante };
 }
 
 const dmpStatusSchema = {
@@ -148,9 +149,11 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
                     acks: { type: 'object', additionalProperties: { type: 'integer' } },
                     processed: { type: 'object', additionalProperties: { type: 'integer' } },
                     dmp: { type: 'object', description: 'DMP sendings by outcome (accepted, refused, gated, retry, dead-lettered)', additionalProperties: { type: 'integer' } },
+                    mssante: { type: 'object', description: 'MSSanté recipients by outcome (accepted, refused, dead-lettered, delivered, bounced, read, not-read, report-aside)', additionalProperties: { type: 'integer' } },
                   },
                 },
                 dmpQueue: { type: 'object', description: 'Jobs of the DMP delivery queue (failed = dead letters)', additionalProperties: { type: 'integer' } },
+                mssanteQueue: { type: 'object', description: 'Jobs of the MSSanté delivery queue', additionalProperties: { type: 'integer' } },
                 accept: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, versions: { type: 'array', items: { type: 'string' } } } } },
                 destinations: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, type: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } } },
               },
@@ -171,6 +174,7 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
           connections: c.connectionCount,
           queue: await c.counts().catch(() => ({})),
           ...(c.dmp ? { dmpQueue: await c.dmp.counts().catch(() => ({})) } : {}),
+          ...(c.mssante ? { mssanteQueue: await c.mssante.counts().catch(() => ({})) } : {}),
           counts: await countsOf(c.config.id),
           accept: c.config.source.accept,
           destinations: c.config.destinations,
@@ -296,6 +300,23 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
       return s;
     },
   );
+  app.get<{ Params: { id: string } }>(
+    '/submissions/:id/mssante',
+    {
+      schema: {
+        summary: 'MSSanté sending of a transmission request: per recipient, the mail server’s answer (rcpt:<address>) and the ZAM sent (z2:/z3:<address>)',
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        response: { 200: { type: 'object', additionalProperties: { type: 'string' } }, 404: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const e = await journal.get(req.params.id);
+      const s = e && (await byId.get(e.channel)?.mssante?.status(req.params.id));
+      if (!s) return problem(reply, 404, 'Not found', e ? `message ${req.params.id} has no MSSanté sending` : `no message ${req.params.id} in the journal`);
+      return s;
+    },
+  );
+
   for (const action of ['cancel', 'hold', 'release', 'retry'] as const) {
     app.post<{ Params: { id: string } }>(
       `/submissions/:id/${action}`,

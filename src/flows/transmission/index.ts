@@ -82,8 +82,13 @@ export const transmissionFlow: Flow = async (ctx) => {
     throw new PermanentError(refusal);
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
+  const note = (destination: string, detail: string) => ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination, detail }] }]);
   if (submission.routes.dmp) {
     if (ctx.dmp) await ctx.dmp.schedule(ctx.journalId);
-    else await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination: 'dmp', detail: 'DESTDMP=Y, but the channel has no dmp destination: not sent to the DMP' }] }]);
+    else await note('dmp', 'DESTDMP=Y, but the channel has no dmp destination: not sent to the DMP');
+  }
+  if (submission.routes.mssantePS || submission.routes.mssantePatient) {
+    if (ctx.mssante) await ctx.mssante.schedule(ctx.journalId);
+    else await note('mssante', 'MSSanté asked, but the channel has no mssante destination: not sent');
   }
 };

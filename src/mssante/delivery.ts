@@ -1,0 +1,401 @@
+/**
+ * Flow A, part 3: each submission routed to MSSanté (DESTMSSANTEPS / DESTMSSANTEPAT) is sent as IHE
+ * XDM e-mails by a job of its own (queue `<channel>-mss`), and the mail system's reports come back
+ * to the channel's application mailbox: DSN (delivered / failed) into ZAM^Z02, MDN (read) into
+ * ZAM^Z03, one per recipient, when the CREATEUR asked for them.
+ *
+ * State per message in Redis (`pfi:mss:<channel>:s:<message id>`): per recipient, whether the SMTP
+ * server took the mail (`rcpt:<address>`), and which ZAM went out (`z2:` / `z3:<address>`). A retry
+ * sends only to the recipients still pending; a report seen twice (watcher restarted before it moved
+ * the mail) finds its ZAM already sent. Message-ID and ENVID carry the message id, so a report names
+ * the request it is about without any other lookup.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import nodemailer, { type Transporter } from 'nodemailer';
+import { extractDocuments } from '../cda/extract.js';
+import { resolveFrom, type ChannelConfig, type MailAuth, type MailTls, type MssanteConfig } from '../channels/config.js';
+import { sendZam } from '../flows/business-ack.js';
+import { BUSINESS_ACKS } from '../flows/flow.js';
+import type { Submission } from '../flows/transmission/interpret.js';
+import { Hl7Message } from '../hl7v2/message.js';
+import type { Journal } from '../journal/journal.js';
+import type { MllpClient } from '../mllp/client.js';
+import type { Logger } from '../util/log.js';
+import { deliveries } from '../util/metrics.js';
+import { redact } from '../util/redact.js';
+import { MailError, buildMails, patientOf, type MssMail, type XdmDocument } from './mail.js';
+import { ReportError, parseReport } from './reports.js';
+import { smtpErrorCode, smtpErrorLabel } from './smtp-codes.js';
+import { MailboxWatcher, type MailOutcome } from './watcher.js';
+
+interface MssJob {
+  journalId: string;
+}
+
+export interface MssDeps {
+  queueRedis: Redis;
+  workerRedis: Redis;
+  journal: Journal;
+  clients: Map<string, MllpClient>;
+  log: Logger;
+  retentionMs: number;
+}
+
+/** What a recipient's SMTP exchange ended with. */
+type RcptState = 'accepted' | `refused:${number}` | `failed:${number}`;
+
+const password = (a: MailAuth | undefined) => (a ? (a.passwordEnv ? process.env[a.passwordEnv] : a.password) : undefined);
+const pemOf = (f?: string) => (f ? readFileSync(resolveFrom(f)) : undefined);
+const tlsOf = (t?: MailTls) => t && { ca: pemOf(t.ca), cert: pemOf(t.cert), key: pemOf(t.key), servername: t.servername };
+
+export class MssDelivery {
+  readonly queue: Queue<MssJob>;
+  private worker?: Worker<MssJob>;
+  private watcher?: MailboxWatcher;
+  private readonly transport: Transporter;
+  private readonly cfg: MssanteConfig;
+  private readonly prefix: string;
+  private readonly name: string;
+
+  constructor(
+    private readonly channel: ChannelConfig,
+    private readonly deps: MssDeps,
+  ) {
+    this.cfg = channel.mssante!;
+    this.prefix = `pfi:mss:${channel.id}`;
+    this.name = `${channel.id}-mss`;
+    this.queue = new Queue<MssJob>(this.name, {
+      connection: deps.queueRedis,
+      prefix: 'pfi-q',
+      defaultJobOptions: {
+        attempts: this.cfg.attempts,
+        backoff: { type: 'exponential', delay: this.cfg.backoffSeconds * 1000 },
+        removeOnComplete: true,
+        removeOnFail: { age: 30 * 24 * 3600 },
+      },
+    });
+    this.queue.on('error', () => {});
+    const s = this.cfg.smtp;
+    const timeout = this.cfg.timeoutSeconds * 1000;
+    this.transport = nodemailer.createTransport({
+      host: s.host,
+      port: s.port,
+      secure: s.secure,
+      requireTLS: s.requireTls,
+      ...(s.tls ? { tls: tlsOf(s.tls) } : {}),
+      ...(s.auth ? { auth: { user: s.auth.user, pass: password(s.auth) } } : {}),
+      pool: true,
+      maxConnections: this.cfg.concurrency,
+      connectionTimeout: timeout,
+      greetingTimeout: timeout,
+      socketTimeout: timeout,
+    });
+  }
+
+  private stateKey(journalId: string): string {
+    return `${this.prefix}:s:${journalId}`;
+  }
+
+  /** Called by the transmission flow once the submission is stored; once per message. */
+  async schedule(journalId: string): Promise<void> {
+    await this.queue.add('mss', { journalId }, { jobId: `mss-${journalId}` });
+  }
+
+  start(): void {
+    this.worker = new Worker<MssJob>(this.name, (job) => this.process(job), {
+      connection: this.deps.workerRedis,
+      prefix: 'pfi-q',
+      concurrency: this.cfg.concurrency,
+      lockDuration: 30_000,
+      stalledInterval: 10_000,
+      maxStalledCount: 5,
+    });
+    this.worker.on('error', (err) => this.deps.log.error({ channel: this.channel.id, err: err.message }, 'MSSanté worker error'));
+    const i = this.cfg.imap;
+    if (i) {
+      this.watcher = new MailboxWatcher(
+        {
+          host: i.host,
+          port: i.port,
+          secure: i.secure,
+          auth: { user: i.auth.user, pass: password(i.auth) ?? '' },
+          ...(i.tls ? { tls: tlsOf(i.tls) } : {}),
+          doneFolder: i.doneFolder,
+          asideFolder: i.asideFolder,
+          maxMessageBytes: 10 * 1024 * 1024,
+          pollSeconds: i.pollSeconds,
+          log: this.deps.log,
+        },
+        (mail) => this.onMail(mail),
+      );
+      void this.watcher.start();
+    }
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.stop();
+    await this.worker?.close();
+    await this.queue.close();
+    this.transport.close();
+  }
+
+  /** Per recipient: what the SMTP server said and which ZAM went out (admin API). */
+  async status(journalId: string): Promise<Record<string, string> | undefined> {
+    const h = await this.deps.queueRedis.hgetall(this.stateKey(journalId));
+    return Object.keys(h).length ? h : undefined;
+  }
+
+  private async process(job: Job<MssJob>): Promise<void> {
+    const { journalId } = job.data;
+    const { journal, workerRedis: redis } = this.deps;
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const submission = await journal.result<Submission>(journalId, 'submission');
+    const raw = await journal.raw(journalId);
+    if (!submission || !raw) throw new UnrecoverableError('the submission or the message is no longer in the journal');
+    const msg = Hl7Message.parse(raw, { defaultCharset: this.channel.source.defaultCharset });
+    const key = this.stateKey(journalId);
+    const state = await redis.hgetall(key);
+
+    let mails: MssMail[];
+    try {
+      mails = buildMails({
+        submission,
+        documents: this.documents(submission, msg),
+        patient: patientOf(msg),
+        from: this.cfg.from,
+        nil: this.cfg.nil,
+        defaultBody: this.cfg.bodies,
+      });
+    } catch (e) {
+      if (!(e instanceof MailError)) throw e;
+      // The request cannot be served by MSSanté as it stands: say it once, no retry.
+      if (!state.refused) {
+        await redis.multi().hset(key, 'refused', e.rule).pexpire(key, this.deps.retentionMs).exec();
+        await this.event(journalId, { status: 'rejected', destination: 'mssante', detail: `MSSanté: not sent`, error: { code: e.rule, message: e.message } });
+        deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'refused' });
+      }
+      if (submission.routes.acks.reception && state.z2 === undefined) {
+        await this.zam(journalId, msg, 'Z02', false, undefined, { code: e.rule, label: 'Envoi MSSanté refusé par la PFI', system: 'PFIERRORCODE', text: e.message });
+        await redis.hset(key, 'z2', 'sent');
+      }
+      return;
+    }
+
+    const retry: string[] = [];
+    for (const [i, mail] of mails.entries()) {
+      const pending = mail.to.filter((a) => !state[`rcpt:${a.toLowerCase()}`]);
+      if (!pending.length) continue;
+      let results: Map<string, RcptState>;
+      try {
+        results = await this.send(journalId, i, mail, pending, submission.routes.acks.reception);
+      } catch (e) {
+        // Nothing known to be sent: the whole mail is retried, or given up on at the last attempt.
+        const err = e as Error & { code?: string; responseCode?: number };
+        if (!last) {
+          retry.push(`${mail.audience}: ${err.message}`);
+          continue;
+        }
+        const code = smtpErrorCode({ responseCode: err.responseCode, network: err.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(err.message) ? 'refused' : 'unreachable' });
+        results = new Map(pending.map((a) => [a, `failed:${code}` as RcptState]));
+      }
+      for (const [address, outcome] of results) {
+        const lower = address.toLowerCase();
+        if (outcome.startsWith('refused:4') && !last) {
+          retry.push(`${address}: ${outcome}`);
+          continue;
+        }
+        await redis.multi().hset(key, `rcpt:${lower}`, outcome, `mail:${i}`, this.messageId(journalId, i)).pexpire(key, this.deps.retentionMs).exec();
+        if (outcome === 'accepted') {
+          await this.event(journalId, { status: 'delivered', destination: `mssante:${lower}`, detail: `MSSanté: accepted by the mail server (${mail.audience})` });
+          deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'accepted' });
+          continue;
+        }
+        const code = Number(outcome.split(':')[1]);
+        const dead = outcome.startsWith('failed:');
+        await this.event(journalId, {
+          status: dead ? 'dead-lettered' : 'rejected',
+          destination: `mssante:${lower}`,
+          detail: dead ? `MSSanté: gave up after attempt ${job.attemptsMade + 1}` : 'MSSanté: refused by the mail server',
+          error: { code, message: smtpErrorLabel(code) },
+        }, !dead);
+        deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: dead ? 'dead-lettered' : 'refused' });
+        if (submission.routes.acks.reception) await this.recipientZam(journalId, msg, 'Z02', lower, false, code);
+      }
+    }
+    if (retry.length) {
+      await this.event(journalId, { status: 'failed', destination: 'mssante', detail: `MSSanté: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: retry.join('; ') } });
+      this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact(retry.join('; ')) }, 'MSSanté sending failed, will retry');
+      throw new Error(retry.join('; '));
+    }
+  }
+
+  /** One SMTP transaction; resolves with the outcome of each envelope recipient. */
+  private async send(journalId: string, i: number, mail: MssMail, to: string[], dsn: boolean): Promise<Map<string, RcptState>> {
+    const out = new Map<string, RcptState>();
+    const rejected = (errors: { recipient?: string; responseCode?: number }[] | undefined) => {
+      for (const r of errors ?? []) if (r.recipient) out.set(r.recipient, `refused:${smtpErrorCode({ responseCode: r.responseCode })}`);
+    };
+    try {
+      const info = await this.transport.sendMail({
+        envelope: { from: this.cfg.from, to },
+        from: mail.from,
+        to: mail.to,
+        ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
+        subject: mail.subject,
+        text: mail.text,
+        headers: mail.headers,
+        attachments: mail.attachments,
+        messageId: this.messageId(journalId, i),
+        ...(dsn ? { dsn: { id: this.envelopeId(journalId, i), return: 'headers', notify: ['success', 'failure', 'delay'], recipient: this.cfg.from } } : {}),
+      });
+      for (const a of info.accepted as string[]) out.set(a, 'accepted');
+      rejected((info as { rejectedErrors?: { recipient?: string; responseCode?: number }[] }).rejectedErrors);
+    } catch (e) {
+      const err = e as Error & { code?: string; rejectedErrors?: { recipient?: string; responseCode?: number }[] };
+      // Every recipient refused at RCPT: a per-recipient answer, not a failure of the server.
+      if (err.code === 'EENVELOPE' && err.rejectedErrors?.length) rejected(err.rejectedErrors);
+      else throw e;
+    }
+    // A recipient the server neither accepted nor refused (should not happen): try again.
+    for (const a of to) if (!out.has(a) && ![...out.keys()].some((k) => k.toLowerCase() === a.toLowerCase())) out.set(a, 'refused:451');
+    return out;
+  }
+
+  private messageId(journalId: string, i: number): string {
+    return `<${journalId}.${i}.${this.channel.id}@${this.cfg.from.split('@')[1] ?? 'pfi'}>`;
+  }
+
+  private envelopeId(journalId: string, i: number): string {
+    return `${journalId}.${i}`;
+  }
+
+  /** The CDA bytes of each document, as stored (or as the engine built it around a PDF). */
+  private documents(sub: Submission, msg: Hl7Message): XdmDocument[] {
+    const raws = extractDocuments(msg);
+    return sub.documents.map((d) => {
+      const bytes = d.generatedCda ? Buffer.from(d.generatedCda, 'base64') : raws.find((r) => r.obx === d.obx)?.bytes;
+      if (!bytes) throw new UnrecoverableError(`OBX ${d.obx}: the document is no longer in the message`);
+      return { entry: d.entry, bytes };
+    });
+  }
+
+  private event(journalId: string, e: Parameters<Journal['record']>[1], keepStatus = true): Promise<void> {
+    return this.deps.journal.recordMany([{ id: journalId, keepStatus, events: [e] }]);
+  }
+
+  /** The recipient's identifier for OBX-4 of the ZAM: PRT-5.1 of the PRT RCT with that address. */
+  private recipientId(msg: Hl7Message, address: string): string | undefined {
+    const prts = msg.segmentsNamed('PRT');
+    for (let k = 1; k <= prts.length; k++) {
+      if (msg.get(`PRT[${k}]-15.4`)?.toLowerCase() === address) return msg.get(`PRT[${k}]-5.1`) || undefined;
+    }
+    return undefined;
+  }
+
+  /** ZAM^Z02 / Z03 for one recipient, once (the state says whether it went out). */
+  private async recipientZam(journalId: string, msg: Hl7Message, kind: 'Z02' | 'Z03', address: string, ok: boolean, smtpCode?: number): Promise<boolean> {
+    const key = this.stateKey(journalId);
+    const field = `${kind === 'Z02' ? 'z2' : 'z3'}:${address}`;
+    if (await this.deps.workerRedis.hexists(key, field)) return false;
+    const error = !ok && kind === 'Z02' && smtpCode ? { code: String(smtpCode), label: smtpErrorLabel(smtpCode), system: 'SMTPERRORCODE' } : undefined;
+    const code = await this.zam(journalId, msg, kind, ok, { id: this.recipientId(msg, address), address }, error);
+    if (code === undefined) return false;
+    return (await this.deps.workerRedis.hsetnx(key, field, code)) === 1;
+  }
+
+  private async zam(
+    journalId: string,
+    msg: Hl7Message,
+    kind: 'Z02' | 'Z03',
+    ok: boolean,
+    party: { id?: string; address: string } | undefined,
+    error?: { code: string; label: string; system: string; text?: string },
+  ): Promise<string | undefined> {
+    const client = this.deps.clients.get(BUSINESS_ACKS);
+    if (!client) {
+      this.deps.log.warn({ channel: this.channel.id, journalId }, `ZAM^${kind} asked, but the channel has no businessAcks address`);
+      return undefined;
+    }
+    const code = await sendZam(client, msg, this.channel.source.defaultCharset, { kind, ok, ...(party ? { party } : {}), ...(error ? { error } : {}) });
+    await this.event(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^${kind} ${ok ? 'Y' : 'N'}${party ? ` for ${party.address}` : ''} sent to the CREATEUR` });
+    return code;
+  }
+
+  /**
+   * A mail of the application mailbox: a DSN or an MDN about a mail we sent becomes ZAMs; anything
+   * else goes aside. Throwing leaves the mail in the mailbox for a later try (a CREATEUR that does not
+   * answer): nothing is lost, and what was already sent is not sent twice.
+   */
+  private async onMail(mail: { uid: number; source?: Buffer; size: number; tooLarge?: boolean }): Promise<MailOutcome> {
+    if (!mail.source) return this.aside(mail.uid, `too large for a report (${mail.size} bytes)`);
+    let report;
+    try {
+      report = parseReport(mail.source);
+    } catch (e) {
+      if (e instanceof ReportError) return this.aside(mail.uid, `unreadable report: ${e.message}`, mail.source);
+      throw e;
+    }
+    if (report.kind === 'other') return this.aside(mail.uid, 'not a delivery or read report', mail.source);
+    const ref = report.kind === 'dsn' ? (report.envelopeId ?? report.originalMessageId) : report.originalMessageId;
+    const journalId = ref && this.journalIdOf(ref);
+    const state = journalId ? await this.deps.workerRedis.hgetall(this.stateKey(journalId)) : {};
+    if (!journalId || !Object.keys(state).length) return this.aside(mail.uid, `report about a mail this channel did not send (${ref ?? 'no reference'})`, mail.source);
+    const submission = await this.deps.journal.result<Submission>(journalId, 'submission');
+    const raw = await this.deps.journal.raw(journalId);
+    if (!submission || !raw) return this.aside(mail.uid, 'report about a message no longer in the journal');
+    const msg = Hl7Message.parse(raw, { defaultCharset: this.channel.source.defaultCharset });
+
+    if (report.kind === 'dsn') {
+      for (const r of report.recipients) {
+        const address = r.finalRecipient.toLowerCase();
+        if (r.action === 'delayed' || r.action === 'relayed' || r.action === 'expanded') {
+          await this.event(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})` });
+          continue;
+        }
+        const ok = r.action === 'delivered';
+        const code = ok ? undefined : smtpErrorCode({ responseCode: r.smtpCode, status: r.status });
+        if (submission.routes.acks.reception && (await this.recipientZam(journalId, msg, 'Z02', address, ok, code))) {
+          await this.event(journalId, { status: ok ? 'delivered' : 'rejected', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})`, ...(ok ? {} : { error: { code: code!, message: smtpErrorLabel(code!) } }) });
+          deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'delivered' : 'bounced' });
+        }
+      }
+      return 'done';
+    }
+    // MDN: the recipient's software says the mail was displayed (or deleted unread, or refused).
+    const address = (report.finalRecipient ?? report.from ?? '').toLowerCase().replace(/^.*</, '').replace(/>.*$/, '');
+    const ok = report.disposition.type === 'displayed' || report.disposition.type === 'processed';
+    if (submission.routes.acks.reading && address && (await this.recipientZam(journalId, msg, 'Z03', address, ok))) {
+      await this.event(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: MDN ${report.disposition.type}` });
+      deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'read' : 'not-read' });
+    }
+    return 'done';
+  }
+
+  /** The message id in an ENVID (`<id>.<n>`) or a Message-ID (`<id>.<n>.<channel>@domain`). */
+  private journalIdOf(ref: string): string | undefined {
+    const m = /^<?([0-9a-z]+-[0-9a-z]+-[0-9a-z]+)\.\d+(?:\.([^@>]+))?/i.exec(ref.trim());
+    if (!m || (m[2] && m[2] !== this.channel.id)) return undefined;
+    return m[1];
+  }
+
+  /**
+   * A mail the channel cannot use goes to the aside folder, and into the journal (kept once, even
+   * when the watcher sees it again after a restart), so that an operator finds it.
+   */
+  private async aside(uid: number, why: string, source?: Buffer): Promise<MailOutcome> {
+    this.deps.log.warn({ channel: this.channel.id, uid, why: redact(why) }, 'mail of the application mailbox set aside');
+    deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'report-aside' });
+    if (source) {
+      const dedup = `${this.channel.id}:mail:${createHash('sha256').update(source).digest('hex')}`;
+      await this.deps.journal.ingest(source, { channel: this.channel.id, size: source.length, messageType: 'MAIL' }, { status: 'rejected', detail: `mail set aside in ${this.cfg.imap?.asideFolder}: ${why}` }, dedup);
+    }
+    return 'aside';
+  }
+}
