@@ -146,6 +146,30 @@ function decodePart(raw: Buffer, index: number): MimePart {
  * precise message on a malformed body. `root` = the part named by the start parameter, else the first.
  */
 export function parseMultipart(contentType: string, body: Buffer): { root: MimePart; parts: Map<string, MimePart> } {
+  const { params } = parseContentType(contentType);
+  const list = parseMultipartParts(contentType, body);
+
+  const parts = new Map<string, MimePart>();
+  for (const p of list) {
+    if (p.contentId === undefined) continue;
+    if (parts.has(p.contentId)) throw new MtomError(`duplicate Content-ID <${p.contentId}>`);
+    parts.set(p.contentId, p);
+  }
+  let root = list[0]!;
+  if (params.start) {
+    const named = parts.get(stripAngles(params.start));
+    if (!named) throw new MtomError(`start part <${stripAngles(params.start)}> not found`);
+    root = named;
+  }
+  return { root, parts };
+}
+
+/**
+ * Every part of a multipart body (any multipart subtype: related, mixed, report...), in order, parts
+ * without a Content-ID included. Same framing rules (CRLF line ends), decoding and MtomError messages
+ * as parseMultipart, which is built on it; at least one part on success.
+ */
+export function parseMultipartParts(contentType: string, body: Buffer): MimePart[] {
   const { type, params } = parseContentType(contentType);
   if (!type.startsWith('multipart/')) throw new MtomError(`Content-Type ${type || '(none)'} is not multipart`);
   const boundary = params.boundary;
@@ -173,18 +197,5 @@ export function parseMultipart(contentType: string, body: Buffer): { root: MimeP
     at = end + 2;
   }
   if (list.length === 0) throw new MtomError('multipart body has no part');
-
-  const parts = new Map<string, MimePart>();
-  for (const p of list) {
-    if (p.contentId === undefined) continue;
-    if (parts.has(p.contentId)) throw new MtomError(`duplicate Content-ID <${p.contentId}>`);
-    parts.set(p.contentId, p);
-  }
-  let root = list[0]!;
-  if (params.start) {
-    const named = parts.get(stripAngles(params.start));
-    if (!named) throw new MtomError(`start part <${stripAngles(params.start)}> not found`);
-    root = named;
-  }
-  return { root, parts };
+  return list;
 }
