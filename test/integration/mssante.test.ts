@@ -19,6 +19,9 @@ const MDM_INIT = join(VAGUE2, 'MDM/Transmission initiale MDM/message_MDM_CR_Radi
 const APP = 'pfi@hopital.test';
 const PRO = 'adam.hoda@test-ci-sis.mssante.fr';
 const PATIENT = '279035121518989@patient.mssante.fr';
+// The channel says PFI/Traites and PFI/Rejetes; Dovecot's maildir hierarchy separator is '.'.
+const DONE = 'PFI.Traites';
+const ASIDE = 'PFI.Rejetes';
 
 let createur: Peer;
 let gate: TcpGate;
@@ -179,7 +182,7 @@ describe('business acknowledgements from the mail system', () => {
     expect(z!.get('OBX[2]-4')).toBe('801234567897');
     expect(z!.get('OBX[2]-5.4')).toBe(PRO);
     // The DSN was used up: moved out of the application mailbox's INBOX.
-    await waitFor(async () => (await readMailbox(APP, 'PFI/Traites')).length === 1, 10_000, 'the DSN in PFI/Traites');
+    await waitFor(async () => (await readMailbox(APP, DONE)).length === 1, 10_000, 'the DSN in PFI/Traites');
     expect((await readMailbox(APP)).length).toBe(0);
     const e = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
     expect(e.events.some((x) => x.destination === `mssante:${PRO}` && x.status === 'delivered' && /DSN delivered/.test(x.detail ?? ''))).toBe(true);
@@ -242,7 +245,7 @@ describe('reliability', () => {
       ``,
     ].join('\r\n');
     await sendRaw('MAILER-DAEMON@hopital.test', [APP], broken);
-    await waitFor(async () => (await readMailbox(APP, 'PFI/Rejetes')).length === 1, 15_000, 'the broken report in PFI/Rejetes');
+    await waitFor(async () => (await readMailbox(APP, ASIDE)).length === 1, 15_000, 'the broken report in PFI/Rejetes');
     const r = (await (await t.api('/messages?channel=mss&status=rejected&limit=50')).json()) as { messages: JournalEntry[] };
     expect(r.messages.some((m) => m.messageType === 'MAIL' && /delivery-status/i.test(m.events.at(-1)?.detail ?? ''))).toBe(true);
     // Still watching: a real DSN afterwards is used.
