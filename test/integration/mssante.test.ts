@@ -9,6 +9,7 @@ import { parseMultipartParts, type MimePart } from '../../src/dmp/mtom.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { readHeaders } from '../../src/mssante/reports.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { EXAMPLES, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { emptyMailboxes, PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail } from '../helpers/mail.js';
 import { Peer } from '../helpers/peer.js';
@@ -26,14 +27,16 @@ const ASIDE = 'PFI.Rejetes';
 let createur: Peer;
 let gate: TcpGate;
 let t: TestEngine;
+let redis: EmbeddedRedis;
+let channelFile: string;
 const work = mkdtempSync(join(tmpdir(), 'pfi-mss-'));
 
 beforeAll(async () => {
   const mail = inject('mail');
   createur = await new Peer().start();
   gate = await TcpGate.start(mail.smtp);
-  t = await startTestEngine({
-    mss: `id: mss
+  redis = await startEmbeddedRedis({ dir: join(work, 'redis') });
+  channelFile = `id: mss
 flow: transmission
 mapping: mappings/transmission.yaml
 source:
@@ -53,12 +56,13 @@ mssante:
   attempts: 6
   backoffSeconds: 0.5
   timeoutSeconds: 5
-`,
-  });
+`;
+  t = await startTestEngine({ mss: channelFile }, { redis });
 });
 
 afterAll(async () => {
   await t?.stop();
+  await redis?.stop();
   await gate?.stop();
   await createur?.server.close();
 });
@@ -226,6 +230,30 @@ describe('reliability', () => {
     await waitForMail(PRO, (s) => s.includes('XDM/1.0/DDM+'));
     await new Promise((ok) => setTimeout(ok, 1500));
     expect((await readMailbox(PRO)).filter((m) => m.source.toString('latin1').includes('XDM/1.0/DDM+'))).toHaveLength(1);
+  });
+
+  test('a report seen again (the watcher stopped before moving it) sends no second ZAM; a report arriving while the engine is down is used after the restart', async () => {
+    const { controlId } = await send(MDM_INIT, (m) => {
+      flag(m, 'ACK_RECEPTION', 'Y');
+      flag(m, 'ACK_LECTURE_MSS', 'Y');
+    });
+    await zams(controlId, 'Z02');
+    const [dsn] = await waitForMail(APP, (x) => x.includes('delivery-status'), { folder: DONE });
+    // The same DSN once more in the INBOX, as after a crash between its handling and its move.
+    await sendRaw('MAILER-DAEMON@hopital.test', [APP], dsn!);
+    await waitForMail(APP, (x) => x.includes('delivery-status'), { folder: DONE, n: 2 });
+    expect(createur.zams(controlId, 'Z02')).toHaveLength(1);
+
+    // Engine stopped; the recipient reads the mail meanwhile; the MDN waits in the mailbox.
+    const [sent] = await waitForMail(PRO, (x) => x.includes('XDM/1.0/DDM+'));
+    await t.stop();
+    await sendRaw(PRO, [APP], mdn(PRO, APP, readHeaders(sent!).get('message-id')!, 'displayed'));
+    await waitForMail(APP, (x) => x.includes('disposition-notification'));
+    t = await startTestEngine({ mss: channelFile }, { redis });
+    const [z] = await zams(controlId, 'Z03');
+    expect(z!.get('OBX-5.1')).toBe('Y');
+    await new Promise((ok) => setTimeout(ok, 1000));
+    expect(createur.zams(controlId, 'Z03')).toHaveLength(1);
   });
 
   test('a malformed report is journaled and moved aside; the watcher goes on with the next one', async () => {
