@@ -10,7 +10,8 @@
  *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
- *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp (default all)
+ *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp,mss (default all)
+ *   BENCH_MSS_MAILS    mails sent in the MSSanté delivery run (default 200, 100 KiB documents; needs root: Postfix)
  *   BENCH_DMP_DOCS     documents sent in the DMP delivery run (default 300, 100 KiB each)
  *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
  *                      "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS)
@@ -34,6 +35,8 @@ import { packageRoot } from '../src/util/paths.js';
 import { AdtFactory, buildBigMdm } from './hl7.js';
 import { benchInterpret } from './interpret.js';
 import { benchDmp, dmpChannelYaml } from './dmp.js';
+import { benchMssante, mssChannelYaml } from './mssante.js';
+import { startMailEnv, stopMailEnv, type MailEnv } from '../test/helpers/mail.js';
 import { DmpSimulator } from '../src/sim/dmp.js';
 import { ensureSimPki } from '../src/sim/pki.js';
 import { runLoad, type ClientKind, type LoadResult } from './load.js';
@@ -51,7 +54,7 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
 const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
-const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp').split(',').map((s) => s.trim()));
+const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp,mss').split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = packageRoot();
@@ -389,9 +392,11 @@ async function main(): Promise<void> {
   let bare: ChildProcess | undefined;
   let statsRedis: Redis | undefined;
   let sim: DmpSimulator | undefined;
+  let mail: MailEnv | undefined;
   const cleanup = async () => {
     statsRedis?.disconnect();
     await sim?.stop().catch(() => {});
+    if (mail) await stopMailEnv().catch(() => {});
     await stopChild(bare, 'bare responder').catch(() => {});
     await stopChild(engine, 'engine').catch(() => {});
     await stopChild(workerEngine, 'worker').catch(() => {});
@@ -425,6 +430,15 @@ async function main(): Promise<void> {
       const pki = ensureSimPki(pkiDir);
       sim = await DmpSimulator.start({ tls: { ...pki.server, ca: pki.ca }, sealCertificates: [pki.seal.cert] });
       writeFileSync(join(channelsDir, 'dmp.yaml'), dmpChannelYaml(dmpPort, sim.url, pkiDir));
+    }
+    const mssPort = await freePort();
+    if (ONLY.has('mss')) {
+      // A real Postfix + Dovecot (the test suite's): the recipient's mailbox is the end of the line.
+      mail = await startMailEnv().catch((e: Error) => {
+        progress(`mssante_delivery skipped: no mail system (${e.message.split('\n')[0]})`);
+        return undefined;
+      });
+      if (mail) writeFileSync(join(channelsDir, 'mss.yaml'), mssChannelYaml(mssPort, mail));
     }
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
@@ -561,6 +575,12 @@ async function main(): Promise<void> {
       progress(`dmp_delivery: ${documents} MDM^T02 with a 100 KiB CDA, MLLP in -> DMP simulator stored`);
       await waitForPort(dmpPort, engine, 'engine DMP channel');
       emit(await benchDmp({ port: dmpPort, sim, documents, connections: 4 }));
+    }
+    if (ONLY.has('mss') && mail) {
+      const mails = Number(env.BENCH_MSS_MAILS ?? 200);
+      progress(`mssante_delivery: ${mails} MDM^T02 with a 100 KiB CDA, MLLP in -> recipient's mailbox (Postfix, Dovecot)`);
+      await waitForPort(mssPort, engine, 'engine MSSanté channel');
+      emit(await benchMssante({ port: mssPort, mail, mails, connections: 4 }));
     }
   } finally {
     progress('cleaning up');
