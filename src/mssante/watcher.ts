@@ -30,6 +30,9 @@ export type MailHandler = (mail: { uid: number; source?: Buffer; size: number; t
 const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
 const LOGOUT_TIMEOUT_MS = 5000;
+/** Bounds of the time a re-check command may take (pollSeconds, within these). */
+const MIN_CHECK_MS = 5000;
+const MAX_CHECK_MS = 30_000;
 const NO_LOG: NonNullable<WatcherOptions['log']> = { info() {}, warn() {}, error() {} };
 
 /** What may be logged of an error: its kind and message, cut short (never a mail's content on purpose). */
@@ -60,7 +63,8 @@ const folderPath = (name: string): string[] => name.split('/').filter((s) => s !
  *
  * Connection: `start()` connects and creates the folders, then processes what is already in the
  * mailbox and waits with IDLE (imapflow polls with NOOP where the server has no IDLE), re-checking the
- * mailbox every `pollSeconds` anyway, since an IDLE can stall without a word. A lost or refused
+ * mailbox every `pollSeconds` anyway, since an IDLE can stall without a word: a re-check that gets no
+ * answer within pollSeconds (at least 5 s, at most 30 s) ends the connection. A lost, stalled or refused
  * connection is retried forever with an exponential backoff from 1 s to 30 s, reset once connected.
  *
  * `stats`: `handled` = mails handled and moved (to either folder), `aside` = those moved aside,
@@ -265,18 +269,40 @@ export class MailboxWatcher {
     if (created.created) this.log.info({ folder: name }, 'IMAP folder created');
   }
 
+  /**
+   * The small commands of a pass (select, search, sizes) must answer within the check timeout, else the
+   * connection is deemed stalled (an IDLE that went silent: a NAT or a firewall that dropped it) and is
+   * closed, which ends the session and reconnects. Downloads and moves are left to imapflow's socket
+   * timeout, since their time grows with the mail's size.
+   */
+  private async checked<T>(client: ImapFlow, what: string, op: Promise<T>): Promise<T> {
+    const ms = Math.min(MAX_CHECK_MS, Math.max(MIN_CHECK_MS, this.pollMs));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, fail) => {
+      timer = setTimeout(() => {
+        fail(new Error(`IMAP server did not answer ${what} within ${ms} ms: connection deemed stalled`));
+        client.close();
+      }, ms);
+    });
+    try {
+      return await Promise.race([op, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** One pass over the mailbox: every mail present (and arriving meanwhile), each at most once. */
   private async pass(client: ImapFlow): Promise<void> {
-    const lock = await client.getMailboxLock(folderPath(this.mailbox));
+    const lock = await this.checked(client, 'SELECT', client.getMailboxLock(folderPath(this.mailbox)));
     try {
       const tried = new Set<number>();
       for (;;) {
         if (!this.running || !client.usable) return;
-        const uids = await client.search({ all: true }, { uid: true });
+        const uids = await this.checked(client, 'UID SEARCH', client.search({ all: true }, { uid: true }));
         if (!uids) throw new Error(`UID SEARCH failed in ${this.mailbox}`);
         const todo = uids.filter((u) => !tried.has(u));
         if (todo.length === 0) return;
-        const sized = await client.fetchAll(todo, { uid: true, size: true }, { uid: true });
+        const sized = await this.checked(client, 'FETCH RFC822.SIZE', client.fetchAll(todo, { uid: true, size: true }, { uid: true }));
         const mails = sized.map((m) => ({ uid: m.uid, size: m.size ?? 0 })).sort((a, b) => a.uid - b.uid);
         if (mails.length === 0) return; // gone meanwhile
         for (const mail of mails) {

@@ -36,7 +36,8 @@ export const PASSWORD = 'secret';
  * written there (including the ANS's own typos 2770763220829106 and 27707279035121518989, and the capital of
  * hopitalA), plus `<INS>@patient.mssante.fr` for each INS of a PID-3 with authority 1.2.250.1.213.1.4.8/.9/.10/.11
  * (274075176079430, 276037510669380, 277076322082910, 279035121518989), plus our own: the hospital's
- * (pfi@ = the BAL applicative, manual@, dpi@hopital.test), two professionals (pro.test) and the demo patient
+ * (pfi@ = the BAL applicative, manual@, dpi@hopital.test; bal-mss@ and bal-flowb@ are the application mailboxes of
+ * the engines under test in mssante.test.ts and the flow B tests: an engine's watcher takes every mail of its mailbox), two professionals (pro.test) and the demo patient
  * 280017512345610. Addresses are case-insensitive here as everywhere (Postfix and Dovecot fold them to lower case).
  */
 export const MAILBOXES: string[] = [
@@ -48,6 +49,8 @@ export const MAILBOXES: string[] = [
   '279035121518989@patient.mssante.fr',
   '280017512345610@patient.mssante.fr',
   'adam.hoda@test-ci-sis.mssante.fr',
+  'bal-flowb@hopital.test',
+  'bal-mss@hopital.test',
   'dpi@hopital.test',
   'dpi@hopitalA.mssante.fr',
   'dr.durand@pro.test',

@@ -4,6 +4,7 @@
  * another test file expects in that mailbox's INBOX.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -260,6 +261,29 @@ describe('MailboxWatcher (real Dovecot)', () => {
     }
   });
 
+  it('a connection that goes silent (IDLE stalled, nothing closed) is detected by the re-check and replaced', async () => {
+    await makeInbox();
+    const proxy = await BlackHoleProxy.start(env().imap);
+    try {
+      const { seen, handler } = recorder();
+      const w = watcher(handler, { port: proxy.port, pollSeconds: 1 });
+      await w.start();
+      await put(folders.inbox, 'before');
+      await until('first mail handled', () => w.stats.handled === 1);
+      await sleep(300); // idling
+      proxy.swallowOpenConnections(); // bytes vanish both ways, no FIN, no RST
+      await put(folders.inbox, 'after');
+      // Re-check after 1 s gets no answer within 5 s, connection dropped, reconnect after 1 s.
+      await until('the mail handled over a new connection', () => w.stats.handled === 2, 15_000);
+      expect(seen).toEqual(['before', 'after']);
+      expect(w.stats.reconnects).toBe(1);
+      expect(logs.some((l) => l.level === 'warn' && /deemed stalled/.test(JSON.stringify(l.o)))).toBe(true);
+    } finally {
+      await Promise.all(watchers.splice(0).map((w) => w.stop()));
+      proxy.stop();
+    }
+  }, 30_000);
+
   it('start() does not throw when the server is down: it keeps trying, and stop() ends the retries', async () => {
     newFolders();
     logs = [];
@@ -370,3 +394,44 @@ describe('MailboxWatcher (real Dovecot)', () => {
     }
   });
 });
+
+/** A TCP relay whose open connections can be made to swallow every byte, silently (a dead NAT entry). */
+class BlackHoleProxy {
+  private constructor(
+    private readonly server: net.Server,
+    private readonly pairs: Set<{ swallow: boolean; a: net.Socket; b: net.Socket }>,
+    readonly port: number,
+  ) {}
+
+  static async start(target: { host: string; port: number }): Promise<BlackHoleProxy> {
+    const pairs = new Set<{ swallow: boolean; a: net.Socket; b: net.Socket }>();
+    const server = net.createServer((a) => {
+      const b = net.connect(target);
+      const pair = { swallow: false, a, b };
+      pairs.add(pair);
+      a.on('data', (d) => void (pair.swallow || b.write(d)));
+      b.on('data', (d) => void (pair.swallow || a.write(d)));
+      const end = () => {
+        a.destroy();
+        b.destroy();
+        pairs.delete(pair);
+      };
+      a.on('error', end).on('close', end);
+      b.on('error', end).on('close', end);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    return new BlackHoleProxy(server, pairs, (server.address() as net.AddressInfo).port);
+  }
+
+  swallowOpenConnections(): void {
+    for (const p of this.pairs) p.swallow = true;
+  }
+
+  stop(): void {
+    this.server.close();
+    for (const p of this.pairs) {
+      p.a.destroy();
+      p.b.destroy();
+    }
+  }
+}

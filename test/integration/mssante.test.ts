@@ -11,13 +11,14 @@ import type { JournalEntry } from '../../src/journal/journal.js';
 import { readHeaders } from '../../src/mssante/reports.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { EXAMPLES, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
-import { emptyMailboxes, PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail } from '../helpers/mail.js';
+import { PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail } from '../helpers/mail.js';
 import { Peer } from '../helpers/peer.js';
 import { sendFile } from '../helpers/send.js';
 
 const VAGUE2 = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1');
 const MDM_INIT = join(VAGUE2, 'MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7');
-const APP = 'pfi@hopital.test';
+// A mailbox of its own: the engine's watcher takes every mail there, other test files must not share it.
+const APP = 'bal-mss@hopital.test';
 const PRO = 'adam.hoda@test-ci-sis.mssante.fr';
 const PATIENT = '279035121518989@patient.mssante.fr';
 // The channel says PFI/Traites and PFI/Rejetes; Dovecot's maildir hierarchy separator is '.'.
@@ -67,10 +68,12 @@ afterAll(async () => {
   await createur?.server.close();
 });
 
-beforeEach(async () => {
-  await emptyMailboxes();
+beforeEach(() => {
   createur.messages.length = 0;
 });
+
+/** Mails of a request: their Message-ID (and a DSN's returned headers, ENVID) carry its journal id. */
+const about = (id: string) => (source: string) => source.includes(id);
 
 let seq = 0;
 /** The ANS example as a CREATEUR would send it to MSSanté only (DESTDMP=N), with its own control id and flags. */
@@ -109,8 +112,8 @@ async function zams(controlId: string, kind: string, n = 1) {
 
 describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => {
   test('one mail in the professional’s mailbox: the XDM is valid ebRIM with the document byte for byte, the MSSanté headers are set', async () => {
-    await send(MDM_INIT);
-    const [source] = await waitForMail(PRO, (s) => s.includes('XDM/1.0/DDM+'));
+    const { id } = await send(MDM_INIT);
+    const [source] = await waitForMail(PRO, about(id));
     const m = mime(source!);
     expect(m.headers.get('from')).toContain(APP);
     expect(m.headers.get('to')).toContain(PRO);
@@ -139,16 +142,16 @@ describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => 
   });
 
   test('DESTMSSANTEPAT=Y with NTE-4: the patient’s mailbox (<INS>@patient.mssante.fr) gets its own mail with X-MSS-MES: FIN', async () => {
-    await send(MDM_INIT, (m) => {
+    const { id } = await send(MDM_INIT, (m) => {
       flag(m, 'DESTMSSANTEPAT', 'Y');
       flag(m, 'INVISIBLE_PATIENT', 'N');
       flag(m, 'INVISIBLE_REP_LEGAUX', 'N');
       return withPatientRecipient(m, true);
     });
-    const [p] = await waitForMail(PATIENT, (s) => s.includes('XDM/1.0/DDM+'));
+    const [p] = await waitForMail(PATIENT, about(id));
     expect(mime(p!).headers.get('x-mss-mes')).toBe('FIN');
     expect(mime(p!).headers.get('to')).toContain(PATIENT);
-    const [ps] = await waitForMail(PRO, (s) => s.includes('XDM/1.0/DDM+'));
+    const [ps] = await waitForMail(PRO, about(id));
     expect(mime(ps!).headers.has('x-mss-mes')).toBe(false);
     expect(mime(ps!).headers.get('to')).not.toContain(PATIENT);
   });
@@ -186,8 +189,8 @@ describe('business acknowledgements from the mail system', () => {
     expect(z!.get('OBX[2]-4')).toBe('801234567897');
     expect(z!.get('OBX[2]-5.4')).toBe(PRO);
     // The DSN was used up: moved out of the application mailbox's INBOX.
-    await waitFor(async () => (await readMailbox(APP, DONE)).length === 1, 10_000, 'the DSN in PFI/Traites');
-    expect((await readMailbox(APP)).length).toBe(0);
+    await waitForMail(APP, about(id), { folder: DONE, timeoutMs: 10_000 });
+    expect((await readMailbox(APP)).filter((x) => about(id)(x.source.toString('latin1')))).toHaveLength(0);
     const e = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
     expect(e.events.some((x) => x.destination === `mssante:${PRO}` && x.status === 'delivered' && /DSN delivered/.test(x.detail ?? ''))).toBe(true);
   });
@@ -205,8 +208,8 @@ describe('business acknowledgements from the mail system', () => {
   });
 
   test('ACK_LECTURE_MSS=Y: the mail asks for a read receipt, and the recipient’s MDN gives ZAM^Z03 Y', async () => {
-    const { controlId } = await send(MDM_INIT, (m) => flag(m, 'ACK_LECTURE_MSS', 'Y'));
-    const [source] = await waitForMail(PRO, (s) => s.includes('XDM/1.0/DDM+'));
+    const { controlId, id } = await send(MDM_INIT, (m) => flag(m, 'ACK_LECTURE_MSS', 'Y'));
+    const [source] = await waitForMail(PRO, about(id));
     const h = readHeaders(source!);
     expect(h.get('disposition-notification-to')).toContain(APP);
     // The recipient's mail software answers with an MDN (RFC 8098).
@@ -221,34 +224,35 @@ describe('business acknowledgements from the mail system', () => {
 describe('reliability', () => {
   test('mail server unreachable during the send: retried, delivered once when it is back', async () => {
     gate.close();
+    let id: string;
     try {
-      const { id } = await send(MDM_INIT);
+      ({ id } = await send(MDM_INIT));
       await waitFor(async () => ((await (await t.api(`/messages/${id}`)).json()) as JournalEntry).events.some((x) => x.destination === 'mssante' && x.status === 'failed'), 15_000, 'a failed attempt');
     } finally {
       await gate.open();
     }
-    await waitForMail(PRO, (s) => s.includes('XDM/1.0/DDM+'));
+    await waitForMail(PRO, about(id));
     await new Promise((ok) => setTimeout(ok, 1500));
-    expect((await readMailbox(PRO)).filter((m) => m.source.toString('latin1').includes('XDM/1.0/DDM+'))).toHaveLength(1);
+    expect((await readMailbox(PRO)).filter((m) => about(id)(m.source.toString('latin1')))).toHaveLength(1);
   });
 
   test('a report seen again (the watcher stopped before moving it) sends no second ZAM; a report arriving while the engine is down is used after the restart', async () => {
-    const { controlId } = await send(MDM_INIT, (m) => {
+    const { controlId, id } = await send(MDM_INIT, (m) => {
       flag(m, 'ACK_RECEPTION', 'Y');
       flag(m, 'ACK_LECTURE_MSS', 'Y');
     });
     await zams(controlId, 'Z02');
-    const [dsn] = await waitForMail(APP, (x) => x.includes('delivery-status'), { folder: DONE });
+    const [dsn] = await waitForMail(APP, about(id), { folder: DONE });
     // The same DSN once more in the INBOX, as after a crash between its handling and its move.
     await sendRaw('MAILER-DAEMON@hopital.test', [APP], dsn!);
-    await waitForMail(APP, (x) => x.includes('delivery-status'), { folder: DONE, n: 2 });
+    await waitForMail(APP, about(id), { folder: DONE, n: 2 });
     expect(createur.zams(controlId, 'Z02')).toHaveLength(1);
 
     // Engine stopped; the recipient reads the mail meanwhile; the MDN waits in the mailbox.
-    const [sent] = await waitForMail(PRO, (x) => x.includes('XDM/1.0/DDM+'));
+    const [sent] = await waitForMail(PRO, about(id));
     await t.stop();
     await sendRaw(PRO, [APP], mdn(PRO, APP, readHeaders(sent!).get('message-id')!, 'displayed'));
-    await waitForMail(APP, (x) => x.includes('disposition-notification'));
+    await waitForMail(APP, about(id));
     t = await startTestEngine({ mss: channelFile }, { redis });
     const [z] = await zams(controlId, 'Z03');
     expect(z!.get('OBX-5.1')).toBe('Y');
@@ -257,11 +261,12 @@ describe('reliability', () => {
   });
 
   test('a malformed report is journaled and moved aside; the watcher goes on with the next one', async () => {
+    const brokenId = `broken-${Date.now()}`;
     const broken = [
       `From: MAILER-DAEMON@mx.pfi.test`,
       `To: ${APP}`,
       `Subject: Undelivered Mail Returned to Sender`,
-      `Message-ID: <broken-${Date.now()}@mx.pfi.test>`,
+      `Message-ID: <${brokenId}@mx.pfi.test>`,
       `MIME-Version: 1.0`,
       `Content-Type: multipart/report; report-type=delivery-status; boundary="b1"`,
       ``,
@@ -273,7 +278,7 @@ describe('reliability', () => {
       ``,
     ].join('\r\n');
     await sendRaw('MAILER-DAEMON@hopital.test', [APP], broken);
-    await waitFor(async () => (await readMailbox(APP, ASIDE)).length === 1, 15_000, 'the broken report in PFI/Rejetes');
+    await waitForMail(APP, (x) => x.includes(brokenId), { folder: ASIDE, timeoutMs: 15_000 });
     const r = (await (await t.api('/messages?channel=mss&status=rejected&limit=50')).json()) as { messages: JournalEntry[] };
     expect(r.messages.some((m) => m.messageType === 'MAIL' && /delivery-status/i.test(m.events.at(-1)?.detail ?? ''))).toBe(true);
     // Still watching: a real DSN afterwards is used.
