@@ -17,7 +17,8 @@ import { resolveFrom, type ChannelConfig, type MllpDestination } from './config.
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
 
-export const QUEUE_PREFIX = 'pfi-q';
+export { QUEUE_PREFIX } from './queues.js';
+import { QUEUE_PREFIX } from './queues.js';
 
 /** A PEM file named in a channel file (relative to PFI_HOME). */
 function pem(file: string | undefined): Buffer | undefined {

@@ -8,7 +8,8 @@
  * previous attempt died or timed out with the outcome unknown: it asks the DMP (ITI-18) before
  * sending again.
  */
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
 import type { Redis } from 'ioredis';
 import { extractDocuments } from '../cda/extract.js';
 import type { ChannelConfig, DmpConfig } from '../channels/config.js';
@@ -105,17 +106,7 @@ export class DmpDelivery {
     this.cfg = channel.dmp!;
     this.client = new DmpClient(endpoint);
     this.prefix = `pfi:dmp:${channel.id}`;
-    this.queue = new Queue<DmpJob>(`${channel.id}-dmp`, {
-      connection: deps.queueRedis,
-      prefix: 'pfi-q',
-      defaultJobOptions: {
-        attempts: this.cfg.attempts,
-        backoff: { type: 'exponential', delay: this.cfg.backoffSeconds * 1000 },
-        removeOnComplete: true,
-        removeOnFail: { age: 30 * 24 * 3600 },
-      },
-    });
-    this.queue.on('error', () => {});
+    this.queue = deliveryQueue<DmpJob>(`${channel.id}-dmp`, deps.queueRedis, this.cfg);
   }
 
   private stateKey(journalId: string): string {
@@ -230,7 +221,7 @@ export class DmpDelivery {
   start(): void {
     this.worker = new Worker<DmpJob>(`${this.channel.id}-dmp`, (job) => this.process(job), {
       connection: this.deps.workerRedis,
-      prefix: 'pfi-q',
+      prefix: QUEUE_PREFIX,
       concurrency: this.cfg.concurrency,
       // A worker killed during a call: its job is taken up again within ~15 s of a restart.
       lockDuration: 10_000,

@@ -12,7 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
 import type { Redis } from 'ioredis';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { extractDocuments } from '../cda/extract.js';
@@ -67,17 +68,7 @@ export class MssDelivery {
     this.cfg = channel.mssante!;
     this.prefix = `pfi:mss:${channel.id}`;
     this.name = `${channel.id}-mss`;
-    this.queue = new Queue<MssJob>(this.name, {
-      connection: deps.queueRedis,
-      prefix: 'pfi-q',
-      defaultJobOptions: {
-        attempts: this.cfg.attempts,
-        backoff: { type: 'exponential', delay: this.cfg.backoffSeconds * 1000 },
-        removeOnComplete: true,
-        removeOnFail: { age: 30 * 24 * 3600 },
-      },
-    });
-    this.queue.on('error', () => {});
+    this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, this.cfg);
     const s = this.cfg.smtp;
     const timeout = this.cfg.timeoutSeconds * 1000;
     this.transport = nodemailer.createTransport({
@@ -107,7 +98,7 @@ export class MssDelivery {
   start(): void {
     this.worker = new Worker<MssJob>(this.name, (job) => this.process(job), {
       connection: this.deps.workerRedis,
-      prefix: 'pfi-q',
+      prefix: QUEUE_PREFIX,
       concurrency: this.cfg.concurrency,
       lockDuration: 30_000,
       stalledInterval: 10_000,

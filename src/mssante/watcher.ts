@@ -10,7 +10,8 @@ export interface WatcherOptions {
   /** TLS from the first byte (IMAPS); false: STARTTLS when the server offers it. */
   secure: boolean;
   auth: { user: string; pass: string };
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean };
+  /** `servername`: the name the server's certificate must match (and SNI), when `host` is an address. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string };
   /** Default 'INBOX'; '/' separates levels. */
   mailbox?: string;
   /** Processed mails are moved here (created if missing), e.g. 'PFI/Traites'; '/' separates levels. */
@@ -113,7 +114,8 @@ export class MailboxWatcher {
   /**
    * Starts watching. Resolves once the first connection attempt is over: connected (the mails already
    * there are then being processed in the background), or failed (logged; retried in the background
-   * with backoff). Never rejects; a second call returns the first call's promise.
+   * with backoff). Never rejects; a second call returns the first call's promise (a watcher, once
+   * stopped, is not started again: make a new one).
    */
   start(): Promise<void> {
     if (this.starting) return this.starting;
@@ -179,6 +181,10 @@ export class MailboxWatcher {
       if (o.tls.key) tls.key = o.tls.key;
       if (o.tls.rejectUnauthorized !== undefined) tls.rejectUnauthorized = o.tls.rejectUnauthorized;
       options.tls = tls;
+      if (o.tls.servername) {
+        tls.servername = o.tls.servername;
+        options.servername = o.tls.servername;
+      }
     }
     return options;
   }

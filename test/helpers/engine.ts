@@ -36,6 +36,27 @@ ${more.source ? '  ' + more.source.trim().split('\n').join('\n  ') + '\n' : ''} 
 ${more.extra ?? ''}`;
 }
 
+/**
+ * A `flow: transmission` channel as the tests of the deliveries use it: the volet's profile, MDM and
+ * ORU, the CREATEUR's ZAM listener on `createurPort`; `extra` (YAML, top level) adds the delivery.
+ */
+export function transmissionChannelYaml(id: string, createurPort: number, extra: string): string {
+  return `id: ${id}
+flow: transmission
+mapping: mappings/transmission.yaml
+source:
+  type: mllp
+  host: 127.0.0.1
+  port: 0
+  profile: cisis-transmission
+  accept:
+    - { type: MDM, events: [T02, T04, T10], versions: ["2.6"] }
+    - { type: ORU, events: [R01], versions: ["2.5"] }
+businessAcks: { host: 127.0.0.1, port: ${createurPort}, ackTimeoutSeconds: 5 }
+${extra.trim()}
+`;
+}
+
 export interface TestEngine {
   engine: Engine;
   redis: EmbeddedRedis;

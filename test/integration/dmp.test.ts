@@ -8,7 +8,7 @@ import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { DmpSimulator, type SimDocument } from '../../src/sim/dmp.js';
 import { Terminology } from '../../src/xds/terminology.js';
-import { EXAMPLES, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import { EXAMPLES, ROOT, startTestEngine, transmissionChannelYaml, waitFor, type TestEngine } from '../helpers/engine.js';
 import { Peer } from '../helpers/peer.js';
 import { sendFile } from '../helpers/send.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
@@ -30,19 +30,10 @@ let t: TestEngine;
 const work = mkdtempSync(join(tmpdir(), 'pfi-dmp-'));
 
 function channel(id: string, dmp: string): string {
-  return `id: ${id}
-flow: transmission
-mapping: mappings/transmission.yaml
-source:
-  type: mllp
-  host: 127.0.0.1
-  port: 0
-  profile: cisis-transmission
-  accept:
-    - { type: MDM, events: [T02, T04, T10], versions: ["2.6"] }
-    - { type: ORU, events: [R01], versions: ["2.5"] }
-businessAcks: { host: 127.0.0.1, port: ${createur.port}, ackTimeoutSeconds: 5 }
-processing: { concurrency: 2, attempts: 3, backoffSeconds: 0.2 }
+  return transmissionChannelYaml(
+    id,
+    createur.port,
+    `processing: { concurrency: 2, attempts: 3, backoffSeconds: 0.2 }
 dmp:
   url: ${sim.url}
   tls: { cert: ${pki.files['client.crt']}, key: ${pki.files['client.key']}, ca: ${pki.files['ca.crt']} }
@@ -50,8 +41,8 @@ dmp:
   sector: SA01^1.2.250.1.71.4.2.4
   lps: { homologation: TEST-HOMOLOGATION }
   timeoutSeconds: 3
-  ${dmp.trim().split('\n').join('\n  ')}
-`;
+  ${dmp.trim().split('\n').join('\n  ')}`,
+  );
 }
 
 beforeAll(async () => {

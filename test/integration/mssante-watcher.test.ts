@@ -318,7 +318,7 @@ describe('MailboxWatcher (real Dovecot)', () => {
     await sleep(500);
     const t0 = Date.now();
     await w.stop();
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(2000); // no waiting for the 60 s poll timer
     expect(w.connected).toBe(false);
     await w.stop(); // idempotent
   });
@@ -343,14 +343,16 @@ describe('MailboxWatcher (real Dovecot)', () => {
     expect(await subjects(folders.inbox)).toEqual(['next']);
   });
 
-  it('end to end: real Postfix DSNs (delivered, failed) read by parseReport through the watcher', async () => {
+  it('end to end: a real Postfix success DSN, read by parseReport through the watcher', async () => {
+    // (Postfix here refuses unknown and foreign recipients at RCPT, so it writes no failure DSN: those are
+    // covered by the unit tests of parseReport.)
     await makeInbox();
     const sender = 'dpi@hopital.test';
     const tag = `wtest-${randomBytes(6).toString('hex')}`;
     const transport = nodemailer.createTransport({ host: env().smtp.host, port: env().smtp.port, secure: false, ignoreTLS: true });
     try {
       await transport.sendMail({
-        envelope: { from: sender, to: ['dr.durand@pro.test', 'someone@elsewhere.test'] },
+        envelope: { from: sender, to: ['dr.durand@pro.test'] },
         from: sender,
         to: 'dr.durand@pro.test',
         subject: 'test watcher',
@@ -361,8 +363,8 @@ describe('MailboxWatcher (real Dovecot)', () => {
     } finally {
       transport.close();
     }
-    const dsns = await waitForMail(sender, (s) => s.includes(tag) && /report-type=delivery-status/i.test(s), { n: 2, timeoutMs: 20_000 });
-    for (const d of dsns) await admin.append(path(folders.inbox), d);
+    const [dsn] = await waitForMail(sender, (s) => s.includes(tag) && /report-type=delivery-status/i.test(s), { timeoutMs: 20_000 });
+    await admin.append(path(folders.inbox), dsn!);
 
     const reports: Report[] = [];
     const w = watcher(async (m) => {
@@ -370,15 +372,25 @@ describe('MailboxWatcher (real Dovecot)', () => {
       return 'done';
     });
     await w.start();
-    await until('both reports handled', () => w.stats.handled === 2);
-    const recipients = reports.flatMap((r) => {
-      expect(r).toMatchObject({ kind: 'dsn', envelopeId: `${tag}.0`, originalMessageId: `<${tag}@hopital.test>`, reportingMta: 'mx.pfi.test' });
-      return r.kind === 'dsn' ? r.recipients : [];
-    });
-    recipients.sort((a, b) => a.finalRecipient.localeCompare(b.finalRecipient));
-    expect(recipients).toEqual([
-      expect.objectContaining({ finalRecipient: 'dr.durand@pro.test', action: 'delivered', status: '2.0.0', smtpCode: 250 }),
-      expect.objectContaining({ finalRecipient: 'someone@elsewhere.test', action: 'failed', status: '5.1.2' }),
+    await until('the report handled', () => w.stats.handled === 1);
+    expect(reports).toEqual([
+      {
+        kind: 'dsn',
+        envelopeId: `${tag}.0`,
+        originalMessageId: `<${tag}@hopital.test>`,
+        reportingMta: 'mx.pfi.test',
+        recipients: [
+          {
+            finalRecipient: 'dr.durand@pro.test',
+            // nodemailer sends dsn.recipient as the ORCPT of every recipient: Postfix reports it as given.
+            originalRecipient: sender,
+            action: 'delivered',
+            status: '2.0.0',
+            diagnostic: expect.stringMatching(/^250 2\.0\.0 <dr\.durand@pro\.test> \S+ Saved$/),
+            smtpCode: 250,
+          },
+        ],
+      },
     ]);
 
     // Leave the shared mailboxes as they were.
@@ -386,7 +398,7 @@ describe('MailboxWatcher (real Dovecot)', () => {
       const c = await connectAdmin(account);
       try {
         await c.mailboxOpen('INBOX');
-        const mine = await c.search({ body: tag }, { uid: true });
+        const mine = await c.search({ text: tag }, { uid: true });
         if (mine && mine.length) await c.messageDelete(mine, { uid: true });
       } finally {
         await c.logout().catch(() => c.close());

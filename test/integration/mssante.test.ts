@@ -10,7 +10,7 @@ import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { readHeaders } from '../../src/mssante/reports.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
-import { EXAMPLES, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import { EXAMPLES, startTestEngine, transmissionChannelYaml, waitFor, type TestEngine } from '../helpers/engine.js';
 import { PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail } from '../helpers/mail.js';
 import { Peer } from '../helpers/peer.js';
 import { sendFile } from '../helpers/send.js';
@@ -37,27 +37,14 @@ beforeAll(async () => {
   createur = await new Peer().start();
   gate = await TcpGate.start(mail.smtp);
   redis = await startEmbeddedRedis({ dir: join(work, 'redis') });
-  channelFile = `id: mss
-flow: transmission
-mapping: mappings/transmission.yaml
-source:
-  type: mllp
-  host: 127.0.0.1
-  port: 0
-  profile: cisis-transmission
-  accept:
-    - { type: MDM, events: [T02, T04, T10], versions: ["2.6"] }
-    - { type: ORU, events: [R01], versions: ["2.5"] }
-businessAcks: { host: 127.0.0.1, port: ${createur.port}, ackTimeoutSeconds: 5 }
-mssante:
+  channelFile = transmissionChannelYaml('mss', createur.port, `mssante:
   from: ${APP}
   smtp: { host: 127.0.0.1, port: ${gate.port}, secure: false }
   imap: { host: 127.0.0.1, port: ${mail.imap.port}, secure: false, auth: { user: ${APP}, password: ${PASSWORD} }, pollSeconds: 2 }
   nil: PFI-TEST 1.0
   attempts: 6
   backoffSeconds: 0.5
-  timeoutSeconds: 5
-`;
+  timeoutSeconds: 5`);
   t = await startTestEngine({ mss: channelFile }, { redis });
 });
 

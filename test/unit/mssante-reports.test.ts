@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import { MtomError } from '../../src/dmp/mtom.js';
 import { parseReport, readHeaders, ReportError, type Report } from '../../src/mssante/reports.js';
 
