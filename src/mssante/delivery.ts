@@ -27,7 +27,7 @@ import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
 import { deliveries } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
-import { MailError, buildMails, patientOf, type MssMail, type XdmDocument } from './mail.js';
+import { MailError, buildMails, mailOptions, patientOf, type MssMail, type XdmDocument } from './mail.js';
 import { ReportError, parseReport } from './reports.js';
 import { smtpErrorCode, smtpErrorLabel } from './smtp-codes.js';
 import { MailboxWatcher, type MailOutcome } from './watcher.js';
@@ -236,13 +236,7 @@ export class MssDelivery {
     try {
       const info = await this.transport.sendMail({
         envelope: { from: this.cfg.from, to },
-        from: mail.from,
-        to: mail.to,
-        ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
-        subject: mail.subject,
-        text: mail.text,
-        headers: mail.headers,
-        attachments: mail.attachments,
+        ...mailOptions(mail),
         messageId: this.messageId(journalId, i),
         ...(dsn ? { dsn: { id: this.envelopeId(journalId, i), return: 'headers', notify: ['success', 'failure', 'delay'], recipient: this.cfg.from } } : {}),
       });

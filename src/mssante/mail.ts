@@ -71,6 +71,19 @@ export class MailError extends Error {
   }
 }
 
+/** The message part of nodemailer's options for a mail (the envelope and ids are the sender's business). */
+export function mailOptions(mail: MssMail) {
+  return {
+    from: mail.from,
+    to: mail.to,
+    ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
+    subject: mail.subject,
+    text: mail.text,
+    headers: mail.headers,
+    attachments: mail.attachments,
+  };
+}
+
 export const XDM_ATTACHMENT = 'IHE_XDM.ZIP';
 export const SUBJECT_PREFIX = 'XDM/1.0/DDM+';
 

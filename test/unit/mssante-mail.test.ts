@@ -9,7 +9,7 @@ import { splitMessages } from '../../src/cli/split.js';
 import { interpret, type Submission } from '../../src/flows/transmission/interpret.js';
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
-import { buildMails, MailError, patientOf, pdfOf, type MailInput, type MssMail } from '../../src/mssante/mail.js';
+import { buildMails, MailError, mailOptions, patientOf, pdfOf, type MailInput, type MssMail } from '../../src/mssante/mail.js';
 import type { XdmDocument } from '../../src/mssante/xdm.js';
 import { Terminology } from '../../src/xds/terminology.js';
 import { packageRoot } from '../../src/util/paths.js';
@@ -51,15 +51,7 @@ const mailError = (fn: () => unknown): MailError => {
 // ---- RFC 5322 rendering (nodemailer's MailComposer) and a minimal reader of what it wrote
 
 async function render(mail: MssMail): Promise<string> {
-  const composer = new MailComposer({
-    from: mail.from,
-    to: mail.to,
-    ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
-    subject: mail.subject,
-    text: mail.text,
-    headers: mail.headers,
-    attachments: mail.attachments,
-  });
+  const composer = new MailComposer(mailOptions(mail));
   return (await composer.compile().build()).toString('latin1');
 }
 
