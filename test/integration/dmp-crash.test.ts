@@ -75,7 +75,7 @@ describe('engine killed -9 during a DMP call', () => {
       sim.failNext(1, mode, { delayMs: 20_000 });
       const id = await send(first, `CRASH-${mode}`);
       // Killed while the ITI-41 is in flight (the simulator holds its answer).
-      await waitFor(async () => sim.requests().length === 1, 15_000, 'the ITI-41 to reach the simulator');
+      await waitFor(async () => sim.requests().length === 1, 40_000, 'the ITI-41 to reach the simulator');
       first.child.kill('SIGKILL');
       await first.stopped;
 
@@ -86,7 +86,7 @@ describe('engine killed -9 during a DMP call', () => {
             const r = (await get(second, `/submissions/${id}`)) as DmpStatus;
             return r.state === 'accepted' ? r : undefined;
           },
-          45_000,
+          60_000,
           'the DMP sending to be accepted after restart',
         );
         expect(s.entries).toHaveLength(1);
@@ -98,6 +98,6 @@ describe('engine killed -9 during a DMP call', () => {
         second.child.kill('SIGTERM');
         await second.stopped;
       }
-    }, 90_000);
+    }, 150_000);
   }
 });
