@@ -34,7 +34,8 @@ export interface ChannelConfig {
   /** The file it came from, for messages. */
   file: string;
   source: {
-    type: 'mllp';
+    /** imap: Flow B, the channel reads an application mailbox (`mailbox`); the MLLP fields are unused. */
+    type: 'mllp' | 'imap';
     host: string;
     port: number;
     tls?: TlsFiles;
@@ -48,7 +49,17 @@ export interface ChannelConfig {
     /** An accepted message type with an event not in `accept`: refused AR 201, or acknowledged AA and ignored. */
     unknownEvents: 'reject' | 'ignore';
   };
-  flow: 'journal' | 'forward' | 'transmission' | 'pam';
+  flow: 'journal' | 'forward' | 'transmission' | 'pam' | 'lps';
+  /** source type imap: the mailbox watched. */
+  mailbox?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; doneFolder: string; asideFolder: string; pollSeconds: number; maxMessageBytes: number };
+  /** flow lps: answering senders, manual handling. */
+  intake?: {
+    smtp: MssanteConfig['smtp'];
+    manualMailbox?: string;
+    noXdm: 'forward' | 'keep';
+    parties: { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string };
+    maxExpandedBytes: number;
+  };
   mapping?: string;
   destinations: MllpDestination[];
   /** flow transmission: an INS differing from the store's qualified one is a warning or a refusal. */
@@ -186,15 +197,17 @@ function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: stri
 }
 
 function normalise(d: Record<string, any>, file: string): ChannelConfig {
-  const s = d.source;
+  const imap = d.source.type === 'imap';
+  // A mailbox source has none of the MLLP fields: the listener's defaults stand in, unused.
+  const s = imap ? { type: 'imap', port: 0, accept: [] } : d.source;
   return {
     id: d.id,
     description: d.description,
     enabled: d.enabled ?? true,
     file,
     source: {
-      type: 'mllp',
-      host: s.host ?? '0.0.0.0',
+      type: s.type,
+      host: imap ? '127.0.0.1' : (s.host ?? '0.0.0.0'),
       port: s.port,
       tls: s.tls,
       maxMessageBytes: parseSize(s.maxMessageSize ?? '64MiB'),
@@ -213,6 +226,18 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
     ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
     ...(d.mssante ? { mssante: mssanteConfig(d.mssante) } : {}),
+    ...(imap ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, maxMessageBytes: parseSize(d.source.maxMessageSize ?? '40MiB') } } : {}),
+    ...(d.intake
+      ? {
+          intake: {
+            smtp: { port: 587, secure: false, requireTls: false, ...d.intake.smtp },
+            manualMailbox: d.intake.manualMailbox,
+            noXdm: d.intake.noXdm ?? 'forward',
+            parties: d.intake.parties,
+            maxExpandedBytes: parseSize(d.intake.maxExpandedSize ?? '200MiB'),
+          },
+        }
+      : {}),
   };
 }
 
@@ -282,7 +307,11 @@ function crossCheck(channels: ChannelConfig[]): string[] {
     const other = ids.get(c.id);
     if (other) problems.push(`${shown}: channel id "${c.id}" is already used by ${other}`);
     ids.set(c.id, shown);
-    if (c.enabled && c.source.port !== 0) {
+    if (c.flow === 'lps' && (c.source.type !== 'imap' || !c.intake || !c.destinations.length)) {
+      problems.push(`${shown}: flow "lps" needs source type imap, an intake section and a destination (the DPI)`);
+    }
+    if (c.source.type === 'imap' && c.flow !== 'lps') problems.push(`${shown}: source type imap is only read by flow "lps"`);
+    if (c.enabled && c.source.type === 'mllp' && c.source.port !== 0) {
       const p = ports.get(c.source.port);
       if (p) problems.push(`${shown}: port ${c.source.port} is already used by ${p}`);
       ports.set(c.source.port, shown);

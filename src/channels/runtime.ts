@@ -16,6 +16,7 @@ import { redact } from '../util/redact.js';
 import { resolveFrom, type ChannelConfig, type MllpDestination } from './config.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
+import { Inbox } from '../intake/inbox.js';
 
 export { QUEUE_PREFIX } from './queues.js';
 import { QUEUE_PREFIX } from './queues.js';
@@ -51,6 +52,7 @@ export class ChannelRuntime {
   private worker?: Worker<JobData>;
   private readonly clients = new Map<string, MllpClient>();
   private port?: number;
+  private inbox?: Inbox;
   /** Flow A's DMP delivery, for channels with `dmp`. */
   readonly dmp?: DmpDelivery;
   /** Flow A's MSSanté delivery, for channels with `mssante`. */
@@ -103,7 +105,7 @@ export class ChannelRuntime {
   }
 
   get listening(): boolean {
-    return this.server?.listening ?? false;
+    return this.server?.listening ?? this.inbox?.connected ?? false;
   }
 
   get connectionCount(): number {
@@ -112,6 +114,13 @@ export class ChannelRuntime {
 
   async startListener(): Promise<void> {
     const s = this.config.source;
+    if (s.type === 'imap') {
+      // Flow B: the source is the application mailbox.
+      this.inbox = new Inbox(this.config, this.deps.journal, this.queue, this.deps.log);
+      await this.inbox.start();
+      this.deps.log.info({ channel: this.config.id, mailbox: this.config.mailbox!.auth.user }, 'mailbox watcher up');
+      return;
+    }
     const ingest = (this.ingest = new Ingest(this.config, this.deps.journal, this.queue, this.deps.log));
     const handler = {
       onMessage: ingest.onMessage.bind(ingest),
@@ -236,6 +245,7 @@ export class ChannelRuntime {
   /** Listener first (no new messages, in-flight ones get their ACK), then the worker finishes its jobs. */
   async stop(): Promise<void> {
     await this.server?.close();
+    await this.inbox?.stop();
     await this.ingest?.drain();
     await this.worker?.close();
     await this.dmp?.close();

@@ -4,6 +4,7 @@ import { forwardFlow } from './forward.js';
 import { journalFlow } from './journal.js';
 import { pamFlow } from './pam.js';
 import { transmissionFlow } from './transmission/index.js';
+import { lpsFlow } from '../intake/flow.js';
 
 export type { Flow, FlowContext } from './flow.js';
 export { BUSINESS_ACKS, PermanentError } from './flow.js';
@@ -14,4 +15,5 @@ export const FLOWS: Record<ChannelConfig['flow'], Flow> = {
   forward: forwardFlow,
   transmission: transmissionFlow,
   pam: pamFlow,
+  lps: lpsFlow,
 };

@@ -47,12 +47,12 @@ export interface IntakeLimits {
 
 const MiB = 1024 * 1024;
 
-export const DEFAULT_LIMITS: IntakeLimits = {
+export const DEFAULT_LIMITS: IntakeLimits = Object.freeze({
   maxArchiveBytes: 40 * MiB,
   maxExpandedBytes: 200 * MiB,
   maxEntries: 200,
   maxDocumentBytes: 60 * MiB,
-};
+});
 
 export type IntakeReason =
   | 'not-zip'
@@ -483,7 +483,12 @@ function readMetadata(fileName: string, bytes: Buffer): Subset {
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw bad(`not XML (${valid.err.msg}, line ${valid.err.line}, column ${valid.err.col})`);
 
-  const doc = parser.parse(text) as Node;
+  let doc: Node;
+  try {
+    doc = parser.parse(text) as Node;
+  } catch (e) {
+    throw bad(`not readable XML (${e instanceof Error ? e.message : String(e)})`);
+  }
   const roots = Object.keys(doc).filter((k) => !k.startsWith('?') && !k.startsWith('#'));
   if (roots.length !== 1 || roots[0] !== 'SubmitObjectsRequest') {
     throw bad(`root element is ${roots.join(', ') || '(none)'}, expected an ebRIM lcm:SubmitObjectsRequest`);

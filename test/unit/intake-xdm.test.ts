@@ -360,7 +360,7 @@ describe('a zip that is not one', () => {
   });
 
   test('whatever byte is flipped: refused with an IntakeError, or read with the very same document', () => {
-    for (let at = 0; at < zip.length; at += Math.max(1, Math.floor(zip.length / 150))) {
+    for (let at = 0; at < zip.length; at += Math.max(1, Math.floor(zip.length / 60))) {
       for (const at2 of [at, zip.length - 1 - (at % 200)]) {
         const bad = Buffer.from(zip);
         bad[at2] ^= 0xff;
@@ -428,7 +428,7 @@ describe('limits', () => {
     const { zip } = xdm([big]);
     const t0 = performance.now();
     const intake = readXdm(zip);
-    const ms = performance.now() - t0; console.log("30MiB readXdm ms", ms, zip.length);
+    const ms = performance.now() - t0;
     expect(intake.documents[0]!.bytes.equals(big)).toBe(true);
     expect(intake.documents[0]!.entry.uniqueId).toBe(V1_ID);
     expect(ms).toBeLessThan(5000);
@@ -456,7 +456,7 @@ describe('zip bomb: 300 MiB of zeros deflated at level 9', () => {
     const rss = process.memoryUsage().rss;
     const t0 = performance.now();
     expectRefused(zip, 'zip-bomb', message);
-    console.log("bomb", performance.now() - t0, (process.memoryUsage().rss - rss) >> 20); expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(2000);
     expect(process.memoryUsage().rss - rss).toBeLessThan(100 * 1024 * 1024);
   }
 

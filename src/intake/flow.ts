@@ -1,0 +1,141 @@
+/**
+ * Flow B (volet "Transmission au LPS d'un document CDA provenant d'un courriel MSSanté"): a mail of
+ * the application mailbox, stored by the Inbox, becomes an MDM for the DPI (the CONSOMMATEUR, the
+ * channel's first destination). Its ACK decides the answer to the sender: AA → integrated (MDN
+ * `processed` when asked); AE/AR → MDN with the DPI's error (or a plain notification when no MDN was
+ * asked) and a copy to the hospital's manual mailbox. Each step is a journal event; each mail sent
+ * is marked delivered, so that a retry sends neither the MDM nor an answer twice.
+ */
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { ChannelConfig } from '../channels/config.js';
+import { PermanentError, type Flow, type FlowContext } from '../flows/flow.js';
+import { readAck } from '../hl7v2/ack.js';
+import { encodeString } from '../hl7v2/charset.js';
+import { Hl7Message } from '../hl7v2/message.js';
+import { deliveries } from '../util/metrics.js';
+import { newId } from '../util/id.js';
+import { readMail, type ReceivedMailParts } from './mail.js';
+import { buildMdm } from './mdm.js';
+import { buildMdn, buildNotification } from './notify.js';
+import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake } from './xdm.js';
+
+const transports = new Map<string, Transporter>();
+
+function transport(channel: ChannelConfig): Transporter {
+  let t = transports.get(channel.id);
+  if (!t) {
+    const s = channel.intake!.smtp;
+    const pass = s.auth && (s.auth.passwordEnv ? process.env[s.auth.passwordEnv] : s.auth.password);
+    t = nodemailer.createTransport({
+      host: s.host,
+      port: s.port,
+      secure: s.secure,
+      requireTLS: s.requireTls,
+      ...(s.auth ? { auth: { user: s.auth.user, pass } } : {}),
+      pool: true,
+      connectionTimeout: 30_000,
+      socketTimeout: 60_000,
+    });
+    transports.set(channel.id, t);
+  }
+  return t;
+}
+
+/** The PFI's own refusals (the archive, before any DPI) reuse the volet's "other" code. */
+const OTHER = { code: '906', label: "Erreur 'Autre'" };
+
+export const lpsFlow: Flow = async (ctx) => {
+  const mail = readMail(ctx.raw);
+  const intake = ctx.channel.intake!;
+  const done = await ctx.journal.deliveredTo(ctx.journalId);
+  const zip = mail.attachments.find((a) => /^ihe_xdm\.zip$/i.test(a.filename));
+  if (!zip) {
+    // A plain mail (text, a PDF alone): never dropped, handed to a person.
+    if (intake.noXdm === 'forward' && intake.manualMailbox && !done.has('manual')) {
+      await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, 'no IHE_XDM.ZIP: to be handled by hand'));
+    }
+    await note(ctx, 'manual', `no IHE_XDM.ZIP attachment: ${intake.noXdm === 'forward' && intake.manualMailbox ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`);
+    deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'manual' });
+    return;
+  }
+
+  let received: Intake;
+  try {
+    received = readXdm(zip.content, { ...DEFAULT_LIMITS, maxExpandedBytes: intake.maxExpandedBytes });
+  } catch (e) {
+    if (!(e instanceof IntakeError)) throw e;
+    await answer(ctx, mail, done, { code: OTHER.code, label: `${OTHER.label} : archive IHE_XDM refusée (${e.reason})` });
+    deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'refused-xdm' });
+    throw new PermanentError(`[XDM-${e.reason}] ${e.message}`);
+  }
+
+  const dpi = ctx.channel.destinations[0]!;
+  let ackCode = [...done].includes(dpi.id) ? 'AA' : undefined;
+  let error: { code: string; label: string } | undefined;
+  if (!ackCode) {
+    const mdm = buildMdm(received, { from: mail.from, to: mail.to, replyTo: mail.replyTo, subject: mail.subject, body: mail.body }, intake.parties, { controlId: ctx.journalId });
+    let ack: Hl7Message;
+    try {
+      ack = Hl7Message.parse(await ctx.clients.get(dpi.id)!.send(encodeString(mdm, 'UNICODE UTF-8')));
+    } catch (e) {
+      // No answer: retried; at the last attempt the mail is parked for a person, who is told.
+      if (ctx.attempt >= ctx.channel.processing.attempts && intake.manualMailbox && !done.has('manual')) {
+        await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, `the DPI did not answer after ${ctx.attempt} attempts: to be integrated by hand`));
+      }
+      throw e;
+    }
+    const reading = readAck(ack);
+    ackCode = reading.code;
+    if (ackCode !== 'AA' && ackCode !== 'CA') {
+      error = { code: ack.get('ERR-5.1') || ack.get('ERR-3.1') || OTHER.code, label: ack.get('ERR-5.2') || ack.get('ERR-3.2') || OTHER.label };
+    }
+    await ctx.journal.recordMany([{ id: ctx.journalId, events: [{ status: error ? 'rejected' : 'delivered', destination: dpi.id, ackCode, detail: error ? `DPI: not integrated, ${error.code} ${error.label}` : 'DPI: integrated' , ...(error ? { error: { code: error.code, message: error.label } } : {}) }], field: [`dest:${dpi.id}`, ackCode] }]);
+    deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: error ? 'rejected' : 'integrated' });
+  }
+  if (!error) {
+    if (mail.mdnTo && !done.has('mdn')) await send(ctx, 'mdn', mail.mdnTo, buildMdn(notifyInput(ctx, mail)));
+    return;
+  }
+  await answer(ctx, mail, done, error);
+  throw new PermanentError(`[DPI-${error.code}] the DPI refused the document: ${error.label}`);
+};
+
+/** The sender hears why (MDN if asked, else a plain notification); the manual mailbox gets a copy. */
+async function answer(ctx: FlowContext, mail: ReceivedMailParts, done: Set<string>, error: { code: string; label: string }): Promise<void> {
+  const input = { ...notifyInput(ctx, mail), error };
+  const to = mail.mdnTo ?? mail.replyTo ?? mail.from;
+  if (to && !done.has('mdn')) await send(ctx, 'mdn', to, mail.mdnTo ? buildMdn(input) : buildNotification(input));
+  const manual = ctx.channel.intake!.manualMailbox;
+  if (manual && !done.has('manual')) await send(ctx, 'manual', manual, buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }));
+}
+
+function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
+  return {
+    from: mail.to || ctx.channel.mailbox!.auth.user,
+    to: mail.mdnTo ?? mail.replyTo ?? mail.from,
+    subject: mail.subject,
+    originalMessageId: mail.messageId,
+    originalRecipient: mail.originalRecipient ?? mail.to,
+    body: mail.body,
+    attachments: mail.attachments,
+    messageId: `<${ctx.journalId}.answer@${domain(ctx)}>`,
+  };
+}
+
+function forwardOf(ctx: FlowContext, mail: ReceivedMailParts, why: string): Buffer {
+  return buildNotification({ ...notifyInput(ctx, mail), to: ctx.channel.intake!.manualMailbox!, messageId: `<${ctx.journalId}.manual@${domain(ctx)}>`, error: { code: 'MANUEL', label: why } });
+}
+
+function domain(ctx: FlowContext): string {
+  return ctx.channel.mailbox!.auth.user.split('@')[1] ?? 'pfi';
+}
+
+async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string, raw: Buffer): Promise<void> {
+  const from = ctx.channel.mailbox!.auth.user;
+  await transport(ctx.channel).sendMail({ envelope: { from, to: [to] }, raw });
+  await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }], field: [`dest:${destination}`, 'sent'] }]);
+}
+
+async function note(ctx: FlowContext, destination: string, detail: string): Promise<void> {
+  await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination, detail }] }]);
+}

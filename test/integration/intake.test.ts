@@ -1,0 +1,200 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { readCdaHeader } from '../../src/cda/header.js';
+import { Hl7Message } from '../../src/hl7v2/message.js';
+import type { JournalEntry } from '../../src/journal/journal.js';
+import { buildXdm } from '../../src/mssante/xdm.js';
+import { readHeaders } from '../../src/mssante/reports.js';
+import { ConsommateurSimulator } from '../../src/sim/consommateur.js';
+import type { DocumentEntry, SubmissionSet } from '../../src/xds/model.js';
+import { EXAMPLES, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import { PASSWORD, waitForMail } from '../helpers/mail.js';
+
+const LPS = join(EXAMPLES, 'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1');
+const V1 = readFileSync(join(LPS, 'Transmission initiale MDM/CR_Radio_CDAN1_v1.XML'));
+const V2 = readFileSync(join(LPS, 'Remplacement MDM/CR_Radio_CDAN1_v2.XML'));
+// The application mailbox of this test's engine (its own: the engine takes every mail there).
+const BAL = 'bal-flowb@hopital.test';
+const SENDER = 'thomas.eric@medecin.mssante.fr';
+const MANUAL = 'manual@hopital.test';
+
+let dpi: ConsommateurSimulator;
+let t: TestEngine;
+
+beforeAll(async () => {
+  const mail = inject('mail');
+  const rt = readCdaHeader(V1).recordTarget;
+  dpi = await ConsommateurSimulator.start({
+    patients: [{ ins: rt.ins!, birthName: rt.birthName!, givenNames: rt.givenNames.join(' '), birthDate: rt.birthDate!, sex: rt.sex as 'F', birthPlaceCode: rt.birthPlaceCode! }],
+  });
+  t = await startTestEngine({
+    lps: `id: lps
+flow: lps
+source:
+  type: imap
+  host: 127.0.0.1
+  port: ${mail.imap.port}
+  secure: false
+  auth: { user: ${BAL}, password: ${PASSWORD} }
+  pollSeconds: 2
+destinations:
+  - { id: dpi, type: mllp, host: 127.0.0.1, port: ${dpi.port}, ackTimeoutSeconds: 5 }
+intake:
+  smtp: { host: 127.0.0.1, port: 25 }
+  manualMailbox: ${MANUAL}
+  parties: { sendingApplication: PFI-Y, sendingFacility: Organisation-Y, receivingApplication: DPI-Y, receivingFacility: Organisation-Y }
+processing: { concurrency: 1, attempts: 3, backoffSeconds: 0.5 }
+`,
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+  await dpi?.stop();
+});
+
+/** The XDS metadata another PFI would write for a CDA (enough for an XDM archive). */
+function xdmOf(cda: Buffer, action?: 'C' | 'D'): Buffer {
+  const h = readCdaHeader(cda);
+  const patientId = { id: h.recordTarget.ins!.matricule, authority: h.recordTarget.ins!.oid, type: 'NH' };
+  const code = (c: string, s: string, d: string) => ({ code: c, scheme: s, display: d });
+  const entry: DocumentEntry = {
+    entryUUID: `urn:uuid:${randomUUID()}`,
+    uniqueId: h.id.extension ? `${h.id.root}^${h.id.extension}` : h.id.root,
+    mimeType: 'text/xml',
+    title: h.title ?? 'Document',
+    typeCode: code(h.code.code!, h.code.codeSystem!, h.code.displayName!),
+    classCode: code('10', '1.2.250.1.213.1.1.4.1', 'Compte rendu'),
+    formatCode: code('urn:ihe:iti:xds-sd:pdf:2008', '1.3.6.1.4.1.19376.1.2.3', 'Document à corps non structuré en Pdf/A-1'),
+    confidentialityCodes: [code('N', '2.16.840.1.113883.5.25', 'Normal')],
+    healthcareFacilityTypeCode: code('SA01', '1.2.250.1.71.4.2.4', 'Etablissement public de santé'),
+    practiceSettingCode: code('ETABLISSEMENT', '1.2.250.1.213.1.1.4.9', 'Etablissement de santé'),
+    languageCode: 'fr-FR',
+    creationTime: '20050411093328',
+    patientId,
+    sourcePatientId: patientId,
+    sourcePatientInfo: [],
+    authors: [],
+    eventCodes: [],
+    referenceIds: [],
+    hash: createHash('sha1').update(cda).digest('hex'),
+    size: cda.length,
+  };
+  const set: SubmissionSet = {
+    entryUUID: `urn:uuid:${randomUUID()}`,
+    uniqueId: `1.2.250.1.999.1.${Date.now()}`,
+    sourceId: '1.2.250.1.999.1',
+    submissionTime: '20261122000000',
+    contentTypeCode: code('04', '1.2.250.1.213.1.1.4.12', 'Hospitalisation'),
+    patientId,
+    author: { institutions: [{ name: 'Hôpital B' }], roles: [], specialties: [], person: { id: '801234564895', family: 'Eric', given: 'Thomas' } },
+  };
+  return buildXdm(set, [{ entry, bytes: cda }], { sender: SENDER, softwareName: 'test-sender', ...(action ? { action } : {}) });
+}
+
+/** A mail about the sent one (In-Reply-To / Original-Message-ID) whose decoded subject holds `code`. */
+const answerTo = (tag: string, code: string) => (s: string) => s.includes(`${tag}@medecin.mssante.fr`) && !!readHeaders(Buffer.from(s, 'latin1')).get('subject')?.includes(code);
+
+let seq = 0;
+/** A professional's mail software sends the XDM to the hospital's application mailbox. */
+async function mail(zip: Buffer | undefined, opts: { mdn?: boolean } = {}): Promise<string> {
+  const tag = `flowb-${++seq}-${Date.now()}`;
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: 25, secure: false, ignoreTLS: true });
+  try {
+    await transport.sendMail({
+      from: SENDER,
+      to: BAL,
+      subject: 'XDM/1.0/DDM+CR d’imagerie médicale PAT-TROIS DOMINIQUE 28/03/1979',
+      text: `Corps du courriel ${tag}`,
+      messageId: `<${tag}@medecin.mssante.fr>`,
+      ...(opts.mdn ?? true ? { headers: { 'Disposition-Notification-To': SENDER } } : {}),
+      attachments: zip ? [{ filename: 'IHE_XDM.ZIP', content: zip, contentType: 'application/zip' }] : [],
+    });
+  } finally {
+    transport.close();
+  }
+  return tag;
+}
+
+async function entryOf(tag: string, statuses = ['processed', 'dead-lettered']): Promise<JournalEntry> {
+  return waitFor(async () => {
+    const r = (await (await t.api(`/messages?controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)).json()) as { messages: JournalEntry[] };
+    const e = r.messages[0];
+    return e && statuses.includes(e.status) ? e : undefined;
+  }, 30_000, `the mail ${tag} processed`);
+}
+
+describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () => {
+  test('initial, replacement, deletion: the CONSOMMATEUR gets T02, T10, T04 with the example’s PID, TXA ids and the CDA bytes; MDN processed to the sender', async () => {
+    const example = (f: string) => Hl7Message.parse(readFileSync(join(LPS, f)));
+    const steps: [Buffer, 'C' | 'D' | undefined, string, string][] = [
+      [V1, undefined, 'T02', 'Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7'],
+      [V2, 'C', 'T10', 'Remplacement MDM/message_MDM__LPS_MSS_CR_Radio_RPLC_N1.er7'],
+      [V2, 'D', 'T04', 'Suppression MDM/message_MDM__LPS_MSS_CR_Radio_DEL_N1.er7'],
+    ];
+    for (const [cda, action, event, file] of steps) {
+      const tag = await mail(xdmOf(cda, action));
+      const e = await entryOf(tag);
+      expect(e.status, JSON.stringify(e.events.at(-1))).toBe('processed');
+      const got = dpi.received().at(-1)!;
+      expect([got.event, got.ack]).toEqual([event, 'AA']);
+      const sent = Hl7Message.parse(got.raw);
+      const ans = example(file);
+      for (const path of ['MSH-9', 'PID-3[1].1', 'PID-3[1].4.2', 'PID-5.1', 'PID-5.2', 'PID-7', 'PID-8', 'TXA-12.1', 'TXA-13.1', 'ORC-1']) {
+        expect(sent.get(path) ?? '', path).toBe(ans.get(path) ?? '');
+      }
+      expect(Buffer.from(sent.get('OBX-5.5')!, 'base64').equals(cda)).toBe(true);
+      const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+      expect(mdn!.toString('latin1')).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\r?\n/);
+    }
+    expect(dpi.documents().map((d) => d.status)).toEqual(['replaced', 'deleted']);
+  });
+});
+
+describe('the DPI refuses: the sender and the manual mailbox are told', () => {
+  test('identity mismatch (one trait changed): MDN [KO Intégration système !][904] with processed/Error, the attachments, and a copy for manual handling', async () => {
+    const changed = Buffer.from(V1.toString('utf8').replace('19790328', '19790329').replace('71024000081', '71024000091'), 'utf8');
+    const tag = await mail(xdmOf(changed));
+    const e = await entryOf(tag);
+    expect(e.status).toBe('dead-lettered');
+    expect(e.events.some((x) => x.destination === 'dpi' && x.status === 'rejected' && x.error?.code === '904'), JSON.stringify(e.events)).toBe(true);
+    const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+    const h = readHeaders(mdn!);
+    expect(h.get('subject')).toMatch(/^\[KO Intégration système !\]\[904\] XDM\/1\.0\/DDM\+/);
+    const text = mdn!.toString('latin1');
+    expect(text).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\/Error: 904\^/);
+    expect(text).toContain(`Original-Message-ID: <${tag}@medecin.mssante.fr>`);
+    expect(text).toContain('filename="IHE_XDM.ZIP"');
+    await waitForMail(MANUAL, answerTo(tag, '[904]'));
+  });
+
+  test('no MDN asked: a plain notification with the code, and the XDM attached', async () => {
+    const other = Buffer.from(V1.toString('utf8').replace(/279035121518989/g, '277076322082910').replace('71024000081', '71024000092'), 'utf8');
+    const tag = await mail(xdmOf(other), { mdn: false });
+    await entryOf(tag);
+    const [n] = await waitForMail(SENDER, answerTo(tag, '[902]'));
+    expect(n!.toString('latin1')).not.toMatch(/disposition-notification/i);
+    expect(n!.toString('latin1')).toContain('filename="IHE_XDM.ZIP"');
+  });
+});
+
+describe('bad mails: journaled with a precise reason, a notification, the watcher goes on', () => {
+  test('a corrupted zip', async () => {
+    const zip = xdmOf(V1);
+    const tag = await mail(zip.subarray(0, zip.length - 100));
+    const e = await entryOf(tag);
+    expect(e.status).toBe('dead-lettered');
+    expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(/^\[XDM-not-zip\]/);
+    await waitForMail(SENDER, answerTo(tag, '[906]'));
+  });
+
+  test('a mail without XDM is forwarded to the manual mailbox, never dropped', async () => {
+    const tag = await mail(undefined);
+    const e = await entryOf(tag);
+    expect(e.events.some((x) => x.destination === 'manual')).toBe(true);
+    await waitForMail(MANUAL, (s) => s.includes(`${tag}@medecin.mssante.fr`));
+  });
+});
