@@ -226,7 +226,7 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
     ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
     ...(d.mssante ? { mssante: mssanteConfig(d.mssante) } : {}),
-    ...(imap ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, maxMessageBytes: parseSize(d.source.maxMessageSize ?? '40MiB') } } : {}),
+    ...(imap ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, maxMessageBytes: parseSize(d.source.maxMessageSize ?? '60MiB') } } : {}),
     ...(d.intake
       ? {
           intake: {

@@ -69,6 +69,11 @@ export const lpsFlow: Flow = async (ctx) => {
     throw new PermanentError(`[XDM-${e.reason}] ${e.message}`);
   }
 
+  // Searchable from now on by document and patient (GET /messages?documentId= / ?patientId=).
+  await ctx.journal.identify(ctx.journalId, {
+    documentIds: received.documents.map((d) => d.entry.uniqueId),
+    patientIds: received.patient.ins ? [received.patient.ins.matricule] : received.patient.ids.map((i) => i.id),
+  });
   const dpi = ctx.channel.destinations[0]!;
   let ackCode = [...done].includes(dpi.id) ? 'AA' : undefined;
   let error: { code: string; label: string } | undefined;

@@ -65,6 +65,8 @@ export interface JournalEntry extends MessageSummary {
 
 export interface SearchQuery {
   controlId?: string;
+  /** MSH-3, or the From address of a received mail. */
+  sender?: string;
   documentId?: string;
   patientId?: string;
   channel?: string;
@@ -245,7 +247,9 @@ export class Journal {
         ? this.key('x:doc', q.documentId)
         : q.patientId
           ? this.key('x:pat', q.patientId)
-          : q.channel
+          : q.sender
+            ? this.key('x:snd', q.sender)
+            : q.channel
             ? this.key('x:ch', q.channel)
             : `${this.p}:x:time`;
     const max = q.to ? q.to.getTime() : '+inf';
@@ -287,7 +291,24 @@ export class Journal {
     if (s.controlId) keys.push(this.key('x:ctl', s.controlId));
     for (const d of s.documentIds ?? []) keys.push(this.key('x:doc', d));
     for (const p of s.patientIds ?? []) keys.push(this.key('x:pat', p));
+    if (s.sendingApplication) keys.push(this.key('x:snd', s.sendingApplication));
     return keys;
+  }
+
+  /**
+   * Document and patient ids learnt after reception (a mail's XDM is only read by its flow): added to
+   * the entry and to the search indexes, at the message's reception time.
+   */
+  async identify(id: string, more: { documentIds?: string[]; patientIds?: string[] }): Promise<void> {
+    const [score, h] = await Promise.all([this.redis.zscore(`${this.p}:x:time`, id), this.redis.hmget(this.key('m', id), 'documentIds', 'patientIds')]);
+    if (score === null) return;
+    const merge = (old: string | null, add: string[] = []) => [...new Set([...(old ? (JSON.parse(old) as string[]) : []), ...add])];
+    const documentIds = merge(h[0] ?? null, more.documentIds);
+    const patientIds = merge(h[1] ?? null, more.patientIds);
+    const tx = this.redis.multi().hset(this.key('m', id), 'documentIds', JSON.stringify(documentIds), 'patientIds', JSON.stringify(patientIds));
+    for (const d of more.documentIds ?? []) tx.zadd(this.key('x:doc', d), score, id);
+    for (const p of more.patientIds ?? []) tx.zadd(this.key('x:pat', p), score, id);
+    await tx.exec();
   }
 
   private fields(s: MessageSummary, id: string, at: string, first: Omit<JournalEvent, 'at'>): string[] {
@@ -326,6 +347,7 @@ function matches(e: JournalEntry, q: SearchQuery): boolean {
     (!q.controlId || e.controlId === q.controlId) &&
     (!q.documentId || !!e.documentIds?.includes(q.documentId)) &&
     (!q.patientId || !!e.patientIds?.includes(q.patientId)) &&
+    (!q.sender || e.sendingApplication === q.sender) &&
     (!q.channel || e.channel === q.channel) &&
     (!q.status || e.status === q.status)
   );

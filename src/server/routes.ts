@@ -226,18 +226,19 @@ export async function routes(app: FastifyInstance, deps: AppDeps) {
     },
   );
 
-  app.get<{ Querystring: { controlId?: string; documentId?: string; patientId?: string; channel?: string; status?: MessageStatus; from?: string; to?: string; limit?: number } }>(
+  app.get<{ Querystring: { controlId?: string; sender?: string; documentId?: string; patientId?: string; channel?: string; status?: MessageStatus; from?: string; to?: string; limit?: number } }>(
     '/messages',
     {
       schema: {
-        summary: 'Search the journal (newest first) by MSH-10, TXA-12, patient identifier, channel, status, time',
+        summary: 'Search the journal (newest first) by MSH-10 (or a mail’s Message-ID), sender, document id, patient identifier, channel, status, time',
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            controlId: { type: 'string', description: 'MSH-10' },
-            documentId: { type: 'string', description: 'TXA-12 document unique id' },
-            patientId: { type: 'string', description: 'PID-3 identifier (IPP, INS)' },
+            controlId: { type: 'string', description: 'MSH-10, or the Message-ID of a received mail (with its <>)' },
+            sender: { type: 'string', description: 'MSH-3, or the From address of a received mail' },
+            documentId: { type: 'string', description: 'TXA-12 document unique id (a received mail: the XDM documents’ uniqueIds)' },
+            patientId: { type: 'string', description: 'PID-3 identifier (IPP, INS; a received mail: the INS of its documents)' },
             channel: { type: 'string' },
             status: { type: 'string', enum: STATUSES },
             from: { type: 'string', format: 'date-time' },

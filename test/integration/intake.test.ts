@@ -1,6 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unzipSync, zipSync } from 'fflate';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { readCdaHeader } from '../../src/cda/header.js';
@@ -152,6 +153,18 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
     }
     expect(dpi.documents().map((d) => d.status)).toEqual(['replaced', 'deleted']);
   });
+
+  test('traceability: each received mail is found by Message-ID, sender, patient and document id, with every step', async () => {
+    const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000095'), 'utf8')));
+    const e = await entryOf(tag);
+    const find = async (q: string) => ((await (await t.api(`/messages?${q}&channel=lps&limit=500`)).json()) as { messages: JournalEntry[] }).messages.map((m) => m.id);
+    expect(await find(`controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)).toEqual([e.id]);
+    expect(await find(`sender=${SENDER}`)).toContain(e.id);
+    expect(await find('patientId=279035121518989')).toContain(e.id);
+    expect(await find('documentId=1.2.250.1.71.4.2.2.120456789.71024000095')).toContain(e.id);
+    const steps = e.events.map((x) => `${x.status}${x.destination ? ` ${x.destination}` : ''}`);
+    expect(steps, steps.join(', ')).toEqual(expect.arrayContaining(['received', 'queued', 'processing', 'delivered dpi', 'delivered mdn', 'processed']));
+  });
 });
 
 describe('the DPI refuses: the sender and the manual mailbox are told', () => {
@@ -190,6 +203,38 @@ describe('bad mails: journaled with a precise reason, a notification, the watche
     expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(/^\[XDM-not-zip\]/);
     await waitForMail(SENDER, answerTo(tag, '[906]'));
   });
+
+  test('a zip bomb, `../` paths, a document missing, a wrong hash: each refused with its reason, the sender told', async () => {
+    const ok = unzipSync(new Uint8Array(xdmOf(V1)));
+    const meta = Buffer.from(ok['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8');
+    const cases: [string, Record<string, Uint8Array>][] = [
+      ['zip-bomb', { ...ok, 'IHE_XDM/SUBSET01/PADDING.BIN': new Uint8Array(260 * 1024 * 1024) }],
+      ['path-traversal', { ...ok, '../../etc/passwd': new Uint8Array([1]) }],
+      ['missing-document', { 'IHE_XDM/SUBSET01/METADATA.XML': ok['IHE_XDM/SUBSET01/METADATA.XML']! }],
+      ['hash-mismatch', { ...ok, 'IHE_XDM/SUBSET01/METADATA.XML': Buffer.from(meta.replace(createHash('sha1').update(V1).digest('hex'), '0'.repeat(40))) }],
+    ];
+    const before = dpi.received().length;
+    for (const [reason, files] of cases) {
+      const tag = await mail(Buffer.from(zipSync(files, { level: 9 })));
+      const e = await entryOf(tag);
+      expect(e.status, reason).toBe('dead-lettered');
+      expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(new RegExp(`^\\[XDM-${reason}\\]`));
+      await waitForMail(SENDER, answerTo(tag, '[906]'));
+    }
+    expect(dpi.received().length).toBe(before); // none of them reached the DPI
+  });
+
+  test('a 30 MiB document goes through, byte for byte', async () => {
+    // Like a scanned PDF: 30 MiB that do not compress (a zip of repeated bytes would rightly be taken for a bomb).
+    const filler = randomBytes(Math.floor((30 * 1024 * 1024 * 3) / 4)).toString('base64');
+    const big = Buffer.from(V1.toString('utf8').replace('71024000081', '71024000093').replace('</ClinicalDocument>', `<!-- ${filler} --></ClinicalDocument>`), 'utf8');
+    const before = dpi.received().length;
+    const tag = await mail(xdmOf(big), { mdn: false });
+    const e = await entryOf(tag);
+    expect(e.status, JSON.stringify(e.events.at(-1))).toBe('processed');
+    expect(dpi.received().length).toBe(before + 1);
+    expect(Buffer.from(Hl7Message.parse(dpi.received().at(-1)!.raw).get('OBX-5.5')!, 'base64').equals(big)).toBe(true);
+  }, 120_000);
 
   test('a mail without XDM is forwarded to the manual mailbox, never dropped', async () => {
     const tag = await mail(undefined);
