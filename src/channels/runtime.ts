@@ -173,7 +173,8 @@ export class ChannelRuntime {
     this.worker = new Worker<JobData>(
       channel.id,
       (job: Job<JobData>) => this.process(job),
-      { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true },
+      // A worker killed mid-job: its job is taken up again within ~20 s of a restart (lock 15 s, checked every 5 s).
+      { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 5 },
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
     this.dmp?.start();
