@@ -10,7 +10,8 @@
  *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
- *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp,mss (default all)
+ *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp,mss,intake (default all)
+ *   BENCH_INTAKE_MAILS mails received in the MSSanté intake run (default 100, 100 KiB documents; needs root: Postfix)
  *   BENCH_MSS_MAILS    mails sent in the MSSanté delivery run (default 200, 100 KiB documents; needs root: Postfix)
  *   BENCH_DMP_DOCS     documents sent in the DMP delivery run (default 300, 100 KiB each)
  *   BENCH_ENGINE_NODE_ARGS  extra node flags for the engine child (space separated), e.g.
@@ -36,6 +37,8 @@ import { AdtFactory, buildBigMdm } from './hl7.js';
 import { benchInterpret } from './interpret.js';
 import { benchDmp, dmpChannelYaml } from './dmp.js';
 import { benchMssante, mssChannelYaml } from './mssante.js';
+import { benchIntake, intakeChannelYaml, intakePatient } from './intake.js';
+import { ConsommateurSimulator } from '../src/sim/consommateur.js';
 import { startMailEnv, stopMailEnv, type MailEnv } from '../test/helpers/mail.js';
 import { DmpSimulator } from '../src/sim/dmp.js';
 import { ensureSimPki } from '../src/sim/pki.js';
@@ -54,7 +57,7 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
 const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
-const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp,mss').split(',').map((s) => s.trim()));
+const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp,mss,intake').split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = packageRoot();
@@ -393,7 +396,9 @@ async function main(): Promise<void> {
   let statsRedis: Redis | undefined;
   let sim: DmpSimulator | undefined;
   let mail: MailEnv | undefined;
+  let dpi: ConsommateurSimulator | undefined;
   const cleanup = async () => {
+    await dpi?.stop().catch(() => {});
     statsRedis?.disconnect();
     await sim?.stop().catch(() => {});
     if (mail) await stopMailEnv().catch(() => {});
@@ -432,13 +437,17 @@ async function main(): Promise<void> {
       writeFileSync(join(channelsDir, 'dmp.yaml'), dmpChannelYaml(dmpPort, sim.url, pkiDir));
     }
     const mssPort = await freePort();
-    if (ONLY.has('mss')) {
-      // A real Postfix + Dovecot (the test suite's): the recipient's mailbox is the end of the line.
+    if (ONLY.has('mss') || ONLY.has('intake')) {
+      // A real Postfix + Dovecot (the test suite's): mailboxes are the ends of the line.
       mail = await startMailEnv().catch((e: Error) => {
-        progress(`mssante_delivery skipped: no mail system (${e.message.split('\n')[0]})`);
+        progress(`MSSanté runs skipped: no mail system (${e.message.split('\n')[0]})`);
         return undefined;
       });
-      if (mail) writeFileSync(join(channelsDir, 'mss.yaml'), mssChannelYaml(mssPort, mail));
+      if (mail && ONLY.has('mss')) writeFileSync(join(channelsDir, 'mss.yaml'), mssChannelYaml(mssPort, mail));
+      if (mail && ONLY.has('intake')) {
+        dpi = await ConsommateurSimulator.start({ patients: [intakePatient().patient] });
+        writeFileSync(join(channelsDir, 'lps.yaml'), intakeChannelYaml(mail, dpi.port));
+      }
     }
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
@@ -581,6 +590,11 @@ async function main(): Promise<void> {
       progress(`mssante_delivery: ${mails} MDM^T02 with a 100 KiB CDA, MLLP in -> recipient's mailbox (Postfix, Dovecot)`);
       await waitForPort(mssPort, engine, 'engine MSSanté channel');
       emit(await benchMssante({ port: mssPort, mail, mails, connections: 4 }));
+    }
+    if (ONLY.has('intake') && mail && dpi) {
+      const mails = Number(env.BENCH_INTAKE_MAILS ?? 100);
+      progress(`mssante_intake: ${mails} mails with an XDM (100 KiB CDA), mailbox -> CONSOMMATEUR ACK`);
+      emit(await benchIntake({ mail, dpi, mails }));
     }
   } finally {
     progress('cleaning up');
