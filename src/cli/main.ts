@@ -9,6 +9,7 @@ import { ENV_DOC, loadSettings, type Role } from '../settings.js';
 import { splitMessages } from './split.js';
 import { TERMINOLOGY_USAGE, terminologyCommand } from './terminology.js';
 import { SIM_USAGE, SimUsageError, simCommand } from '../sim/cli.js';
+import { CONSOMMATEUR_USAGE, consommateurCommand } from '../sim/consommateur-cli.js';
 import { loadTerminology } from '../flows/transmission/index.js';
 import { checkMappingCodes, loadTransmissionMapping } from '../flows/transmission/mapping.js';
 
@@ -25,6 +26,8 @@ Commands:
 ${TERMINOLOGY_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
   sim dmp [options]          a strict DMP simulator (HTTPS, mutual TLS, VIHF checks), for trials
 ${SIM_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
+  sim consommateur [options] a DPI (CONSOMMATEUR of Flow B) over MLLP: INS and traits checks, codes 900-906
+${CONSOMMATEUR_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
 
 Environment:
 ${Object.entries(ENV_DOC)
@@ -45,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return terminologyCommand(rest);
     case 'sim':
       try {
-        await simCommand(rest);
+        if (rest[0] === 'consommateur') await consommateurCommand(rest.slice(1));
+        else await simCommand(rest);
         return 0;
       } catch (e) {
         if (!(e instanceof SimUsageError)) throw e;
