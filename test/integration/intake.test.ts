@@ -60,7 +60,9 @@ afterAll(async () => {
 /** The XDS metadata another PFI would write for a CDA (enough for an XDM archive). */
 function xdmOf(cda: Buffer, action?: 'C' | 'D'): Buffer {
   const h = readCdaHeader(cda);
-  const patientId = { id: h.recordTarget.ins!.matricule, authority: h.recordTarget.ins!.oid, type: 'NH' };
+  const first = h.recordTarget.ids[0]!;
+  const ins = h.recordTarget.ins;
+  const patientId = ins ? { id: ins.matricule, authority: ins.oid, type: 'NH' } : { id: first.extension ?? '', authority: first.root, type: 'PI' };
   const code = (c: string, s: string, d: string) => ({ code: c, scheme: s, display: d });
   const entry: DocumentEntry = {
     entryUUID: `urn:uuid:${randomUUID()}`,
@@ -125,7 +127,7 @@ async function entryOf(tag: string, statuses = ['processed', 'dead-lettered']): 
     const r = (await (await t.api(`/messages?controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)).json()) as { messages: JournalEntry[] };
     const e = r.messages[0];
     return e && statuses.includes(e.status) ? e : undefined;
-  }, 30_000, `the mail ${tag} processed`);
+  }, 45_000, `the mail ${tag} processed`);
 }
 
 describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () => {
@@ -147,6 +149,7 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
       for (const path of ['MSH-9', 'PID-3[1].1', 'PID-3[1].4.2', 'PID-5.1', 'PID-5.2', 'PID-7', 'PID-8', 'TXA-12.1', 'TXA-13.1', 'ORC-1']) {
         expect(sent.get(path) ?? '', path).toBe(ans.get(path) ?? '');
       }
+      expect(sent.get('PID-11[1].9'), 'birthplace').toBe(ans.get('PID-11[2].9'));
       expect(Buffer.from(sent.get('OBX-5.5')!, 'base64').equals(cda)).toBe(true);
       const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
       expect(mdn!.toString('latin1')).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\r?\n/);
@@ -192,6 +195,48 @@ describe('the DPI refuses: the sender and the manual mailbox are told', () => {
     expect(n!.toString('latin1')).not.toMatch(/disposition-notification/i);
     expect(n!.toString('latin1')).toContain('filename="IHE_XDM.ZIP"');
   });
+});
+
+describe('the DPI’s other refusals reach the sender with their code', () => {
+  const variants: [string, string, (cda: string) => string][] = [
+    ['903', 'no INS in the document', (c) => c.replace('root="1.2.250.1.213.1.4.10"', 'root="1.2.250.1.999.1.1"')],
+    ['905', 'incomplete INS (wrong key)', (c) => c.replace(/279035121518989/g, '279035121518988')],
+  ];
+  for (const [code, what, change] of variants) {
+    test(`${code}: ${what}`, async () => {
+      const cda = Buffer.from(change(V1.toString('utf8')).replace('71024000081', `710240001${code}`), 'utf8');
+      const tag = await mail(xdmOf(cda));
+      const e = await entryOf(tag);
+      expect(e.events.find((x) => x.destination === 'dpi')?.error?.code, JSON.stringify(e.events.at(-1))).toBe(code);
+      await waitForMail(SENDER, answerTo(tag, `[${code}]`));
+      await waitForMail(MANUAL, answerTo(tag, `[${code}]`));
+    });
+  }
+
+  test('900: a replacement of a version that is no longer the current one', async () => {
+    const v1 = Buffer.from(V1.toString('utf8').replace(/71024000081/g, '71024000301'), 'utf8');
+    const v2 = Buffer.from(V2.toString('utf8').replace(/71024000081/g, '71024000301').replace(/71024000082/g, '71024000302'), 'utf8');
+    await entryOf(await mail(xdmOf(v1)));
+    await entryOf(await mail(xdmOf(v2, 'C')));
+    // The same replacement again: its parent is not current any more.
+    const again = Buffer.from(v2.toString('utf8').replace(/71024000302/g, '71024000303'), 'utf8');
+    const tag = await mail(xdmOf(again, 'C'));
+    const e = await entryOf(tag);
+    expect(e.events.find((x) => x.destination === 'dpi')?.error?.code).toBe('900');
+    await waitForMail(SENDER, answerTo(tag, '[900]'));
+  });
+
+  test('a DPI that does not answer: retried, then parked for a person, who is told', async () => {
+    dpi.setAnswer('silent');
+    try {
+      const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000401'), 'utf8')));
+      const e = await entryOf(tag, ['dead-lettered']);
+      expect(e.events.filter((x) => x.status === 'failed').length).toBe(2);
+      await waitForMail(MANUAL, answerTo(tag, 'MANUEL'));
+    } finally {
+      dpi.setAnswer('normal');
+    }
+  }, 60_000);
 });
 
 describe('bad mails: journaled with a precise reason, a notification, the watcher goes on', () => {
