@@ -71,12 +71,17 @@ const BUSY = new Set(['XDSRegistryBusy', 'XDSRepositoryBusy', 'XDSRegistryOutOfR
 
 const FINAL: DmpState[] = ['accepted', 'refused', 'dead-lettered'];
 
-/** Moves a state hash only from the given states: the cancel / send race is decided in Redis. */
+/**
+ * Moves a state hash only from the given states, with its other fields in the same step: the cancel /
+ * send race is decided in Redis, and no reader sees a state without its fields.
+ * ARGV: new state, time, number of states to move from, those states, then field / value pairs.
+ */
 const TRANSITION = `
-local s = redis.call('HGET', KEYS[1], 'state')
-for i = 3, #ARGV do if ARGV[i] == (s or '') then
-  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'at', ARGV[2])
-  return s or ''
+local s = redis.call('HGET', KEYS[1], 'state') or ''
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n do if ARGV[i] == s then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'at', ARGV[2], unpack(ARGV, 4 + n))
+  return s
 end end
 return false`;
 
@@ -137,8 +142,7 @@ export class DmpDelivery {
 
   private async move(redis: Redis, journalId: string, to: DmpState, from: (DmpState | '')[], fields: Record<string, string> = {}): Promise<string | null> {
     const key = this.stateKey(journalId);
-    const prev = (await redis.eval(TRANSITION, 1, key, to, new Date().toISOString(), ...from)) as string | null;
-    if (prev !== null && Object.keys(fields).length) await redis.hset(key, fields);
+    const prev = (await redis.eval(TRANSITION, 1, key, to, new Date().toISOString(), from.length, ...from, ...Object.entries(fields).flat())) as string | null;
     if (prev !== null) await redis.pexpire(key, this.deps.retentionMs);
     return prev;
   }

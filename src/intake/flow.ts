@@ -123,6 +123,7 @@ function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
     originalRecipient: mail.originalRecipient ?? mail.to,
     body: mail.body,
     attachments: mail.attachments,
+    original: ctx.raw,
     messageId: `<${ctx.journalId}.answer@${domain(ctx)}>`,
   };
 }

@@ -28,6 +28,8 @@ export interface NotifyInput {
   attachments: Attachment[];
   /** Absent: success (`processed`). */
   error?: { code: string; label: string };
+  /** The received mail as it came: attached to a plain notification as `message_original.eml`. */
+  original?: Buffer;
   now?: Date;
   messageId: string;
 }
@@ -109,6 +111,8 @@ export function buildNotification(i: NotifyInput & { error: { code: string; labe
     `Veuillez vérifier les informations fournies et soumettre à nouveau les documents après correction.${CRLF}${CRLF}--- Message d'origine ---${CRLF}${i.body}`;
   const mixed = multipart('multipart/mixed', [
     part('text/plain; charset=UTF-8', base64Lines(Buffer.from(intro, 'utf8')), ['Content-Transfer-Encoding: base64']),
+    // message/rfc822 may not be base64-encoded (RFC 2046): the original goes as it is, with CRLF line ends.
+    ...(i.original ? [part('message/rfc822', i.original.toString('latin1').replace(/\r?\n/g, CRLF), ['Content-Transfer-Encoding: 8bit', 'Content-Disposition: attachment; filename="message_original.eml"'])] : []),
     ...i.attachments.map(attachment),
   ]);
   return message(i, koSubject(i), mixed);

@@ -194,6 +194,9 @@ describe('the DPI refuses: the sender and the manual mailbox are told', () => {
     const [n] = await waitForMail(SENDER, answerTo(tag, '[902]'));
     expect(n!.toString('latin1')).not.toMatch(/disposition-notification/i);
     expect(n!.toString('latin1')).toContain('filename="IHE_XDM.ZIP"');
+    // The original mail itself, as struct-email-standard.md shows it.
+    expect(n!.toString('latin1')).toMatch(/Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename="message_original.eml"/);
+    expect(n!.toString('latin1')).toContain(`Message-ID: <${tag}@medecin.mssante.fr>`);
   });
 });
 
