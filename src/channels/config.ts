@@ -51,7 +51,7 @@ export interface ChannelConfig {
   };
   flow: 'journal' | 'forward' | 'transmission' | 'pam' | 'lps';
   /** source type imap: the mailbox watched. */
-  mailbox?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; doneFolder: string; asideFolder: string; pollSeconds: number; maxMessageBytes: number };
+  mailbox?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; accounts: MailAuth[]; doneFolder: string; asideFolder: string; pollSeconds: number; maxMessageBytes: number };
   /** flow lps: answering senders, manual handling. */
   intake?: {
     smtp: MssanteConfig['smtp'];
@@ -226,7 +226,9 @@ function normalise(d: Record<string, any>, file: string): ChannelConfig {
     processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
     ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
     ...(d.mssante ? { mssante: mssanteConfig(d.mssante) } : {}),
-    ...(imap ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, maxMessageBytes: parseSize(d.source.maxMessageSize ?? '60MiB') } } : {}),
+    ...(imap
+      ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, accounts: [d.source.auth, ...(d.source.accounts ?? [])], maxMessageBytes: parseSize(d.source.maxMessageSize ?? '60MiB') } }
+      : {}),
     ...(d.intake
       ? {
           intake: {

@@ -118,7 +118,7 @@ export class ChannelRuntime {
       // Flow B: the source is the application mailbox.
       this.inbox = new Inbox(this.config, this.deps.journal, this.queue, this.deps.log);
       await this.inbox.start();
-      this.deps.log.info({ channel: this.config.id, mailbox: this.config.mailbox!.auth.user }, 'mailbox watcher up');
+      this.deps.log.info({ channel: this.config.id, mailboxes: this.config.mailbox!.accounts.map((a) => a.user) }, 'mailbox watchers up');
       return;
     }
     const ingest = (this.ingest = new Ingest(this.config, this.deps.journal, this.queue, this.deps.log));

@@ -52,7 +52,7 @@ export const lpsFlow: Flow = async (ctx) => {
   if (!zip) {
     // A plain mail (text, a PDF alone): never dropped, handed to a person.
     if (intake.noXdm === 'forward' && intake.manualMailbox && !done.has('manual')) {
-      await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, 'no IHE_XDM.ZIP: to be handled by hand'));
+      await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, 'no IHE_XDM.ZIP: to be handled by hand'), mail);
     }
     await note(ctx, 'manual', `no IHE_XDM.ZIP attachment: ${intake.noXdm === 'forward' && intake.manualMailbox ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`);
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'manual' });
@@ -85,7 +85,7 @@ export const lpsFlow: Flow = async (ctx) => {
     } catch (e) {
       // No answer: retried; at the last attempt the mail is parked for a person, who is told.
       if (ctx.attempt >= ctx.channel.processing.attempts && intake.manualMailbox && !done.has('manual')) {
-        await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, `the DPI did not answer after ${ctx.attempt} attempts: to be integrated by hand`));
+        await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, `the DPI did not answer after ${ctx.attempt} attempts: to be integrated by hand`), mail);
       }
       throw e;
     }
@@ -98,7 +98,7 @@ export const lpsFlow: Flow = async (ctx) => {
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: error ? 'rejected' : 'integrated' });
   }
   if (!error) {
-    if (mail.mdnTo && !done.has('mdn')) await send(ctx, 'mdn', mail.mdnTo, buildMdn(notifyInput(ctx, mail)));
+    if (mail.mdnTo && !done.has('mdn')) await send(ctx, 'mdn', mail.mdnTo, buildMdn(notifyInput(ctx, mail)), mail);
     return;
   }
   await answer(ctx, mail, done, error);
@@ -109,14 +109,14 @@ export const lpsFlow: Flow = async (ctx) => {
 async function answer(ctx: FlowContext, mail: ReceivedMailParts, done: Set<string>, error: { code: string; label: string }): Promise<void> {
   const input = { ...notifyInput(ctx, mail), error };
   const to = mail.mdnTo ?? mail.replyTo ?? mail.from;
-  if (to && !done.has('mdn')) await send(ctx, 'mdn', to, mail.mdnTo ? buildMdn(input) : buildNotification(input));
+  if (to && !done.has('mdn')) await send(ctx, 'mdn', to, mail.mdnTo ? buildMdn(input) : buildNotification(input), mail);
   const manual = ctx.channel.intake!.manualMailbox;
-  if (manual && !done.has('manual')) await send(ctx, 'manual', manual, buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }));
+  if (manual && !done.has('manual')) await send(ctx, 'manual', manual, buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }), mail);
 }
 
 function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
   return {
-    from: mail.to || ctx.channel.mailbox!.auth.user,
+    from: ours(ctx, mail),
     to: mail.mdnTo ?? mail.replyTo ?? mail.from,
     subject: mail.subject,
     originalMessageId: mail.messageId,
@@ -133,11 +133,18 @@ function forwardOf(ctx: FlowContext, mail: ReceivedMailParts, why: string): Buff
 }
 
 function domain(ctx: FlowContext): string {
-  return ctx.channel.mailbox!.auth.user.split('@')[1] ?? 'pfi';
+  return ours(ctx).split('@')[1] ?? 'pfi';
 }
 
-async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string, raw: Buffer): Promise<void> {
-  const from = ctx.channel.mailbox!.auth.user;
+/** Our side of a conversation: the application mailbox the mail reached (the channel may watch several). */
+function ours(ctx: FlowContext, mail?: ReceivedMailParts): string {
+  const accounts = ctx.channel.mailbox!.accounts.map((a) => a.user.toLowerCase());
+  const to = mail?.to.toLowerCase();
+  return to && accounts.includes(to) ? to : accounts[0]!;
+}
+
+async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string, raw: Buffer, mail?: ReceivedMailParts): Promise<void> {
+  const from = ours(ctx, mail);
   await transport(ctx.channel).sendMail({ envelope: { from, to: [to] }, raw });
   await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }], field: [`dest:${destination}`, 'sent'] }]);
 }

@@ -19,7 +19,8 @@ import { address } from './mail.js';
 const password = (a: { password?: string; passwordEnv?: string }) => (a.passwordEnv ? process.env[a.passwordEnv] : a.password) ?? '';
 
 export class Inbox {
-  private readonly watcher: MailboxWatcher;
+  /** One watcher per application mailbox of the channel. */
+  private readonly watchers: MailboxWatcher[];
 
   constructor(
     private readonly channel: ChannelConfig,
@@ -28,32 +29,35 @@ export class Inbox {
     private readonly log: Logger,
   ) {
     const m = channel.mailbox!;
-    this.watcher = new MailboxWatcher(
-      {
-        host: m.host,
-        port: m.port,
-        secure: m.secure,
-        auth: { user: m.auth.user, pass: password(m.auth) },
-        doneFolder: m.doneFolder,
-        asideFolder: m.asideFolder,
-        maxMessageBytes: m.maxMessageBytes,
-        pollSeconds: m.pollSeconds,
-        log,
-      },
-      (mail) => this.onMail(mail),
+    this.watchers = m.accounts.map(
+      (auth) =>
+        new MailboxWatcher(
+          {
+            host: m.host,
+            port: m.port,
+            secure: m.secure,
+            auth: { user: auth.user, pass: password(auth) },
+            doneFolder: m.doneFolder,
+            asideFolder: m.asideFolder,
+            maxMessageBytes: m.maxMessageBytes,
+            pollSeconds: m.pollSeconds,
+            log,
+          },
+          (mail) => this.onMail(mail),
+        ),
     );
   }
 
   get connected(): boolean {
-    return this.watcher.connected;
+    return this.watchers.every((w) => w.connected);
   }
 
-  start(): Promise<void> {
-    return this.watcher.start();
+  async start(): Promise<void> {
+    await Promise.all(this.watchers.map((w) => w.start()));
   }
 
-  stop(): Promise<void> {
-    return this.watcher.stop();
+  async stop(): Promise<void> {
+    await Promise.all(this.watchers.map((w) => w.stop()));
   }
 
   private async onMail(mail: { uid: number; source?: Buffer; size: number; tooLarge?: boolean }): Promise<MailOutcome> {

@@ -49,6 +49,7 @@ export const MAILBOXES: string[] = [
   '279035121518989@patient.mssante.fr',
   '280017512345610@patient.mssante.fr',
   'adam.hoda@test-ci-sis.mssante.fr',
+  'bal-flowb2@hopital.test',
   'bal-flowb@hopital.test',
   'bal-mss@hopital.test',
   'dpi@hopital.test',

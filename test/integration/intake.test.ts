@@ -19,6 +19,7 @@ const V1 = readFileSync(join(LPS, 'Transmission initiale MDM/CR_Radio_CDAN1_v1.X
 const V2 = readFileSync(join(LPS, 'Remplacement MDM/CR_Radio_CDAN1_v2.XML'));
 // The application mailbox of this test's engine (its own: the engine takes every mail there).
 const BAL = 'bal-flowb@hopital.test';
+const BAL2 = 'bal-flowb2@hopital.test';
 const SENDER = 'thomas.eric@medecin.mssante.fr';
 const MANUAL = 'manual@hopital.test';
 
@@ -40,6 +41,7 @@ source:
   port: ${mail.imap.port}
   secure: false
   auth: { user: ${BAL}, password: ${PASSWORD} }
+  accounts: [{ user: ${BAL2}, password: ${PASSWORD} }]
   pollSeconds: 2
 destinations:
   - { id: dpi, type: mllp, host: 127.0.0.1, port: ${dpi.port}, ackTimeoutSeconds: 5 }
@@ -103,13 +105,13 @@ const answerTo = (tag: string, code: string) => (s: string) => s.includes(`${tag
 
 let seq = 0;
 /** A professional's mail software sends the XDM to the hospital's application mailbox. */
-async function mail(zip: Buffer | undefined, opts: { mdn?: boolean } = {}): Promise<string> {
+async function mail(zip: Buffer | undefined, opts: { mdn?: boolean; to?: string } = {}): Promise<string> {
   const tag = `flowb-${++seq}-${Date.now()}`;
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port: 25, secure: false, ignoreTLS: true });
   try {
     await transport.sendMail({
       from: SENDER,
-      to: BAL,
+      to: opts.to ?? BAL,
       subject: 'XDM/1.0/DDM+CR d’imagerie médicale PAT-TROIS DOMINIQUE 28/03/1979',
       text: `Corps du courriel ${tag}`,
       messageId: `<${tag}@medecin.mssante.fr>`,
@@ -155,6 +157,13 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
       expect(mdn!.toString('latin1')).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\r?\n/);
     }
     expect(dpi.documents().map((d) => d.status)).toEqual(['replaced', 'deleted']);
+  });
+
+  test('a second application mailbox of the channel: watched too, answered from that mailbox', async () => {
+    const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000501'), 'utf8')), { to: BAL2 });
+    expect((await entryOf(tag)).status).toBe('processed');
+    const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+    expect(readHeaders(mdn!).get('from')).toBe(BAL2);
   });
 
   test('traceability: each received mail is found by Message-ID, sender, patient and document id, with every step', async () => {
