@@ -13,6 +13,8 @@ import { readFileSync } from 'node:fs';
 import type { DmpEndpoint } from './dmp/client.js';
 import { loadTerminology } from './flows/transmission/index.js';
 import { DmpSimulator } from './sim/dmp.js';
+import { ConsommateurSimulator } from './sim/consommateur.js';
+import { loadPatients } from './sim/consommateur-cli.js';
 import { ensureSimPki } from './sim/pki.js';
 import { resolveFrom } from './channels/config.js';
 
@@ -61,6 +63,7 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
   const identity = new IdentityStore(identityRedis);
   const simulator = configs.some((c) => c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
+  const consommateurs = await startConsommateurSimulators(configs, log);
   const dmpEndpoint = (c: ChannelConfig): DmpEndpoint => {
     const d = c.dmp!;
     const timeoutMs = d.timeoutSeconds * 1000;
@@ -97,10 +100,27 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
       await Promise.all([redis, workerRedis, identityRedis].map((c) => c.quit().catch(() => c.disconnect())));
       await simulator?.sim.stop();
+      await Promise.all(consommateurs.map((c) => c.stop()));
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());
   return { settings, channels, journal, app, redis, log, adminUrl, dmpSimulator: simulator?.sim, stop };
+}
+
+/** Destinations that say `simulator: consommateur` get a simulated DPI of their own, on a free local port. */
+async function startConsommateurSimulators(configs: ChannelConfig[], log: Logger): Promise<ConsommateurSimulator[]> {
+  const started: ConsommateurSimulator[] = [];
+  for (const c of configs) {
+    for (const d of c.destinations) {
+      if (d.simulator !== 'consommateur') continue;
+      const sim = await ConsommateurSimulator.start({ patients: d.patients ? loadPatients(resolveFrom(d.patients)) : [] });
+      d.host = '127.0.0.1';
+      d.port = sim.port;
+      started.push(sim);
+      log.info({ channel: c.id, destination: d.id, port: sim.port }, 'CONSOMMATEUR simulator started');
+    }
+  }
+  return started;
 }
 
 /**

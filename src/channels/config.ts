@@ -23,6 +23,9 @@ export interface MllpDestination {
   type: 'mllp';
   host: string;
   port: number;
+  /** The engine's own CONSOMMATEUR simulator stands in (host and port set when it starts). */
+  simulator?: 'consommateur';
+  patients?: string;
   tls?: { ca?: string; cert?: string; key?: string; servername?: string };
   ackTimeoutSeconds: number;
 }
