@@ -18,6 +18,25 @@ export const SIM_USAGE = `pfi sim dmp --cert server.crt --key server.key --ca ca
 
 export class SimUsageError extends Error {}
 
+/** --port as a number, or a usage error. */
+export function portOption(value: string | undefined): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value ?? '') || port > 65535) throw new SimUsageError(`--port ${value}: not a port number`);
+  return port;
+}
+
+/** Serves until SIGINT / SIGTERM, then stops the simulator (one JSON line says so). */
+export function serveUntilSignal(name: string, stop: () => Promise<void>): Promise<void> {
+  return new Promise<void>((done) => {
+    const onSignal = (signal: string) => {
+      process.stdout.write(`${JSON.stringify({ msg: `${name} simulator stopping`, signal })}\n`);
+      stop().then(done, done);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
+
 function read(option: string, file: string): Buffer {
   try {
     return readFileSync(file);
@@ -49,8 +68,7 @@ export async function simCommand(argv: string[]): Promise<void> {
   }
   const missing = (['cert', 'key', 'ca', 'seal-cert'] as const).filter((o) => !values[o] || values[o]!.length === 0);
   if (missing.length) throw new SimUsageError(`missing required option${missing.length > 1 ? 's' : ''}: ${missing.map((o) => `--${o}`).join(', ')}\n\n${SIM_USAGE}`);
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SimUsageError(`--port ${values.port}: not a port number`);
+  const port = portOption(values.port);
   const unknown = values['unknown-patients']!;
   if (!['open', 'closed', 'none'].includes(unknown)) throw new SimUsageError(`--unknown-patients ${unknown}: expected open, closed or none`);
 
@@ -63,12 +81,5 @@ export async function simCommand(argv: string[]): Promise<void> {
     ...(values['base-path'] ? { basePath: values['base-path'] } : {}),
   });
   process.stdout.write(`${JSON.stringify({ msg: 'DMP simulator up', url: sim.url })}\n`);
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`${JSON.stringify({ msg: 'DMP simulator stopping', signal })}\n`);
-      sim.stop().then(done, done);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await serveUntilSignal('DMP', () => sim.stop());
 }

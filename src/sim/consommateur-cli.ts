@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { SimUsageError } from './cli.js';
+import { portOption, serveUntilSignal, SimUsageError } from './cli.js';
 import { ConsommateurSimulator, type SimPatient } from './consommateur.js';
 
 export const CONSOMMATEUR_USAGE = `pfi sim consommateur [options]
@@ -34,8 +34,7 @@ export async function consommateurCommand(argv: string[]): Promise<void> {
   } catch (e) {
     throw new SimUsageError(`${(e as Error).message}\n\n${CONSOMMATEUR_USAGE}`);
   }
-  const port = Number(values.port);
-  if (!/^\d+$/.test(values.port!) || port > 65535) throw new SimUsageError(`--port ${values.port}: not a port number`);
+  const port = portOption(values.port);
   const patients = values.patients ? loadPatients(values.patients) : [];
 
   const sim = await ConsommateurSimulator.start({
@@ -49,14 +48,7 @@ export async function consommateurCommand(argv: string[]): Promise<void> {
     },
   });
   process.stdout.write(`${JSON.stringify({ msg: 'CONSOMMATEUR simulator up', port: sim.port, patients: patients.length })}\n`);
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`${JSON.stringify({ msg: 'CONSOMMATEUR simulator stopping', signal })}\n`);
-      sim.stop().then(done, done);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await serveUntilSignal('CONSOMMATEUR', () => sim.stop());
 }
 
 /** Reads and checks the patients file. */
