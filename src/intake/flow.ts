@@ -144,8 +144,9 @@ function ours(ctx: FlowContext, mail?: ReceivedMailParts): string {
 }
 
 async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string, raw: Buffer, mail?: ReceivedMailParts): Promise<void> {
-  const from = ours(ctx, mail);
-  await transport(ctx.channel).sendMail({ envelope: { from, to: [to] }, raw });
+  // An MDN goes with a null return path (RFC 8098 §2.1): nothing answers it automatically.
+  const isMdn = destination === 'mdn' && !!mail?.mdnTo;
+  await transport(ctx.channel).sendMail({ envelope: { from: isMdn ? '' : ours(ctx, mail), to: [to] }, raw });
   await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }], field: [`dest:${destination}`, 'sent'] }]);
 }
 

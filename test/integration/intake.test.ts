@@ -155,6 +155,7 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
       expect(Buffer.from(sent.get('OBX-5.5')!, 'base64').equals(cda)).toBe(true);
       const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
       expect(mdn!.toString('latin1')).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\r?\n/);
+      expect(readHeaders(mdn!).get('return-path')).toBe('<>'); // null return path (RFC 8098)
     }
     expect(dpi.documents().map((d) => d.status)).toEqual(['replaced', 'deleted']);
   });
