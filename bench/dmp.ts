@@ -3,6 +3,7 @@
  * interpretation, gate, VIHF signature, ITI-41 over HTTPS with MTOM, the simulator's checks), and
  * the latency of each document from its send to its storage.
  */
+import { percentile } from './stats.js';
 import { MllpClient } from '../src/mllp/client.js';
 import { extractAck } from '../src/mllp/correlate.js';
 import type { DmpSimulator } from '../src/sim/dmp.js';
@@ -25,10 +26,6 @@ dmp:
   lps: { homologation: BENCH }
   concurrency: 8
 `;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** One document at a time on an idle engine: the pipeline's own latency, no queueing. */

@@ -3,6 +3,7 @@
  * ACK: a real Postfix + Dovecot, the IMAP watcher, the journal, the XDM checks, the MDM, the DPI
  * simulator's identity checks. 100 KiB documents.
  */
+import { percentile } from './stats.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,10 +54,6 @@ function xdmFor(n: number): Buffer {
   msg.set('TXA-12.1', `1.2.250.1.71.4.2.2.120456789.7${String(n).padStart(10, '0')}`);
   const sub = interpret(msg, { terminology: loadTerminology(), mapping: loadTransmissionMapping(join(packageRoot(), 'mappings/transmission.yaml')) });
   return buildXdm(sub.submissionSet, [{ entry: sub.documents[0]!.entry, bytes: cda }], { sender: SENDER, softwareName: 'bench' });
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function benchIntake(opts: { mail: MailEnv; dpi: ConsommateurSimulator; mails: number }): Promise<Record<string, unknown>> {

@@ -3,6 +3,7 @@
  * interpretation, the IHE XDM archive, the mail, SMTP to a real Postfix, LMTP to a real Dovecot),
  * for 100 KiB documents; and the latency of one mail at a time on an idle engine.
  */
+import { percentile } from './stats.js';
 import { ImapFlow } from 'imapflow';
 import { Hl7Message } from '../src/hl7v2/message.js';
 import { MllpClient } from '../src/mllp/client.js';
@@ -39,10 +40,6 @@ function mssRequest(n: number): Buffer {
   const sb = lines.findIndex((l) => l.startsWith('PRT|'));
   lines.splice(sb + 1, 0, `PRT||UC||RCT^^participation|899999999998^MARTIN^JEANNE^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS||||||||||^NET^X.400^${RECIPIENT}`);
   return Buffer.from(lines.join('\r'), 'utf8');
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function benchMssante(opts: { port: number; mail: MailEnv; mails: number; connections: number }): Promise<Record<string, unknown>> {

@@ -9,14 +9,13 @@ import { buildAdminApp } from './server/app.js';
 import { ensureAdminToken, type Settings } from './settings.js';
 import { createLogger, type Logger } from './util/log.js';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { DmpEndpoint } from './dmp/client.js';
 import { loadTerminology } from './flows/transmission/index.js';
 import { DmpSimulator } from './sim/dmp.js';
 import { ConsommateurSimulator } from './sim/consommateur.js';
 import { loadPatients } from './sim/consommateur-cli.js';
 import { ensureSimPki } from './sim/pki.js';
-import { resolveFrom } from './channels/config.js';
+import { readPem, resolveFrom } from './channels/config.js';
 
 /** How long a command may wait on Redis before the sender gets AR: the "never hang" bound. */
 const REDIS_COMMAND_TIMEOUT_MS = 3000;
@@ -68,11 +67,11 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
     const d = c.dmp!;
     const timeoutMs = d.timeoutSeconds * 1000;
     if (d.simulator) return { url: simulator!.sim.url, tls: { ...simulator!.pki.client, ca: simulator!.pki.ca }, seal: simulator!.pki.seal, timeoutMs, maxSockets: d.concurrency };
-    const file = (f: string) => readFileSync(resolveFrom(f));
+    // The channel check (checkDmp) made sure these files are named and exist.
     return {
       url: d.url!,
-      tls: { cert: file(d.tls!.cert), key: file(d.tls!.key), ...(d.tls!.ca ? { ca: file(d.tls!.ca) } : {}) },
-      seal: { cert: file(d.seal!.cert), key: file(d.seal!.key) },
+      tls: { cert: readPem(d.tls!.cert)!, key: readPem(d.tls!.key)!, ...(d.tls!.ca ? { ca: readPem(d.tls!.ca) } : {}) },
+      seal: { cert: readPem(d.seal!.cert)!, key: readPem(d.seal!.key)! },
       timeoutMs,
       maxSockets: d.concurrency,
     };
@@ -131,7 +130,7 @@ async function startDmpSimulator(settings: Settings, log: Logger) {
   const pki = ensureSimPki(join(settings.varDir, 'pki'));
   const j66 = loadTerminology().data.valueSets.J66 ?? [];
   const sim = await DmpSimulator.start({
-    port: Number(process.env.PFI_DMP_SIMULATOR_PORT ?? 0),
+    port: settings.dmpSimulatorPort,
     tls: { ...pki.server, ca: pki.ca },
     sealCertificates: [pki.seal.cert],
     valueSets: { typeCodes: new Set(j66.map((c) => `${c.code}|${c.system}`)) },

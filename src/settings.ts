@@ -16,6 +16,8 @@ export interface Settings {
   admin: { host: string; port: number; token: string; tokenFile?: string };
   retentionDays: number;
   role: Role;
+  /** Port of the embedded DMP simulator (0: any free port). */
+  dmpSimulatorPort: number;
   logLevel: string;
 }
 
@@ -50,10 +52,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, overrides: Pa
     admin: { host: env.PFI_ADMIN_HOST ?? '127.0.0.1', port: Number(env.PFI_ADMIN_PORT ?? 8080), token: env.PFI_ADMIN_TOKEN ?? '' },
     retentionDays: Number(env.PFI_RETENTION_DAYS ?? 30),
     role,
+    dmpSimulatorPort: Number(env.PFI_DMP_SIMULATOR_PORT ?? 0),
     logLevel: env.PFI_LOG_LEVEL ?? 'info',
     ...overrides,
   };
   if (!(s.retentionDays > 0)) throw new Error('PFI_RETENTION_DAYS must be a positive number');
+  if (!Number.isInteger(s.dmpSimulatorPort) || s.dmpSimulatorPort < 0 || s.dmpSimulatorPort > 65535) throw new Error('PFI_DMP_SIMULATOR_PORT must be a port number');
   return s;
 }
 

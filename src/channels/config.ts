@@ -363,6 +363,11 @@ function checkDmp(c: ChannelConfig, shown: string): string[] {
   return problems;
 }
 
+/** A PEM file named in a channel file (relative to PFI_HOME, see resolveFrom); undefined when not named. */
+export function readPem(file: string | undefined): Buffer | undefined {
+  return file ? readFileSync(resolveFrom(file)) : undefined;
+}
+
 /**
  * Paths in channel files are relative to the project root (PFI_HOME, where channels/ and mappings/
  * live); a file the operator does not have there is taken from the engine's own (bundled mappings).

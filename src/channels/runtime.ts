@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
@@ -13,18 +12,13 @@ import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
 import { connections, messagesOut } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
-import { resolveFrom, type ChannelConfig, type MllpDestination } from './config.js';
+import { readPem, type ChannelConfig, type MllpDestination } from './config.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
 import { Inbox } from '../intake/inbox.js';
 
 export { QUEUE_PREFIX } from './queues.js';
 import { QUEUE_PREFIX } from './queues.js';
-
-/** A PEM file named in a channel file (relative to PFI_HOME). */
-function pem(file: string | undefined): Buffer | undefined {
-  return file ? readFileSync(resolveFrom(file)) : undefined;
-}
 
 export interface ChannelDeps {
   /** Commands that must fail fast when Redis is away (the ingest path): BullMQ queues. */
@@ -138,9 +132,9 @@ export class ChannelRuntime {
         host: s.host,
         port: s.port,
         tls: s.tls && {
-          cert: pem(s.tls.cert)!,
-          key: pem(s.tls.key)!,
-          ca: pem(s.tls.ca),
+          cert: readPem(s.tls.cert)!,
+          key: readPem(s.tls.key)!,
+          ca: readPem(s.tls.ca),
           requestClientCert: s.tls.requestClientCert,
         },
         maxMessageBytes: s.maxMessageBytes,
@@ -164,7 +158,7 @@ export class ChannelRuntime {
           host: d.host,
           port: d.port,
           ackTimeoutMs: d.ackTimeoutSeconds * 1000,
-          tls: d.tls && { ca: pem(d.tls.ca), cert: pem(d.tls.cert), key: pem(d.tls.key), servername: d.tls.servername },
+          tls: d.tls && { ca: readPem(d.tls.ca), cert: readPem(d.tls.cert), key: readPem(d.tls.key), servername: d.tls.servername },
         }),
       );
     }

@@ -214,7 +214,7 @@ export class DmpDelivery {
 
   /** A journal event that does not change the message's status. */
   private note(journalId: string, detail: string): Promise<void> {
-    return this.deps.journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'processed', destination: 'dmp', detail }] }]);
+    return this.deps.journal.note(journalId, { status: 'processed', destination: 'dmp', detail });
   }
 
   private async why(journalId: string, expected: string): Promise<string> {
@@ -264,7 +264,7 @@ export class DmpDelivery {
         const entries = await this.send(submission, msg, uncertain);
         await this.move(redis, journalId, 'accepted', ['sending'], { entries: JSON.stringify(entries) });
         const detail = `DMP: ${operation(submission)} accepted (${entries.length} document${entries.length > 1 ? 's' : ''})`;
-        await journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'delivered', destination: 'dmp', ackCode: 'Success', detail }] }]);
+        await journal.note(journalId, { status: 'delivered', destination: 'dmp', ackCode: 'Success', detail });
         deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'accepted' });
       } catch (e) {
         if (e instanceof Refusal) {
@@ -273,12 +273,11 @@ export class DmpDelivery {
           const all = e.errors.length > 1 ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}` : '';
           // The message was processed; this is the outcome of one of its routes (the CREATEUR hears of it
           // by ZAM), so the message keeps its status. Only a dead letter, which needs an operator, moves it.
-          await journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'rejected', destination: 'dmp', detail: `DMP: ${operation(submission)} refused${all}`, error: { code: e.code, message: e.message } }] }]);
+          await journal.note(journalId, { status: 'rejected', destination: 'dmp', detail: `DMP: ${operation(submission)} refused${all}`, error: { code: e.code, message: e.message } });
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: e.system === 'PFIERRORCODE' ? 'gated' : 'refused' });
           this.deps.log.warn({ channel: this.channel.id, journalId, code: e.code }, 'DMP sending refused');
         } else if (!last) {
-          const failed = { status: 'failed' as const, destination: 'dmp', detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: (e as Error).message } };
-          await journal.recordMany([{ id: journalId, keepStatus: true, events: [failed] }]);
+          await journal.note(journalId, { status: 'failed', destination: 'dmp', detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: (e as Error).message } });
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'retry' });
           this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact((e as Error).message) }, 'DMP sending failed, will retry');
           throw e;
@@ -323,7 +322,7 @@ export class DmpDelivery {
       ...(e ? { error: { code: e.code, label: e.system === 'DMP_ERROR_CODE' ? 'Erreur DMP' : 'Envoi au DMP refusé par la PFI', system: e.system, text: e.text } } : {}),
     });
     await this.deps.workerRedis.hset(this.stateKey(journalId), 'zam', code);
-    await this.deps.journal.recordMany([{ id: journalId, keepStatus: true, events: [{ status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR` }] }]);
+    await this.deps.journal.note(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR` });
   }
 
   /** The call itself; resolves with the entryUUIDs registered, throws Refusal or a retryable error. */

@@ -116,6 +116,15 @@ function decodeQuotedPrintable(body: Buffer): Buffer {
   return out.subarray(0, n);
 }
 
+/** A MIME body under its Content-Transfer-Encoding (absent: binary). Throws MtomError on an unknown one. */
+export function decodeContent(body: Buffer, transferEncoding: string | undefined, index = 0): Buffer {
+  const encoding = (transferEncoding ?? 'binary').toLowerCase();
+  if (encoding === 'base64') return decodeBase64(body, index);
+  if (encoding === 'quoted-printable') return decodeQuotedPrintable(body);
+  if (!['binary', '8bit', '7bit'].includes(encoding)) throw new MtomError(`MIME part ${index}: unsupported Content-Transfer-Encoding "${encoding}"`);
+  return body;
+}
+
 function decodePart(raw: Buffer, index: number): MimePart {
   let headerEnd: number;
   let bodyStart: number;
@@ -128,13 +137,7 @@ function decodePart(raw: Buffer, index: number): MimePart {
     bodyStart = headerEnd + 4;
   }
   const headers = parseHeaders(raw.subarray(0, headerEnd).toString('latin1'), index);
-  const encoding = (headers['content-transfer-encoding'] ?? 'binary').toLowerCase();
-  let body = raw.subarray(bodyStart);
-  if (encoding === 'base64') body = decodeBase64(body, index);
-  else if (encoding === 'quoted-printable') body = decodeQuotedPrintable(body);
-  else if (!['binary', '8bit', '7bit'].includes(encoding)) {
-    throw new MtomError(`MIME part ${index}: unsupported Content-Transfer-Encoding "${encoding}"`);
-  }
+  const body = decodeContent(raw.subarray(bodyStart), headers['content-transfer-encoding'], index);
   const part: MimePart = { contentType: headers['content-type'] ?? 'text/plain; charset=us-ascii', headers, body };
   if (headers['content-id'] !== undefined) part.contentId = stripAngles(headers['content-id']);
   return part;

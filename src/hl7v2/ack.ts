@@ -60,7 +60,7 @@ export function buildAck(original: MshHeader | undefined, opts: AckOptions): str
     copy(original?.receivingFacility),
     copy(original?.sendingApplication),
     copy(original?.sendingFacility),
-    ts(opts.now ?? new Date()),
+    hl7Timestamp(opts.now ?? new Date()),
     '',
     event ? `ACK^${esc(event)}^ACK` : 'ACK',
     esc(opts.controlId),
@@ -138,7 +138,7 @@ function trimEnd(fields: string[], sep = '|'): string {
 }
 
 /** YYYYMMDDHHMMSS, local time (HL7 TS without offset). */
-function ts(d: Date): string {
+export function hl7Timestamp(d: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }

@@ -3,6 +3,7 @@
  * CREATEUR what became of a request. ZAM^Z01 DMP receipt, ZAM^Z02 MSSanté delivery, ZAM^Z03 MSSanté
  * reading; message structure ZAM_Z01, HL7 v2.6: MSH EVN OBX{1,2} [ERR].
  */
+import { hl7Timestamp } from './ack.js';
 import type { MshHeader } from './header.js';
 import { escape } from './escape.js';
 import { STANDARD_DELIMITERS } from './message.js';
@@ -37,7 +38,7 @@ export interface ZamOptions {
 export function buildZam(o: ZamOptions): string {
   const e = (v: string | undefined) => escape(v ?? '', STANDARD_DELIMITERS);
   const m = o.original;
-  const ts = stamp(o.now ?? new Date());
+  const ts = hl7Timestamp(o.now ?? new Date());
   const segs = [
     ['MSH', '^~\\&', m.receivingApplication, m.receivingFacility, m.sendingApplication, m.sendingFacility, ts, '', `ZAM^${o.kind}^ZAM_Z01`, e(o.controlId), m.processingId || 'P', '2.6', '', '', '', '', 'FRA', m.charsetRaw || 'UNICODE UTF-8', '', '', '2.1^CISIS_CDA_HL7_V2'].join('|'),
     `EVN||${ts}`,
@@ -52,9 +53,4 @@ export function buildZam(o: ZamOptions): string {
     segs.push(er.text ? `${err}|||${e(er.text)}` : err);
   }
   return segs.join('\r') + '\r';
-}
-
-function stamp(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }

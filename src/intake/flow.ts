@@ -6,7 +6,8 @@
  * asked) and a copy to the hospital's manual mailbox. Each step is a journal event; each mail sent
  * is marked delivered, so that a retry sends neither the MDM nor an answer twice.
  */
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
+import { smtpTransport } from '../mssante/smtp.js';
 import type { ChannelConfig } from '../channels/config.js';
 import { PermanentError, type Flow, type FlowContext } from '../flows/flow.js';
 import { readAck } from '../hl7v2/ack.js';
@@ -21,23 +22,10 @@ import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake } from './xdm.js';
 
 const transports = new Map<string, Transporter>();
 
+/** One pooled SMTP transport per channel, for the answers to senders. */
 function transport(channel: ChannelConfig): Transporter {
   let t = transports.get(channel.id);
-  if (!t) {
-    const s = channel.intake!.smtp;
-    const pass = s.auth && (s.auth.passwordEnv ? process.env[s.auth.passwordEnv] : s.auth.password);
-    t = nodemailer.createTransport({
-      host: s.host,
-      port: s.port,
-      secure: s.secure,
-      requireTLS: s.requireTls,
-      ...(s.auth ? { auth: { user: s.auth.user, pass } } : {}),
-      pool: true,
-      connectionTimeout: 30_000,
-      socketTimeout: 60_000,
-    });
-    transports.set(channel.id, t);
-  }
+  if (!t) transports.set(channel.id, (t = smtpTransport(channel.intake!.smtp, { maxConnections: 2, timeoutMs: 60_000 })));
   return t;
 }
 
@@ -147,9 +135,9 @@ async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string,
   // An MDN goes with a null return path (RFC 8098 §2.1): nothing answers it automatically.
   const isMdn = destination === 'mdn' && !!mail?.mdnTo;
   await transport(ctx.channel).sendMail({ envelope: { from: isMdn ? '' : ours(ctx, mail), to: [to] }, raw });
-  await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }], field: [`dest:${destination}`, 'sent'] }]);
+  await ctx.journal.note(ctx.journalId, { status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }, [`dest:${destination}`, 'sent']);
 }
 
 async function note(ctx: FlowContext, destination: string, detail: string): Promise<void> {
-  await ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination, detail }] }]);
+  await ctx.journal.note(ctx.journalId, { status: 'processed', destination, detail });
 }

@@ -14,9 +14,8 @@ import { readHeaders } from '../mssante/reports.js';
 import { newId } from '../util/id.js';
 import type { Logger } from '../util/log.js';
 import { messagesIn } from '../util/metrics.js';
+import { mailPassword, mailTls } from '../mssante/smtp.js';
 import { address } from './mail.js';
-
-const password = (a: { password?: string; passwordEnv?: string }) => (a.passwordEnv ? process.env[a.passwordEnv] : a.password) ?? '';
 
 export class Inbox {
   /** One watcher per application mailbox of the channel. */
@@ -36,7 +35,8 @@ export class Inbox {
             host: m.host,
             port: m.port,
             secure: m.secure,
-            auth: { user: auth.user, pass: password(auth) },
+            auth: { user: auth.user, pass: mailPassword(auth) },
+            ...(m.tls ? { tls: mailTls(m.tls) } : {}),
             doneFolder: m.doneFolder,
             asideFolder: m.asideFolder,
             maxMessageBytes: m.maxMessageBytes,

@@ -3,7 +3,7 @@
  * for an MDN, its subject and text, and its attachments (IHE_XDM.ZIP, a PDF). Nested multiparts are
  * walked (a client's multipart/mixed holding a multipart/alternative body).
  */
-import { parseContentType, parseMultipartParts, type MimePart } from '../dmp/mtom.js';
+import { decodeContent, parseContentType, parseMultipartParts, type MimePart } from '../dmp/mtom.js';
 import { readHeaders } from '../mssante/reports.js';
 import type { Attachment } from './notify.js';
 
@@ -28,15 +28,6 @@ export function address(v: string | undefined): string | undefined {
   return (m ? m[1]! : v).trim().split(/[\s,]/)[0] || undefined;
 }
 
-function decode(body: Buffer, encoding: string | undefined): Buffer {
-  const e = (encoding ?? '').toLowerCase();
-  if (e === 'base64') return Buffer.from(body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
-  if (e === 'quoted-printable') {
-    return Buffer.from(body.toString('latin1').replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
-  }
-  return body;
-}
-
 function fileName(p: MimePart): string | undefined {
   const disposition = p.headers['content-disposition'] ?? '';
   const m = /filename\*?=(?:"([^"]+)"|([^;\s]+))/i.exec(disposition) ?? /name=(?:"([^"]+)"|([^;\s]+))/i.exec(p.contentType);
@@ -56,7 +47,7 @@ export function readMail(raw: Buffer): ReceivedMailParts {
       for (const child of parseMultipartParts(p.contentType, p.body)) walk(child, depth + 1, true);
       return;
     }
-    const content = decoded ? p.body : decode(p.body, p.headers['content-transfer-encoding']);
+    const content = decoded ? p.body : decodeContent(p.body, p.headers['content-transfer-encoding']);
     const name = fileName(p);
     if (name || /attachment/i.test(p.headers['content-disposition'] ?? '')) attachments.push({ filename: name ?? 'attachment', contentType: type, content });
     else if (body === undefined && type.startsWith('text/plain')) body = content.toString('utf8');

@@ -9,6 +9,7 @@
  * T02 (ORC-1 NW) new document, T10 (RO) replacement (TXA-13 the replaced one), T04 (CA) deletion.
  * PID comes from the CDA's recordTarget: the INS and the five traits the DPI compares.
  */
+import { hl7Timestamp } from '../hl7v2/ack.js';
 import { escape } from '../hl7v2/escape.js';
 import { STANDARD_DELIMITERS } from '../hl7v2/message.js';
 import type { Intake } from './xdm.js';
@@ -39,11 +40,6 @@ const VISIBILITY: [string, string, string][] = [
 
 const e = (v: string | undefined) => escape(v ?? '', STANDARD_DELIMITERS);
 
-function stamp(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
 /** TXA-12 / TXA-13 of a document's XDS uniqueId (`root` or `root^extension`): `extension^^root^ISO`, or the root alone (profils-messages.md, TXA). */
 function documentId(uniqueId: string): string {
   const [root, extension] = uniqueId.split('^');
@@ -52,7 +48,7 @@ function documentId(uniqueId: string): string {
 
 /** ER7 text (segments ended by \r) of the MDM for one received document set. */
 export function buildMdm(intake: Intake, mail: ReceivedMail, parties: MdmParties, opts: { controlId: string; now?: Date }): string {
-  const now = stamp(opts.now ?? new Date());
+  const now = hl7Timestamp(opts.now ?? new Date());
   const [event, orc, status] = EVENT[intake.operation];
   const doc = intake.documents[0]!;
   const cda = doc.cda;

@@ -192,6 +192,14 @@ export class Journal {
     await this.recordMany([{ id, events: [event] }]);
   }
 
+  /**
+   * Appends an event that tells what became of one route of a message (a delivery, an answer)
+   * without moving the message's status; `field` sets one more hash field in the same write.
+   */
+  async note(id: string, event: NewEvent, field?: [string, string]): Promise<void> {
+    await this.recordMany([{ id, keepStatus: true, events: [event], ...(field ? { field } : {}) }]);
+  }
+
   /** The flow's reading of a message (e.g. a transmission request's submission), kept as long as the message. */
   async saveResult(id: string, kind: string, value: unknown): Promise<void> {
     await this.redis.set(this.key(`res:${kind}`, id), JSON.stringify(value), 'PX', this.opts.retentionMs);

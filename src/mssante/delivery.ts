@@ -11,13 +11,12 @@
  * the request it is about without any other lookup.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
 import type { Redis } from 'ioredis';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { extractDocuments } from '../cda/extract.js';
-import { resolveFrom, type ChannelConfig, type MailAuth, type MailTls, type MssanteConfig } from '../channels/config.js';
+import type { ChannelConfig, MssanteConfig } from '../channels/config.js';
 import { sendZam } from '../flows/business-ack.js';
 import { BUSINESS_ACKS } from '../flows/flow.js';
 import type { Submission } from '../flows/transmission/interpret.js';
@@ -30,6 +29,7 @@ import { redact } from '../util/redact.js';
 import { MailError, buildMails, mailOptions, patientOf, type MssMail, type XdmDocument } from './mail.js';
 import { ReportError, parseReport } from './reports.js';
 import { smtpErrorCode, smtpErrorLabel } from './smtp-codes.js';
+import { mailPassword, mailTls, smtpTransport } from './smtp.js';
 import { MailboxWatcher, type MailOutcome } from './watcher.js';
 
 interface MssJob {
@@ -48,9 +48,6 @@ export interface MssDeps {
 /** What a recipient's SMTP exchange ended with. */
 type RcptState = 'accepted' | `refused:${number}` | `failed:${number}`;
 
-const password = (a: MailAuth | undefined) => (a ? (a.passwordEnv ? process.env[a.passwordEnv] : a.password) : undefined);
-const pemOf = (f?: string) => (f ? readFileSync(resolveFrom(f)) : undefined);
-const tlsOf = (t?: MailTls) => t && { ca: pemOf(t.ca), cert: pemOf(t.cert), key: pemOf(t.key), servername: t.servername };
 
 export class MssDelivery {
   readonly queue: Queue<MssJob>;
@@ -69,21 +66,7 @@ export class MssDelivery {
     this.prefix = `pfi:mss:${channel.id}`;
     this.name = `${channel.id}-mss`;
     this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, this.cfg);
-    const s = this.cfg.smtp;
-    const timeout = this.cfg.timeoutSeconds * 1000;
-    this.transport = nodemailer.createTransport({
-      host: s.host,
-      port: s.port,
-      secure: s.secure,
-      requireTLS: s.requireTls,
-      ...(s.tls ? { tls: tlsOf(s.tls) } : {}),
-      ...(s.auth ? { auth: { user: s.auth.user, pass: password(s.auth) } } : {}),
-      pool: true,
-      maxConnections: this.cfg.concurrency,
-      connectionTimeout: timeout,
-      greetingTimeout: timeout,
-      socketTimeout: timeout,
-    });
+    this.transport = smtpTransport(this.cfg.smtp, { maxConnections: this.cfg.concurrency, timeoutMs: this.cfg.timeoutSeconds * 1000 });
   }
 
   private stateKey(journalId: string): string {
@@ -112,8 +95,8 @@ export class MssDelivery {
           host: i.host,
           port: i.port,
           secure: i.secure,
-          auth: { user: i.auth.user, pass: password(i.auth) ?? '' },
-          ...(i.tls ? { tls: tlsOf(i.tls) } : {}),
+          auth: { user: i.auth.user, pass: mailPassword(i.auth) },
+          ...(i.tls ? { tls: mailTls(i.tls) } : {}),
           doneFolder: i.doneFolder,
           asideFolder: i.asideFolder,
           maxMessageBytes: 10 * 1024 * 1024,
@@ -169,7 +152,7 @@ export class MssDelivery {
       // The request cannot be served by MSSanté as it stands: say it once, no retry.
       if (!state.refused) {
         await redis.multi().hset(key, 'refused', e.rule).pexpire(key, this.deps.retentionMs).exec();
-        await this.event(journalId, { status: 'rejected', destination: 'mssante', detail: `MSSanté: not sent`, error: { code: e.rule, message: e.message } });
+        await this.deps.journal.note(journalId, { status: 'rejected', destination: 'mssante', detail: `MSSanté: not sent`, error: { code: e.rule, message: e.message } });
         deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'refused' });
       }
       if (submission.routes.acks.reception && state.z2 === undefined) {
@@ -204,24 +187,26 @@ export class MssDelivery {
         }
         await redis.multi().hset(key, `rcpt:${lower}`, outcome, `mail:${i}`, this.messageId(journalId, i)).pexpire(key, this.deps.retentionMs).exec();
         if (outcome === 'accepted') {
-          await this.event(journalId, { status: 'delivered', destination: `mssante:${lower}`, detail: `MSSanté: accepted by the mail server (${mail.audience})` });
+          await this.deps.journal.note(journalId, { status: 'delivered', destination: `mssante:${lower}`, detail: `MSSanté: accepted by the mail server (${mail.audience})` });
           deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'accepted' });
           continue;
         }
         const code = Number(outcome.split(':')[1]);
         const dead = outcome.startsWith('failed:');
-        await this.event(journalId, {
-          status: dead ? 'dead-lettered' : 'rejected',
+        const event = {
+          status: dead ? ('dead-lettered' as const) : ('rejected' as const),
           destination: `mssante:${lower}`,
           detail: dead ? `MSSanté: gave up after attempt ${job.attemptsMade + 1}` : 'MSSanté: refused by the mail server',
           error: { code, message: smtpErrorLabel(code) },
-        }, !dead);
+        };
+        // A dead letter needs an operator: it moves the message's status; a refusal is one route's outcome.
+        await (dead ? journal.record(journalId, event) : journal.note(journalId, event));
         deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: dead ? 'dead-lettered' : 'refused' });
         if (submission.routes.acks.reception) await this.recipientZam(journalId, msg, 'Z02', lower, false, code);
       }
     }
     if (retry.length) {
-      await this.event(journalId, { status: 'failed', destination: 'mssante', detail: `MSSanté: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: retry.join('; ') } });
+      await this.deps.journal.note(journalId, { status: 'failed', destination: 'mssante', detail: `MSSanté: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: retry.join('; ') } });
       this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact(retry.join('; ')) }, 'MSSanté sending failed, will retry');
       throw new Error(retry.join('; '));
     }
@@ -271,10 +256,6 @@ export class MssDelivery {
     });
   }
 
-  private event(journalId: string, e: Parameters<Journal['record']>[1], keepStatus = true): Promise<void> {
-    return this.deps.journal.recordMany([{ id: journalId, keepStatus, events: [e] }]);
-  }
-
   /** The recipient's identifier for OBX-4 of the ZAM: PRT-5.1 of the PRT RCT with that address. */
   private recipientId(msg: Hl7Message, address: string): string | undefined {
     const prts = msg.segmentsNamed('PRT');
@@ -309,7 +290,7 @@ export class MssDelivery {
       return undefined;
     }
     const code = await sendZam(client, msg, this.channel.source.defaultCharset, { kind, ok, ...(party ? { party } : {}), ...(error ? { error } : {}) });
-    await this.event(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^${kind} ${ok ? 'Y' : 'N'}${party ? ` for ${party.address}` : ''} sent to the CREATEUR` });
+    await this.deps.journal.note(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^${kind} ${ok ? 'Y' : 'N'}${party ? ` for ${party.address}` : ''} sent to the CREATEUR` });
     return code;
   }
 
@@ -341,13 +322,13 @@ export class MssDelivery {
       for (const r of report.recipients) {
         const address = r.finalRecipient.toLowerCase();
         if (r.action === 'delayed' || r.action === 'relayed' || r.action === 'expanded') {
-          await this.event(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})` });
+          await this.deps.journal.note(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})` });
           continue;
         }
         const ok = r.action === 'delivered';
         const code = ok ? undefined : smtpErrorCode({ responseCode: r.smtpCode, status: r.status });
         if (submission.routes.acks.reception && (await this.recipientZam(journalId, msg, 'Z02', address, ok, code))) {
-          await this.event(journalId, { status: ok ? 'delivered' : 'rejected', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})`, ...(ok ? {} : { error: { code: code!, message: smtpErrorLabel(code!) } }) });
+          await this.deps.journal.note(journalId, { status: ok ? 'delivered' : 'rejected', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})`, ...(ok ? {} : { error: { code: code!, message: smtpErrorLabel(code!) } }) });
           deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'delivered' : 'bounced' });
         }
       }
@@ -357,7 +338,7 @@ export class MssDelivery {
     const address = (report.finalRecipient ?? report.from ?? '').toLowerCase().replace(/^.*</, '').replace(/>.*$/, '');
     const ok = report.disposition.type === 'displayed' || report.disposition.type === 'processed';
     if (submission.routes.acks.reading && address && (await this.recipientZam(journalId, msg, 'Z03', address, ok))) {
-      await this.event(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: MDN ${report.disposition.type}` });
+      await this.deps.journal.note(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: MDN ${report.disposition.type}` });
       deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'read' : 'not-read' });
     }
     return 'done';

@@ -82,7 +82,7 @@ export const transmissionFlow: Flow = async (ctx) => {
     throw new PermanentError(refusal);
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
-  const note = (destination: string, detail: string) => ctx.journal.recordMany([{ id: ctx.journalId, keepStatus: true, events: [{ status: 'processed', destination, detail }] }]);
+  const note = (destination: string, detail: string) => ctx.journal.note(ctx.journalId, { status: 'processed', destination, detail });
   if (submission.routes.dmp) {
     if (ctx.dmp) await ctx.dmp.schedule(ctx.journalId);
     else await note('dmp', 'DESTDMP=Y, but the channel has no dmp destination: not sent to the DMP');
