@@ -407,7 +407,10 @@ export class DmpDelivery {
     if (mine.state === 'pending') throw new Error(`waiting for document ${uniqueId} to be accepted by the DMP first`);
     if (mine.state === 'accepted' && mine.entryUUID) return { entryUUID: mine.entryUUID, status: STATUS_APPROVED };
     const answer = await this.client.storedQuery(identity, getDocumentsQuery([uniqueId]));
-    if (answer.kind !== 'query') return this.check(answer) as never;
+    if (answer.kind !== 'query') {
+      this.check(answer); // a Fault or a Failure throws here
+      throw new Error('the DMP answered a stored query without an AdhocQueryResponse');
+    }
     if (answer.status !== 'Success') this.check({ kind: 'registry', status: answer.status, errors: answer.errors });
     const found = answer.documents.find((d) => d.uniqueId === uniqueId && d.status === 'Approved') ?? answer.documents.find((d) => d.uniqueId === uniqueId);
     if (!found) throw new Refusal('DMP-document-unknown', `document ${uniqueId} is not in the patient’s DMP`, 'PFIERRORCODE');

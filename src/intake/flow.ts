@@ -15,6 +15,7 @@ import { encodeString } from '../hl7v2/charset.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import { deliveries } from '../util/metrics.js';
 import { newId } from '../util/id.js';
+import { MtomError } from '../dmp/mtom.js';
 import { readMail, type ReceivedMailParts } from './mail.js';
 import { buildMdm } from './mdm.js';
 import { buildMdn, buildNotification } from './notify.js';
@@ -33,7 +34,14 @@ function transport(channel: ChannelConfig): Transporter {
 const OTHER = { code: '906', label: "Erreur 'Autre'" };
 
 export const lpsFlow: Flow = async (ctx) => {
-  const mail = readMail(ctx.raw);
+  let mail: ReceivedMailParts;
+  try {
+    mail = readMail(ctx.raw);
+  } catch (e) {
+    // A mail whose MIME structure cannot be read will not read better on a retry.
+    if (e instanceof MtomError) throw new PermanentError(`[MAIL-mime] ${e.message}`);
+    throw e;
+  }
   const intake = ctx.channel.intake!;
   const done = await ctx.journal.deliveredTo(ctx.journalId);
   const zip = mail.attachments.find((a) => /^ihe_xdm\.zip$/i.test(a.filename));

@@ -12,7 +12,7 @@ import { readHeaders } from '../../src/mssante/reports.js';
 import { ConsommateurSimulator } from '../../src/sim/consommateur.js';
 import type { DocumentEntry, SubmissionSet } from '../../src/xds/model.js';
 import { EXAMPLES, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
-import { PASSWORD, waitForMail } from '../helpers/mail.js';
+import { PASSWORD, sendRaw, waitForMail } from '../helpers/mail.js';
 
 const LPS = join(EXAMPLES, 'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1');
 const V1 = readFileSync(join(LPS, 'Transmission initiale MDM/CR_Radio_CDAN1_v1.XML'));
@@ -293,6 +293,16 @@ describe('bad mails: journaled with a precise reason, a notification, the watche
     expect(dpi.received().length).toBe(before + 1);
     expect(Buffer.from(Hl7Message.parse(dpi.received().at(-1)!.raw).get('OBX-5.5')!, 'base64').equals(big)).toBe(true);
   }, 120_000);
+
+  test('a mail whose MIME structure is broken is dead-lettered at once with the reason', async () => {
+    const tag = `flowb-mime-${Date.now()}`;
+    const raw = [`From: ${SENDER}`, `To: ${BAL}`, `Subject: XDM/1.0/DDM+cassé`, `Message-ID: <${tag}@medecin.mssante.fr>`, 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: application/zip; name="IHE_XDM.ZIP"', 'Content-Transfer-Encoding: base64', '', '!!!not base64!!!', '--b--', ''].join('\r\n');
+    await sendRaw(SENDER, [BAL], raw);
+    const e = await entryOf(tag);
+    expect(e.status).toBe('dead-lettered');
+    expect(e.events.filter((x) => x.status === 'processing')).toHaveLength(1);
+    expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(/^\[MAIL-mime\] .*invalid base64/);
+  });
 
   test('a mail without XDM is forwarded to the manual mailbox, never dropped', async () => {
     const tag = await mail(undefined);
