@@ -13,7 +13,7 @@ import { interpret } from '../src/flows/transmission/interpret.js';
 import { loadTerminology } from '../src/flows/transmission/index.js';
 import { loadTransmissionMapping } from '../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../src/hl7v2/message.js';
-import { buildXdm } from '../src/mssante/xdm.js';
+import { buildXdm } from '../src/xdm/build.js';
 import type { ConsommateurSimulator } from '../src/sim/consommateur.js';
 import { packageRoot } from '../src/util/paths.js';
 import { PASSWORD, type MailEnv } from '../test/helpers/mail.js';

@@ -15,7 +15,7 @@ import { redact } from '../util/redact.js';
 import { readPem, type ChannelConfig, type MllpDestination } from './config.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
-import { Inbox } from '../intake/inbox.js';
+import { Inbox } from './inbox.js';
 
 export { QUEUE_PREFIX } from './queues.js';
 import { QUEUE_PREFIX } from './queues.js';

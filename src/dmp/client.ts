@@ -3,7 +3,8 @@
  * One keep-alive agent per client, so the TLS handshake is paid once per connection, not per call.
  */
 import { Agent, request } from 'node:https';
-import { buildMtom, parseMultipart } from './mtom.js';
+import { parseMultipart } from '../mime/multipart.js';
+import { buildMtom } from './mtom.js';
 import { ACTION, parseDmpAnswer, soapEnvelope, type DmpAnswer } from './soap.js';
 import { vihf, type SealKey, type VihfInput } from './vihf.js';
 

@@ -13,7 +13,7 @@ import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
 import type { Redis } from 'ioredis';
 import { extractDocuments } from '../cda/extract.js';
 import type { ChannelConfig, DmpConfig } from '../channels/config.js';
-import { sendZam } from '../flows/business-ack.js';
+import { sendZam } from '../acks/business-acks.js';
 import { BUSINESS_ACKS } from '../flows/flow.js';
 import type { Submission } from '../flows/transmission/interpret.js';
 import { senderField } from '../flows/transmission/metadata.js';

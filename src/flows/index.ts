@@ -4,7 +4,7 @@ import { forwardFlow } from './forward.js';
 import { journalFlow } from './journal.js';
 import { pamFlow } from './pam.js';
 import { transmissionFlow } from './transmission/index.js';
-import { lpsFlow } from '../intake/flow.js';
+import { lpsFlow } from './lps/index.js';
 
 export type { Flow, FlowContext } from './flow.js';
 export { BUSINESS_ACKS, PermanentError } from './flow.js';

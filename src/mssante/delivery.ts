@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Transporter } from 'nodemailer';
 import { extractDocuments } from '../cda/extract.js';
 import type { ChannelConfig, MssanteConfig } from '../channels/config.js';
-import { sendZam } from '../flows/business-ack.js';
+import { sendZam } from '../acks/business-acks.js';
 import { BUSINESS_ACKS } from '../flows/flow.js';
 import type { Submission } from '../flows/transmission/interpret.js';
 import { Hl7Message } from '../hl7v2/message.js';
@@ -27,10 +27,10 @@ import type { Logger } from '../util/log.js';
 import { deliveries } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
 import { MailError, buildMails, mailOptions, patientOf, type MssMail, type XdmDocument } from './mail.js';
-import { ReportError, parseReport } from './reports.js';
-import { smtpErrorCode, smtpErrorLabel } from './smtp-codes.js';
-import { mailPassword, mailTls, smtpTransport } from './smtp.js';
-import { MailboxWatcher, type MailOutcome } from './watcher.js';
+import { ReportError, parseReport } from '../mail/reports.js';
+import { smtpErrorCode, smtpErrorLabel } from '../mail/smtp-codes.js';
+import { mailPassword, mailTls, smtpTransport } from '../mail/smtp.js';
+import { MailboxWatcher, type MailOutcome } from '../mail/watcher.js';
 
 interface MssJob {
   journalId: string;

@@ -16,9 +16,9 @@ import type { Submission } from '../flows/transmission/interpret.js';
 import type { Hl7Message } from '../hl7v2/message.js';
 import { isInsOid } from '../identity/ins.js';
 import { readTraits, repetitions } from '../identity/pid.js';
-import { buildXdm, type XdmDocument } from './xdm.js';
+import { buildXdm, type XdmDocument } from '../xdm/build.js';
 
-export type { XdmDocument } from './xdm.js';
+export type { XdmDocument } from '../xdm/build.js';
 
 export interface MssMail {
   /** 'ps' (professionals) or 'patient' */

@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import type { MimePart } from '../dmp/mtom.js';
+import type { MimePart } from '../mime/multipart.js';
 import { XDS_UUID } from '../xds/ebrim.js';
 import {
   ACTION, Fault, NS, SecurityFault, XmlError, checkEnvelope, checkVihf, child, children, parseInsCx, parseXml, path,

@@ -6,7 +6,7 @@
  * attribute, wsse:FailedAuthentication for a bad signature or an untrusted certificate).
  */
 import { X509Certificate } from 'node:crypto';
-import { MtomError, parseContentType, parseMultipart, type MimePart } from '../dmp/mtom.js';
+import { MimeError, parseContentType, parseMultipart, type MimePart } from '../mime/multipart.js';
 import { DOMParser } from '@xmldom/xmldom';
 import { SignedXml } from 'xml-crypto';
 import { checkIns } from '../identity/ins.js';
@@ -310,7 +310,7 @@ export function unpack(endpoint: Endpoint, contentType: string, body: Buffer): U
     try {
       mp = parseMultipart(contentType, body);
     } catch (e) {
-      if (e instanceof MtomError) throw sender(`malformed MTOM: ${e.message}`);
+      if (e instanceof MimeError) throw sender(`malformed MTOM: ${e.message}`);
       throw e;
     }
     const root = parseContentType(mp.root.contentType);

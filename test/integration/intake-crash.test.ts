@@ -4,7 +4,7 @@ import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { readCdaHeader } from '../../src/cda/header.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { buildXdm } from '../../src/mssante/xdm.js';
+import { buildXdm } from '../../src/xdm/build.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { ConsommateurSimulator } from '../../src/sim/consommateur.js';
 import { interpret } from '../../src/flows/transmission/interpret.js';

@@ -8,8 +8,8 @@ import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { parseReport, type Report } from '../../src/mssante/reports.js';
-import { MailboxWatcher, type MailHandler, type WatcherOptions } from '../../src/mssante/watcher.js';
+import { parseReport, type Report } from '../../src/mail/reports.js';
+import { MailboxWatcher, type MailHandler, type WatcherOptions } from '../../src/mail/watcher.js';
 import { PASSWORD, TcpGate, waitForMail } from '../helpers/mail.js';
 
 const ACCOUNT = 'pfi@hopital.test';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildMtom, MtomError, parseContentType, parseMultipart } from '../../src/dmp/mtom.js';
+import { buildMtom } from '../../src/dmp/mtom.js';
+import { MimeError, parseContentType, parseMultipart } from '../../src/mime/multipart.js';
 
 const ENVELOPE = '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>é</soap:Body></soap:Envelope>';
 const ACTION = 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b';
@@ -112,7 +113,7 @@ describe('parseMultipart', () => {
   ];
   for (const [name, ct, body, message] of bad) {
     it(`refuses: ${name}`, () => {
-      expect(() => parseMultipart(ct, body)).toThrow(MtomError);
+      expect(() => parseMultipart(ct, body)).toThrow(MimeError);
       expect(() => parseMultipart(ct, body)).toThrow(message);
     });
   }

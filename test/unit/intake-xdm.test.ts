@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { strToU8, unzipSync, Zip, ZipDeflate, zipSync, type Zippable } from 'fflate';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { readCdaHeader, type CdaHeader } from '../../src/cda/header.js';
-import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake, type IntakeLimits, type IntakeReason } from '../../src/intake/xdm.js';
-import { buildXdm, type XdmOptions } from '../../src/mssante/xdm.js';
+import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake, type IntakeLimits, type IntakeReason } from '../../src/xdm/read.js';
+import { buildXdm, type XdmOptions } from '../../src/xdm/build.js';
 import { packageRoot } from '../../src/util/paths.js';
 import type { DocumentEntry, SubmissionSet, XdsPatientId } from '../../src/xds/model.js';
 

@@ -10,7 +10,7 @@ import { interpret, type Submission } from '../../src/flows/transmission/interpr
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import { buildMails, MailError, mailOptions, patientOf, pdfOf, type MailInput, type MssMail } from '../../src/mssante/mail.js';
-import type { XdmDocument } from '../../src/mssante/xdm.js';
+import type { XdmDocument } from '../../src/xdm/build.js';
 import { Terminology } from '../../src/xds/terminology.js';
 import { packageRoot } from '../../src/util/paths.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { MtomError } from '../../src/dmp/mtom.js';
-import { parseReport, readHeaders, ReportError, type Report } from '../../src/mssante/reports.js';
+import { MimeError } from '../../src/mime/multipart.js';
+import { parseReport, readHeaders, ReportError, type Report } from '../../src/mail/reports.js';
 
 // Samples written for these tests, shaped like what Postfix 3.7 (DSN) and Thunderbird / Outlook (MDN) send.
 
@@ -513,7 +513,7 @@ describe('parseReport: what is not a (readable) report', () => {
       } catch (e) {
         expect(e).toBeInstanceOf(ReportError);
         const cause = (e as Error).cause;
-        if (cause !== undefined) expect(cause).toBeInstanceOf(MtomError); // an unexpected error would be a parser bug
+        if (cause !== undefined) expect(cause).toBeInstanceOf(MimeError); // an unexpected error would be a parser bug
         outcomes.error++;
       }
     }

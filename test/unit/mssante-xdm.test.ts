@@ -9,7 +9,7 @@ import { splitMessages } from '../../src/cli/split.js';
 import { interpret, type Submission } from '../../src/flows/transmission/interpret.js';
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
-import { buildXdm, XDM_ACTION_SLOT, type XdmDocument } from '../../src/mssante/xdm.js';
+import { buildXdm, XDM_ACTION_SLOT, type XdmDocument } from '../../src/xdm/build.js';
 import { cx, XDS_UUID } from '../../src/xds/ebrim.js';
 import { Terminology } from '../../src/xds/terminology.js';
 import { packageRoot } from '../../src/util/paths.js';

@@ -6,7 +6,7 @@ import { packageRoot } from '../../util/paths.js';
 import { Terminology } from '../../xds/terminology.js';
 import { BUSINESS_ACKS, PermanentError, type Flow, type FlowContext } from '../flow.js';
 import { ERROR_TEXT } from '../../hl7v2/errors.js';
-import { sendZam } from '../business-ack.js';
+import { sendZam } from '../../acks/business-acks.js';
 import { readFlags } from './validate.js';
 import { patientIds } from './metadata.js';
 import { InterpretationError, interpret } from './interpret.js';

@@ -6,16 +6,16 @@
  */
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { ChannelConfig } from '../channels/config.js';
-import type { JobData } from '../channels/commit.js';
+import type { ChannelConfig } from './config.js';
+import type { JobData } from './commit.js';
 import type { Journal } from '../journal/journal.js';
-import { MailboxWatcher, type MailOutcome } from '../mssante/watcher.js';
-import { readHeaders } from '../mssante/reports.js';
+import { MailboxWatcher, type MailOutcome } from '../mail/watcher.js';
+import { readHeaders } from '../mail/reports.js';
 import { newId } from '../util/id.js';
 import type { Logger } from '../util/log.js';
 import { messagesIn } from '../util/metrics.js';
-import { mailPassword, mailTls } from '../mssante/smtp.js';
-import { address } from './mail.js';
+import { mailPassword, mailTls } from '../mail/smtp.js';
+import { address } from '../flows/lps/mail.js';
 
 export class Inbox {
   /** One watcher per application mailbox of the channel. */

@@ -9,10 +9,10 @@
  * T02 (ORC-1 NW) new document, T10 (RO) replacement (TXA-13 the replaced one), T04 (CA) deletion.
  * PID comes from the CDA's recordTarget: the INS and the five traits the DPI compares.
  */
-import { hl7Timestamp } from '../hl7v2/ack.js';
-import { escape } from '../hl7v2/escape.js';
-import { STANDARD_DELIMITERS } from '../hl7v2/message.js';
-import type { Intake } from './xdm.js';
+import { hl7Timestamp } from '../../hl7v2/ack.js';
+import { escape } from '../../hl7v2/escape.js';
+import { STANDARD_DELIMITERS } from '../../hl7v2/message.js';
+import type { Intake } from '../../xdm/read.js';
 
 export interface MdmParties {
   sendingApplication: string;

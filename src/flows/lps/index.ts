@@ -7,19 +7,19 @@
  * is marked delivered, so that a retry sends neither the MDM nor an answer twice.
  */
 import type { Transporter } from 'nodemailer';
-import { smtpTransport } from '../mssante/smtp.js';
-import type { ChannelConfig } from '../channels/config.js';
-import { PermanentError, type Flow, type FlowContext } from '../flows/flow.js';
-import { readAck } from '../hl7v2/ack.js';
-import { encodeString } from '../hl7v2/charset.js';
-import { Hl7Message } from '../hl7v2/message.js';
-import { deliveries } from '../util/metrics.js';
-import { newId } from '../util/id.js';
-import { MtomError } from '../dmp/mtom.js';
+import { smtpTransport } from '../../mail/smtp.js';
+import type { ChannelConfig } from '../../channels/config.js';
+import { PermanentError, type Flow, type FlowContext } from '../flow.js';
+import { readAck } from '../../hl7v2/ack.js';
+import { encodeString } from '../../hl7v2/charset.js';
+import { Hl7Message } from '../../hl7v2/message.js';
+import { deliveries } from '../../util/metrics.js';
+import { newId } from '../../util/id.js';
+import { MimeError } from '../../mime/multipart.js';
 import { readMail, type ReceivedMailParts } from './mail.js';
 import { buildMdm } from './mdm.js';
 import { buildMdn, buildNotification } from './notify.js';
-import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake } from './xdm.js';
+import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake } from '../../xdm/read.js';
 
 const transports = new Map<string, Transporter>();
 
@@ -39,7 +39,7 @@ export const lpsFlow: Flow = async (ctx) => {
     mail = readMail(ctx.raw);
   } catch (e) {
     // A mail whose MIME structure cannot be read will not read better on a retry.
-    if (e instanceof MtomError) throw new PermanentError(`[MAIL-mime] ${e.message}`);
+    if (e instanceof MimeError) throw new PermanentError(`[MAIL-mime] ${e.message}`);
     throw e;
   }
   const intake = ctx.channel.intake!;

@@ -3,8 +3,8 @@
  * for an MDN, its subject and text, and its attachments (IHE_XDM.ZIP, a PDF). Nested multiparts are
  * walked (a client's multipart/mixed holding a multipart/alternative body).
  */
-import { decodeContent, parseContentType, parseMultipartParts, type MimePart } from '../dmp/mtom.js';
-import { readHeaders } from '../mssante/reports.js';
+import { decodeContent, parseContentType, parseMultipartParts, type MimePart } from '../../mime/multipart.js';
+import { readHeaders } from '../../mail/reports.js';
 import type { Attachment } from './notify.js';
 
 export interface ReceivedMailParts {

@@ -7,7 +7,7 @@
  * but ReportError: a malformed report says precisely what is wrong with it, a mail that is not a report
  * is `{ kind: 'other' }`.
  */
-import { MtomError, parseContentType, parseMultipartParts, type MimePart } from '../dmp/mtom.js';
+import { MimeError, parseContentType, parseMultipartParts, type MimePart } from '../mime/multipart.js';
 
 export interface DsnRecipient {
   /** Address only (the address type, e.g. 'rfc822;', and angle brackets are removed). */
@@ -307,7 +307,7 @@ export function parseReport(raw: Buffer): Report {
     return parseReportInner(raw);
   } catch (err) {
     if (err instanceof ReportError) throw err;
-    if (err instanceof MtomError) throw new ReportError(`malformed MIME structure: ${err.message}`, { cause: err });
+    if (err instanceof MimeError) throw new ReportError(`malformed MIME structure: ${err.message}`, { cause: err });
     // Not expected: the parser is written not to throw anything else. Kept so that a bug here cannot
     // crash the mailbox watcher; the cause is kept for diagnosis.
     throw new ReportError(`unreadable report (${err instanceof Error ? err.message : String(err)})`, { cause: err });

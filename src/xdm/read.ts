@@ -29,7 +29,7 @@ import { createHash } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { UnzipInflate, UnzipPassThrough, type UnzipDecoder } from 'fflate';
 import { readCdaHeader, type CdaHeader, type InstanceId } from '../cda/header.js';
-import { XDM_ACTION_SLOT } from '../mssante/xdm.js';
+import { XDM_ACTION_SLOT } from './build.js';
 import { XDS_UUID } from '../xds/ebrim.js';
 
 // ---------------------------------------------------------------------------------------------------------
