@@ -19,13 +19,14 @@ import { extractDocuments } from '../cda/extract.js';
 import type { ChannelConfig, MssanteConfig } from '../channels/config.js';
 import { sendZam } from '../acks/business-acks.js';
 import { BUSINESS_ACKS } from '../flows/flow.js';
-import type { Submission } from '../flows/transmission/interpret.js';
+import type { Submission } from '../request/submission.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import type { Journal } from '../journal/journal.js';
 import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
 import { deliveries } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
+import { recipientAt } from '../request/participants.js';
 import { MailError, buildMails, mailOptions, patientOf, type MssMail, type XdmDocument } from './mail.js';
 import { ReportError, parseReport } from '../mail/reports.js';
 import { smtpErrorCode, smtpErrorLabel } from '../mail/smtp-codes.js';
@@ -258,11 +259,7 @@ export class MssDelivery {
 
   /** The recipient's identifier for OBX-4 of the ZAM: PRT-5.1 of the PRT RCT with that address. */
   private recipientId(msg: Hl7Message, address: string): string | undefined {
-    const prts = msg.segmentsNamed('PRT');
-    for (let k = 1; k <= prts.length; k++) {
-      if (msg.get(`PRT[${k}]-15.4`)?.toLowerCase() === address) return msg.get(`PRT[${k}]-5.1`) || undefined;
-    }
-    return undefined;
+    return recipientAt(msg, address)?.field('5.1');
   }
 
   /** ZAM^Z02 / Z03 for one recipient, once (the state says whether it went out). */

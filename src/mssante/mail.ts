@@ -12,7 +12,7 @@
  *   X-MSS-NIL (ECO.2.4.x), the attachments IHE_XDM.ZIP and the PDF.
  */
 import { XMLParser } from 'fast-xml-parser';
-import type { Submission } from '../flows/transmission/interpret.js';
+import type { Submission } from '../request/submission.js';
 import type { Hl7Message } from '../hl7v2/message.js';
 import { isInsOid } from '../identity/ins.js';
 import { readTraits, repetitions } from '../identity/pid.js';

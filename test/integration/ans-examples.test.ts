@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { splitMessages } from '../../src/cli/split.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
-import type { Submission } from '../../src/flows/transmission/interpret.js';
+import type { Submission } from '../../src/request/submission.js';
 import { sendFile } from '../helpers/send.js';
 import { ackOf, EXAMPLES, frame, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { readFileSync as read } from 'node:fs';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { DmpStatus } from '../../src/dmp/delivery.js';
-import type { Submission } from '../../src/flows/transmission/interpret.js';
+import type { Submission } from '../../src/request/submission.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { DmpSimulator, type SimDocument } from '../../src/sim/dmp.js';

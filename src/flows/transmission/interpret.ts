@@ -2,39 +2,16 @@ import { DocumentError, extractDocuments } from '../../cda/extract.js';
 import { CdaError, readCdaHeader, type CdaHeader } from '../../cda/header.js';
 import type { ErrorCode, ErrorLocation } from '../../hl7v2/errors.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
-import { MetadataError, type DocumentEntry, type SubmissionSet } from '../../xds/model.js';
+import { MetadataError, type SubmissionSet } from '../../xds/model.js';
 import type { Terminology } from '../../xds/terminology.js';
 import type { TransmissionMapping } from './mapping.js';
 import { documentEntry, patientIds, submissionSet, xdsUniqueId } from './metadata.js';
 import { n1FromMessage } from './pdf.js';
-import { readFlags, type TransmissionFlags } from './validate.js';
+import { isPatientAddress, patientAddress, recipients, replyTo } from '../../request/participants.js';
+import type { Routes, Submission, TransmissionFlags } from '../../request/submission.js';
+import { readFlags } from './validate.js';
 
-/** Where each request must go, as its MetaDMPMSS flags and PRT segments say. */
-export interface Routes {
-  dmp: boolean;
-  /** MSSanté to professionals (PRT RCT other than the patient's address). */
-  mssantePS?: { recipients: string[]; replyTo?: string; body?: string };
-  /** MSSanté to the patient; `noReply`: NTE-4 asked for the header X-MSS-MES: FIN. */
-  mssantePatient?: { address: string; body?: string; noReply: boolean };
-  acks: { reception: boolean; reading: boolean };
-}
-
-/** What the engine understood of a transmission request: the documents, their metadata, the routes. */
-export interface Submission {
-  event: 'new' | 'replace' | 'delete';
-  /** TXA-13.1 of a replacement or a deletion's target (MDM). */
-  replaces?: string;
-  /**
-   * `generatedCda`: the CDA N1 the engine built around a PDF (base64), the document to deliver;
-   * `replaces`: the uniqueId of the version it replaces (CDA relatedDocument RPLC).
-   */
-  documents: { obx: number; mediaType: string; entry: DocumentEntry; generatedCda?: string; replaces?: string }[];
-  submissionSet: SubmissionSet;
-  flags: TransmissionFlags;
-  routes: Routes;
-  /** The patient as the identity store knows it (PAM feed), filled in by the flow. */
-  patient?: { storeId?: string; qualified: boolean; dmpAllowed: boolean; reason?: string; insMatches?: boolean };
-}
+export type { Routes, Submission };
 
 /** A request the volet refuses once its document is read: reported in the journal and by ZAM. */
 export class InterpretationError extends Error {
@@ -53,8 +30,6 @@ export interface InterpretContext {
   mapping: TransmissionMapping;
   now?: Date;
 }
-
-const PATIENT_DOMAIN = '@patient.mssante.fr';
 
 /**
  * Reads a transmission request (MDM^T02/T10/T04 or ORU^R01) that passed the ingest checks: its
@@ -160,21 +135,14 @@ function eventOf(msg: Hl7Message): Submission['event'] {
 }
 
 function routesOf(msg: Hl7Message, flags: TransmissionFlags, ins: string | undefined): Routes {
-  const addresses: string[] = [];
-  let replyTo: string | undefined;
-  msg.segmentsNamed('PRT').forEach((s, i) => {
-    const role = s.field(4)?.split(msg.delimiters.component)[0];
-    const address = msg.get(`PRT[${i + 1}]-15.4`);
-    if (!address) return;
-    if (role === 'RCT') addresses.push(address);
-    if (role === 'REPLY') replyTo = address;
-  });
-  const patientAddress = addresses.find((a) => a.toLowerCase().endsWith(PATIENT_DOMAIN)) ?? (ins ? `${ins}${PATIENT_DOMAIN}` : undefined);
-  const professionals = addresses.filter((a) => !a.toLowerCase().endsWith(PATIENT_DOMAIN));
+  const professionals = recipients(msg)
+    .map((p) => p.address!)
+    .filter((a) => !isPatientAddress(a));
+  const patient = patientAddress(msg, ins);
   const routes: Routes = { dmp: !!flags.DESTDMP, acks: { reception: !!flags.ACK_RECEPTION, reading: !!flags.ACK_LECTURE_MSS } };
-  if (flags.DESTMSSANTEPS) routes.mssantePS = { recipients: professionals, replyTo, body: mailBody(msg, 'CORPSMAIL_PS') };
-  if (flags.DESTMSSANTEPAT && patientAddress) {
-    routes.mssantePatient = { address: patientAddress, body: mailBody(msg, 'CORPSMAIL_PATIENT'), noReply: noReplyAsked(msg) };
+  if (flags.DESTMSSANTEPS) routes.mssantePS = { recipients: professionals, replyTo: replyTo(msg), body: mailBody(msg, 'CORPSMAIL_PS') };
+  if (flags.DESTMSSANTEPAT && patient) {
+    routes.mssantePatient = { address: patient, body: mailBody(msg, 'CORPSMAIL_PATIENT'), noReply: noReplyAsked(msg) };
   }
   return routes;
 }

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { senderField } from '../../request/participants.js';
 import type { CdaHeader, Code } from '../../cda/header.js';
 import { cxList, isInsIdentifier, type Identifier } from '../../identity/pid.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
@@ -147,15 +148,6 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
     patientId,
     author,
   };
-}
-
-/**
- * A field of the sender's PRT (PRT-4 = SB), e.g. `5.1`; undefined when there is no such PRT.
- * Trimmed: senders pad fields with spaces (the ANS examples do).
- */
-export function senderField(msg: Hl7Message): (path: string) => string | undefined {
-  const sb = msg.segmentsNamed('PRT').findIndex((s) => s.field(4)?.split(msg.delimiters.component)[0] === 'SB') + 1;
-  return (path) => (sb ? msg.get(`PRT[${sb}]-${path}`)?.trim() || undefined : undefined);
 }
 
 function confidentiality(header: CdaHeader, flags: TransmissionFlags, terminology: Terminology): XdsCode[] {

@@ -3,7 +3,8 @@ import type { Hl7Message } from '../../hl7v2/message.js';
 import { MetadataError, type XdsCode } from '../../xds/model.js';
 import type { TransmissionMapping } from './mapping.js';
 import { readTraits } from '../../identity/pid.js';
-import { patientIds, senderField } from './metadata.js';
+import { senderField } from '../../request/participants.js';
+import { patientIds } from './metadata.js';
 
 const LOINC = '2.16.840.1.113883.6.1';
 

@@ -3,6 +3,10 @@
  * ORU^R01 v2.5). Pure functions: everything here is decided on the HL7 message alone, without decoding the CDA.
  * The rules, their sources and the codes we answer are listed in docs/volet-transmission.md.
  */
+import { isPatientAddress } from '../../request/participants.js';
+import type { TransmissionFlags } from '../../request/submission.js';
+
+export type { TransmissionFlags };
 import type { ErrorCode, ErrorLocation } from '../../hl7v2/errors.js';
 import type { Hl7Message, Hl7Segment } from '../../hl7v2/message.js';
 
@@ -16,20 +20,6 @@ export interface VoletError {
   stage: Stage;
   /** Short id of the rule, e.g. 'TXA-13-required-for-T10'. */
   rule: string;
-}
-
-/** MetaDMPMSS Y/N flags; absent = not sent. */
-export interface TransmissionFlags {
-  DESTDMP?: boolean;
-  DESTMSSANTEPS?: boolean;
-  DESTMSSANTEPAT?: boolean;
-  ACK_RECEPTION?: boolean;
-  ACK_LECTURE_MSS?: boolean;
-  MASQUE_PS?: boolean;
-  INVISIBLE_PATIENT?: boolean;
-  INVISIBLE_REP_LEGAUX?: boolean;
-  CONNEXION_SECRETE?: boolean;
-  MODIF_CONF_CODE?: boolean;
 }
 
 export type FlagName = keyof TransmissionFlags;
@@ -543,7 +533,7 @@ function checkPrt(c: Collector, flags: TransmissionFlags, firstObx: Hl7Segment |
       const equip = c.v(prt, 15, 3);
       if (equip !== 'X.400') c.add(103, `PRT-${role}-equipment`, `PRT-15.3 must be X.400, not '${equip}'`, prt, 15, 3);
       if (role === 'RCT' && addr) {
-        if (/@patient\.mssante\.fr$/i.test(addr)) rctPat++;
+        if (isPatientAddress(addr)) rctPat++;
         else rctPs++;
       }
     } else {
