@@ -1,31 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import type { Redis } from 'ioredis';
-import type { ChannelRuntime } from '../channels/runtime.js';
-import type { IdentityStore } from '../identity/store.js';
-import type { Journal } from '../journal/journal.js';
-import type { Settings } from '../settings.js';
-import type { Logger } from '../util/log.js';
 import { channelsPlugin } from './channels-plugin.js';
-import { routes } from './routes.js';
+import type { AppDeps } from './deps.js';
+import { messageRoutes } from './messages.js';
+import { opsRoutes } from './ops.js';
+import { patientRoutes } from './patients.js';
+import { problem } from './problem.js';
+import { submissionRoutes } from './submissions.js';
 
-export interface AppDeps {
-  settings: Settings;
-  channels: ChannelRuntime[];
-  journal: Journal;
-  redis: Redis;
-  identity: IdentityStore;
-  log: Logger;
-}
-
-/** RFC 9457 problem details: the admin API's way of saying what went wrong. */
-export function problem(reply: FastifyReply, status: number, title: string, detail?: string) {
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({ type: 'about:blank', title, status, ...(detail ? { detail } : {}) });
-}
+export type { AppDeps } from './deps.js';
 
 export async function buildAdminApp(deps: AppDeps): Promise<FastifyInstance> {
   // Request logs would carry query strings (patient identifiers): off.
@@ -46,7 +30,8 @@ export async function buildAdminApp(deps: AppDeps): Promise<FastifyInstance> {
     if (req.routeOptions.config && (req.routeOptions.config as { public?: boolean }).public) return;
     const given = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return problem(reply, 401, 'Unauthorized', 'a valid bearer token is required (PFI_ADMIN_TOKEN or var/admin-token)');
+      const detail = 'a valid bearer token is required (PFI_ADMIN_TOKEN or var/admin-token)';
+      return problem(reply, 401, 'Unauthorized', detail);
     }
   });
   app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message: string }, _req, reply) => {
@@ -57,6 +42,10 @@ export async function buildAdminApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => problem(reply, 404, 'Not found', `${req.method} ${req.url}`));
 
   await app.register(channelsPlugin, { channels: deps.channels, role: deps.settings.role, log: deps.log });
-  await app.register(routes, deps);
+  // Registration order is the order of the paths in the OpenAPI document.
+  await app.register(opsRoutes, deps);
+  await app.register(messageRoutes, deps);
+  await app.register(submissionRoutes, deps);
+  await app.register(patientRoutes, deps);
   return app;
 }
