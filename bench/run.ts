@@ -10,7 +10,7 @@
  *   BENCH_CONNECTIONS  concurrent MLLP connections (default 8)
  *   BENCH_CLIENT       raw (default: node:net + project framing) or mllpclient (the project's MllpClient)
  *   BENCH_BIG_MIB      size of the big MDM^T02 (default 20)
- *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,dmp,mss,intake (default all)
+ *   BENCH_ONLY         comma list among adt,pam,bare,big,interpret,parsers,dmp,mss,intake (default all)
  *   BENCH_INTAKE_MAILS mails received in the MSSanté intake run (default 100, 100 KiB documents; needs root: Postfix)
  *   BENCH_MSS_MAILS    mails sent in the MSSanté delivery run (default 200, 100 KiB documents; needs root: Postfix)
  *   BENCH_DMP_DOCS     documents sent in the DMP delivery run (default 300, 100 KiB each)
@@ -35,6 +35,7 @@ import { extractAck } from '../src/mllp/correlate.js';
 import { packageRoot } from '../src/util/paths.js';
 import { AdtFactory, buildBigMdm } from './hl7.js';
 import { benchInterpret } from './interpret.js';
+import { benchParsers } from './parsers.js';
 import { benchDmp, dmpChannelYaml } from './dmp.js';
 import { benchMssante, mssChannelYaml } from './mssante.js';
 import { benchIntake, intakeChannelYaml, intakePatient } from './intake.js';
@@ -57,7 +58,8 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 8);
 const CLIENT = (env.BENCH_CLIENT ?? 'raw') as ClientKind;
 const BIG_MIB = Number(env.BENCH_BIG_MIB ?? 20);
 const APPENDFSYNC = (env.BENCH_APPENDFSYNC ?? 'always') as 'always' | 'everysec' | 'no';
-const ONLY = new Set((env.BENCH_ONLY ?? 'adt,pam,bare,big,interpret,dmp,mss,intake').split(',').map((s) => s.trim()));
+const ALL = 'adt,pam,bare,big,interpret,parsers,dmp,mss,intake';
+const ONLY = new Set((env.BENCH_ONLY ?? ALL).split(',').map((s) => s.trim()));
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = packageRoot();
@@ -578,6 +580,10 @@ async function main(): Promise<void> {
         progress(`interpret: ${size / 1024} KiB MDM^T02 with a CDA N1, in process`);
         emit(benchInterpret(size, Math.min(SECONDS, 5)));
       }
+    }
+    if (ONLY.has('parsers')) {
+      progress('parsers: large inputs through the MLLP, ER7, CDA, MTOM and XDM readers, in process');
+      for (const l of benchParsers()) emit(l);
     }
     if (ONLY.has('dmp') && sim) {
       const documents = Number(env.BENCH_DMP_DOCS ?? 300);
