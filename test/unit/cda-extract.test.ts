@@ -178,13 +178,11 @@ describe('extractDocuments on built messages', () => {
     expect(at('OBX|1|ED|X^Y^LN||^TEXT^XML^Base64^||||||F')).toEqual({ segment: 'OBX', sequence: 1, field: 5, component: 5 });
   });
 
-  it('extracts a 20 MB document quickly', () => {
+  // How fast: `npm run bench` (scenario parsers). The 60 s limit only catches an extraction gone quadratic.
+  it('extracts a 20 MB document', () => {
     const big = Buffer.alloc(20 * 1024 * 1024, 'x');
     const msg = build(`OBX|1|ED|11488-4^CR^LN||^TEXT^XML^Base64^${big.toString('base64')}||||||F`);
-    const t = performance.now();
     const [doc] = extractDocuments(msg);
-    const ms = performance.now() - t;
     expect(doc!.bytes.equals(big)).toBe(true);
-    expect(ms).toBeLessThan(2000);
-  });
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { describe, expect, it, vi } from 'vitest';
 import { CdaError, readCdaHeader, type CdaHeader } from '../../src/cda/index.js';
 import { packageRoot } from '../../src/util/paths.js';
 
@@ -162,15 +163,24 @@ describe('readCdaHeader values', () => {
     expect(h.title).toBe('Été & sous-titre');
   });
 
-  it('reads a 1 MiB+ N3 document in a few milliseconds', () => {
+  it('reads a 1 MiB+ N3 document by parsing its header only (the body is only scanned)', () => {
     const buf = example('DLU-EHPAD-DLU_2022.01.xml');
     expect(buf.length).toBeGreaterThan(1 << 20);
-    for (let i = 0; i < 5; i++) readCdaHeader(buf);
-    const t = performance.now();
-    for (let i = 0; i < 10; i++) readCdaHeader(buf);
-    const ms = (performance.now() - t) / 10;
-    // Typically 2-5 ms; the bound is loose for slow CI machines.
-    expect(ms).toBeLessThan(50);
+    // What the XML library gets is the header (15 KiB here), never the megabytes of body: that is what
+    // makes the read fast. How fast is measured by `npm run bench` (scenario parsers), not here.
+    const validated = vi.spyOn(XMLValidator, 'validate');
+    const parsed = vi.spyOn(XMLParser.prototype, 'parse');
+    try {
+      expect(readCdaHeader(buf).id.root).toBeTruthy();
+      expect(validated).toHaveBeenCalledTimes(1);
+      expect(parsed).toHaveBeenCalledTimes(1);
+      for (const [xml] of [...validated.mock.calls, ...parsed.mock.calls]) {
+        expect(String(xml).length).toBeLessThan(buf.length / 20);
+      }
+    } finally {
+      validated.mockRestore();
+      parsed.mockRestore();
+    }
   });
 });
 

@@ -151,22 +151,20 @@ describe('Hl7Message', () => {
     expect(Hl7Message.parse(Buffer.from(bytes.toString('latin1'), 'utf8')).get('PID-5.2')).toBe('Hélène');
   });
 
-  it('parses a 20 MB OBX-5 quickly and returns it without corruption', () => {
+  // How fast: `npm run bench` (scenario parsers). The 60 s limit only catches a parse gone quadratic (minutes).
+  it('parses a 20 MB OBX-5 and returns it without corruption', () => {
     const size = 20 * 1024 * 1024;
     const b64 = 'QUJD'.repeat(size / 4);
     const text = `MSH|^~\\&|A|B|C|D|20240101||MDM^T02^MDM_T02|1|P|2.6|||||FRA|UNICODE UTF-8\rPID|1\rOBX|1|ED|x||^text^XML^Base64^${b64}||||||F|\rOBX|2|CWE|DESTDMP^x^MetaDMPMSS||Y\r`;
     const bytes = Buffer.from(text);
-    const t0 = performance.now();
     const msg = Hl7Message.parse(bytes);
     expect(readMsh(msg).triggerEvent).toBe('T02');
     const value = msg.get('OBX-5.5')!;
-    const elapsed = performance.now() - t0;
     expect(value.length).toBe(size);
     expect(value === b64).toBe(true);
     expect(msg.get('OBX[2]-5.1')).toBe('Y');
     expect(msg.get('OBX-11')).toBe('F');
-    expect(elapsed).toBeLessThan(1000);
     msg.set('OBX[2]-5.1', 'N');
     expect(msg.toBuffer().length).toBe(bytes.length);
-  });
+  }, 60_000);
 });
