@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { readCdaHeader } from '../src/cda/header.js';
 import { interpret } from '../src/flows/transmission/interpret.js';
-import { loadTerminology } from '../src/flows/transmission/index.js';
+import { loadTerminology } from '../src/config/terminology.js';
 import { loadTransmissionMapping } from '../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../src/hl7v2/message.js';
 import { buildXdm } from '../src/xdm/build.js';

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
-import { loadChannels, type ChannelConfig } from './channels/config.js';
+import { loadChannels, type ChannelConfig } from './config/channels.js';
 import { ChannelRuntime } from './channels/runtime.js';
 import { IdentityStore } from './identity/store.js';
 import { Journal } from './journal/journal.js';
@@ -9,13 +9,19 @@ import { buildAdminApp } from './server/app.js';
 import { ensureAdminToken, type Settings } from './settings.js';
 import { createLogger, type Logger } from './util/log.js';
 import { join } from 'node:path';
+import { BusinessAcks } from './acks/business-acks.js';
+import { readPem, resolveFrom, type MllpDestination } from './config/channels.js';
+import { loadTerminology } from './config/terminology.js';
 import type { DmpEndpoint } from './dmp/client.js';
-import { loadTerminology } from './flows/transmission/index.js';
-import { DmpSimulator } from './sim/dmp.js';
+import { DmpDelivery } from './dmp/delivery.js';
+import { destinationClient } from './channels/clients.js';
+import { MssDelivery } from './mssante/delivery.js';
+import { RedisKeys } from './redis/keys.js';
 import { ConsommateurSimulator } from './sim/consommateur.js';
-import { loadPatients } from './sim/consommateur-cli.js';
+import { DmpSimulator } from './sim/dmp.js';
+import { loadPatients } from './sim/patients.js';
 import { ensureSimPki } from './sim/pki.js';
-import { readPem, resolveFrom } from './channels/config.js';
+import { systemClock, type Clock } from './util/clock.js';
 
 /** How long a command may wait on Redis before the sender gets AR: the "never hang" bound. */
 const REDIS_COMMAND_TIMEOUT_MS = 3000;
@@ -34,7 +40,12 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-export async function startEngine(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<Engine> {
+export interface EngineOptions {
+  /** The clock of the rules that depend on time (the DMP deferral); tests move one by hand. */
+  clock?: Clock;
+}
+
+export async function startEngine(settings: Settings, log: Logger = createLogger(settings.logLevel), opts: EngineOptions = {}): Promise<Engine> {
   const configs: ChannelConfig[] = loadChannels(settings.channelsDir).filter((c) => c.enabled);
   ensureAdminToken(settings);
 
@@ -55,18 +66,21 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   await checkDurability(redis, log);
 
   const retentionMs = settings.retentionDays * 86_400_000;
-  const journal = new Journal(redis, { retentionMs });
-  const workerJournal = new Journal(workerRedis, { retentionMs });
+  const keys = new RedisKeys(settings.redisPrefix);
+  const journal = new Journal(redis, { keys, retentionMs });
+  const workerJournal = new Journal(workerRedis, { keys, retentionMs });
   // A connection of its own: the store's transactions must not interleave with BullMQ's commands.
   const identityRedis = connect(url, { maxRetriesPerRequest: null });
   identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
-  const identity = new IdentityStore(identityRedis);
+  const identity = new IdentityStore(identityRedis, keys);
   const simulator = configs.some((c) => c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
   const consommateurs = await startConsommateurSimulators(configs, log);
-  const dmpEndpoint = (c: ChannelConfig): DmpEndpoint => {
-    const d = c.dmp!;
+  const dmpEndpoint = (d: NonNullable<ChannelConfig['dmp']>): DmpEndpoint => {
     const timeoutMs = d.timeoutSeconds * 1000;
-    if (d.simulator) return { url: simulator!.sim.url, tls: { ...simulator!.pki.client, ca: simulator!.pki.ca }, seal: simulator!.pki.seal, timeoutMs, maxSockets: d.concurrency };
+    if (d.simulator) {
+      const { sim, pki } = simulator!;
+      return { url: sim.url, tls: { ...pki.client, ca: pki.ca }, seal: pki.seal, timeoutMs, maxSockets: d.concurrency };
+    }
     // The channel check (checkDmp) made sure these files are named and exist.
     return {
       url: d.url!,
@@ -76,7 +90,16 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       maxSockets: d.concurrency,
     };
   };
-  const channels = configs.map((c) => new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, log, retentionMs, dmpEndpoint }));
+  const clock = opts.clock ?? systemClock;
+  // Each channel's parts: the CREATEUR's listener for ZAMs, the deliveries its sections ask for.
+  const channels = configs.map((c) => {
+    const shared = { queueRedis: redis, workerRedis, journal: workerJournal, keys, log, retentionMs };
+    const acks = c.businessAcks && new BusinessAcks({ ...shared, redis: workerRedis, client: destinationClient(c.businessAcks), channel: c.id, defaultCharset: c.source.defaultCharset });
+    const dmp = c.dmp && new DmpDelivery(c, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
+    const mssante = c.mssante && new MssDelivery(c, { ...shared, acks });
+    const addressOf = (d: MllpDestination) => consommateurs.get(`${c.id}/${d.id}`) ?? d;
+    return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, dmp, mssante, acks, addressOf });
+  });
   const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
@@ -99,28 +122,36 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
       // QUIT lets replies still on the wire arrive; a closed socket would reject them unhandled.
       await Promise.all([redis, workerRedis, identityRedis].map((c) => c.quit().catch(() => c.disconnect())));
       await simulator?.sim.stop();
-      await Promise.all(consommateurs.map((c) => c.stop()));
+      await consommateurs.stop();
       await embedded?.stop();
       log.info('PFI engine stopped');
     })());
   return { settings, channels, journal, app, redis, log, adminUrl, dmpSimulator: simulator?.sim, stop };
 }
 
-/** Destinations that say `simulator: consommateur` get a simulated DPI of their own, on a free local port. */
-async function startConsommateurSimulators(configs: ChannelConfig[], log: Logger): Promise<ConsommateurSimulator[]> {
-  const started: ConsommateurSimulator[] = [];
+/**
+ * Destinations that say `simulator: consommateur` get a simulated DPI of their own, on a free local
+ * port: its address by `<channel>/<destination>` (the loaded configuration is left as written).
+ */
+async function startConsommateurSimulators(configs: ChannelConfig[], log: Logger): Promise<SimulatedDpis> {
+  const started = new SimulatedDpis();
   for (const c of configs) {
     for (const d of c.destinations) {
       if (d.simulator !== 'consommateur') continue;
       const sim = await ConsommateurSimulator.start({ patients: d.patients ? loadPatients(resolveFrom(d.patients)) : [] });
-      d.host = '127.0.0.1';
-      d.port = sim.port;
-      started.push(sim);
+      started.set(`${c.id}/${d.id}`, { host: '127.0.0.1', port: sim.port, sim });
       log.info({ channel: c.id, destination: d.id, port: sim.port }, 'CONSOMMATEUR simulator started');
     }
   }
   return started;
 }
+
+class SimulatedDpis extends Map<string, { host: string; port: number; sim: ConsommateurSimulator }> {
+  stop(): Promise<unknown> {
+    return Promise.all([...this.values()].map((s) => s.sim.stop()));
+  }
+}
+
 
 /**
  * The embedded default's stand-in for the DMP: a strict simulator on a free local port, with its

@@ -13,6 +13,8 @@ export interface Settings {
   /** Absent: the engine starts its own redis-server under varDir. */
   redisUrl?: string;
   appendfsync: AppendFsync;
+  /** Prefix of every Redis key and queue of this engine (src/redis/keys.ts). */
+  redisPrefix: string;
   admin: { host: string; port: number; token: string; tokenFile?: string };
   retentionDays: number;
   role: Role;
@@ -26,6 +28,7 @@ export const ENV_DOC: Record<string, string> = {
   PFI_CHANNELS_DIR: 'channel files (default: $PFI_HOME/channels)',
   PFI_VAR_DIR: 'runtime data of the embedded Redis and the admin token (default: $PFI_HOME/var)',
   PFI_REDIS_URL: 'external Redis (redis://, rediss:// or a unix socket path); unset = embedded redis-server',
+  PFI_REDIS_PREFIX: 'prefix of every Redis key and queue of this engine (default pfi; engines sharing a Redis need their own)',
   PFI_REDIS_APPENDFSYNC: 'embedded Redis AOF fsync policy: always (default), everysec, no',
   PFI_ADMIN_HOST: 'admin API address (default 127.0.0.1)',
   PFI_ADMIN_PORT: 'admin API port (default 8080; 0 = any free port)',
@@ -49,6 +52,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, overrides: Pa
     varDir,
     redisUrl: env.PFI_REDIS_URL || undefined,
     appendfsync,
+    redisPrefix: env.PFI_REDIS_PREFIX || 'pfi',
     admin: { host: env.PFI_ADMIN_HOST ?? '127.0.0.1', port: Number(env.PFI_ADMIN_PORT ?? 8080), token: env.PFI_ADMIN_TOKEN ?? '' },
     retentionDays: Number(env.PFI_RETENTION_DAYS ?? 30),
     role,
@@ -56,6 +60,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, overrides: Pa
     logLevel: env.PFI_LOG_LEVEL ?? 'info',
     ...overrides,
   };
+  if (!/^[A-Za-z0-9_.-]{1,32}$/.test(s.redisPrefix)) throw new Error('PFI_REDIS_PREFIX: 1 to 32 letters, digits, dots, dashes or underscores');
   if (!(s.retentionDays > 0)) throw new Error('PFI_RETENTION_DAYS must be a positive number');
   if (!Number.isInteger(s.dmpSimulatorPort) || s.dmpSimulatorPort < 0 || s.dmpSimulatorPort > 65535) throw new Error('PFI_DMP_SIMULATOR_PORT must be a port number');
   return s;

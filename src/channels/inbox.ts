@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { ChannelConfig } from './config.js';
+import type { ChannelConfig } from '../config/channels.js';
 import type { JobData } from './commit.js';
 import type { Journal } from '../journal/journal.js';
 import { MailboxWatcher, type MailOutcome } from '../mail/watcher.js';

@@ -14,7 +14,7 @@ import { redact } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
 import { GroupCommit, type JobData } from './commit.js';
-import type { ChannelConfig } from './config.js';
+import type { ChannelConfig } from '../config/channels.js';
 
 /** ERR segments in one ACK, at most. */
 const MAX_ERR = 20;

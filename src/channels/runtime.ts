@@ -1,24 +1,23 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BUSINESS_ACKS, FLOWS, PermanentError } from '../flows/index.js';
+import type { BusinessAcks } from '../acks/business-acks.js';
+import type { DmpDelivery } from '../dmp/delivery.js';
+import { PermanentError } from '../errors.js';
+import { FLOWS } from '../flows/index.js';
 import type { IdentityStore } from '../identity/store.js';
-import { DmpDelivery } from '../dmp/delivery.js';
-import { MssDelivery } from '../mssante/delivery.js';
-import type { DmpEndpoint } from '../dmp/client.js';
-import { loadTerminology } from '../flows/transmission/index.js';
+import type { MssDelivery } from '../mssante/delivery.js';
+import type { RedisKeys } from '../redis/keys.js';
 import type { EventRecord, Journal, NewEvent } from '../journal/journal.js';
-import { MllpClient } from '../mllp/client.js';
+import type { MllpClient } from '../mllp/client.js';
+import { destinationClient } from './clients.js';
 import { MllpServer } from '../mllp/server.js';
 import type { Logger } from '../util/log.js';
 import { connections, messagesOut } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
-import { readPem, type ChannelConfig, type MllpDestination } from './config.js';
+import { readPem, type ChannelConfig, type MllpDestination } from '../config/channels.js';
 import type { JobData } from './commit.js';
 import { Ingest } from './ingest.js';
 import { Inbox } from './inbox.js';
-
-export { QUEUE_PREFIX } from './queues.js';
-import { QUEUE_PREFIX } from './queues.js';
 
 export interface ChannelDeps {
   /** Commands that must fail fast when Redis is away (the ingest path): BullMQ queues. */
@@ -29,10 +28,14 @@ export interface ChannelDeps {
   /** The same journal on the workers' connection: their writes then go with BullMQ's, in order. */
   workerJournal: Journal;
   identity: IdentityStore;
+  keys: RedisKeys;
   log: Logger;
-  retentionMs: number;
-  /** The DMP's address and certificates for a channel's `dmp` (the simulator's when it says so). */
-  dmpEndpoint?: (channel: ChannelConfig) => DmpEndpoint;
+  /** The channel's deliveries and CREATEUR listener, built by the engine from its sections. */
+  dmp?: DmpDelivery;
+  mssante?: MssDelivery;
+  acks?: BusinessAcks;
+  /** Where a destination really is (a simulator the engine started stands in for it). */
+  addressOf?: (destination: MllpDestination) => { host: string; port: number };
 }
 
 /**
@@ -47,10 +50,6 @@ export class ChannelRuntime {
   private readonly clients = new Map<string, MllpClient>();
   private port?: number;
   private inbox?: Inbox;
-  /** Flow A's DMP delivery, for channels with `dmp`. */
-  readonly dmp?: DmpDelivery;
-  /** Flow A's MSSanté delivery, for channels with `mssante`. */
-  readonly mssante?: MssDelivery;
 
   constructor(
     readonly config: ChannelConfig,
@@ -58,7 +57,7 @@ export class ChannelRuntime {
   ) {
     this.queue = new Queue<JobData>(config.id, {
       connection: deps.queueRedis,
-      prefix: QUEUE_PREFIX,
+      prefix: deps.keys.queues,
       defaultJobOptions: {
         attempts: config.processing.attempts,
         backoff: { type: 'exponential', delay: config.processing.backoffSeconds * 1000 },
@@ -69,28 +68,16 @@ export class ChannelRuntime {
     });
     // Errors are reported where they happen (ingest answers AR); this only keeps them out of stderr.
     this.queue.on('error', () => {});
-    if (config.dmp && deps.dmpEndpoint) {
-      this.dmp = new DmpDelivery(config, deps.dmpEndpoint(config), {
-        queueRedis: deps.queueRedis,
-        workerRedis: deps.workerRedis,
-        journal: deps.workerJournal,
-        identity: deps.identity,
-        clients: this.clients,
-        terminology: loadTerminology,
-        log: deps.log,
-        retentionMs: deps.retentionMs,
-      });
-    }
-    if (config.mssante) {
-      this.mssante = new MssDelivery(config, {
-        queueRedis: deps.queueRedis,
-        workerRedis: deps.workerRedis,
-        journal: deps.workerJournal,
-        clients: this.clients,
-        log: deps.log,
-        retentionMs: deps.retentionMs,
-      });
-    }
+  }
+
+  /** Flow A's DMP delivery, for channels with `dmp`. */
+  get dmp(): DmpDelivery | undefined {
+    return this.deps.dmp;
+  }
+
+  /** Flow A's MSSanté delivery, for channels with `mssante`. */
+  get mssante(): MssDelivery | undefined {
+    return this.deps.mssante;
   }
 
   /** The port the listener really got (differs from the file when it says 0). */
@@ -149,26 +136,14 @@ export class ChannelRuntime {
   }
 
   startWorker(): void {
-    const targets: [string, Omit<MllpDestination, 'id' | 'type'>][] = this.config.destinations.map((d) => [d.id, d]);
-    if (this.config.businessAcks) targets.push([BUSINESS_ACKS, this.config.businessAcks]);
-    for (const [id, d] of targets) {
-      this.clients.set(
-        id,
-        new MllpClient({
-          host: d.host,
-          port: d.port,
-          ackTimeoutMs: d.ackTimeoutSeconds * 1000,
-          tls: d.tls && { ca: readPem(d.tls.ca), cert: readPem(d.tls.cert), key: readPem(d.tls.key), servername: d.tls.servername },
-        }),
-      );
-    }
+    for (const d of this.config.destinations) this.clients.set(d.id, destinationClient(d, this.deps.addressOf?.(d)));
     const { log } = this.deps;
     const channel = this.config;
     this.worker = new Worker<JobData>(
       channel.id,
       (job: Job<JobData>) => this.process(job),
       // A worker killed mid-job: its job is taken up again within ~20 s of a restart (lock 15 s, checked every 5 s).
-      { connection: this.deps.workerRedis, prefix: QUEUE_PREFIX, concurrency: channel.processing.concurrency, autorun: true, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 5 },
+      { connection: this.deps.workerRedis, prefix: this.deps.keys.queues, concurrency: channel.processing.concurrency, autorun: true, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 5 },
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
     this.dmp?.start();
@@ -200,7 +175,8 @@ export class ChannelRuntime {
     for (const { id: journalId, raw } of messages) {
       const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
       try {
-        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity: this.deps.identity, dmp: this.dmp, mssante: this.mssante });
+        const { identity, dmp, mssante, acks } = this.deps;
+        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity, dmp, mssante, acks });
         records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {
@@ -229,6 +205,8 @@ export class ChannelRuntime {
   /** Puts an accepted message back in the queue, to be processed again even if it was. */
   async replay(journalId: string): Promise<void> {
     await this.deps.journal.resetDeliveries(journalId);
+    // The request's own refusal may be told again; the deliveries' ZAMs follow their own outcomes.
+    await this.deps.acks?.forget(journalId, 'Z01');
     await this.queue.add('message', { channel: this.config.id, journalIds: [journalId], force: true }, { jobId: `replay-${journalId}-${Date.now()}` });
     await this.deps.journal.record(journalId, { status: 'replayed', detail: 'queued again on operator request' });
   }
@@ -245,6 +223,7 @@ export class ChannelRuntime {
     await this.worker?.close();
     await this.dmp?.close();
     await this.mssante?.close();
+    await this.deps.acks?.close();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     await this.queue.close();
   }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
-import { ChannelConfigError, loadChannels, resolveFrom } from '../channels/config.js';
+import { ChannelConfigError, loadChannels, resolveFrom } from '../config/channels.js';
 import { startEngine } from '../engine.js';
 import { MllpClient } from '../mllp/client.js';
 import { ENV_DOC, loadSettings, type Role } from '../settings.js';
@@ -10,7 +10,7 @@ import { splitMessages } from './split.js';
 import { TERMINOLOGY_USAGE, terminologyCommand } from './terminology.js';
 import { SIM_USAGE, SimUsageError, simCommand } from '../sim/cli.js';
 import { CONSOMMATEUR_USAGE, consommateurCommand } from '../sim/consommateur-cli.js';
-import { loadTerminology } from '../flows/transmission/index.js';
+import { loadTerminology } from '../config/terminology.js';
 import { checkMappingCodes, loadTransmissionMapping } from '../flows/transmission/mapping.js';
 
 const USAGE = `pfi <command> [options]

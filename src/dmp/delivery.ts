@@ -9,19 +9,20 @@
  * sending again.
  */
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
+import { deliveryQueue } from '../redis/queues.js';
+import type { RedisKeys } from '../redis/keys.js';
+import { luaScript } from '../redis/keys.js';
+import type { Clock } from '../util/clock.js';
 import type { Redis } from 'ioredis';
 import { extractDocuments } from '../cda/extract.js';
-import type { ChannelConfig, DmpConfig } from '../channels/config.js';
-import { sendZam } from '../acks/business-acks.js';
-import { BUSINESS_ACKS } from '../flows/flow.js';
+import type { ChannelConfig, DmpConfig } from '../config/channels.js';
+import { BUSINESS_ACKS, type BusinessAcks } from '../acks/business-acks.js';
 import type { Submission } from '../request/submission.js';
 import { senderField } from '../request/participants.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import type { IdentityStore } from '../identity/store.js';
 import { dmpPermissions } from '../identity/pam.js';
 import type { Journal } from '../journal/journal.js';
-import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
 import { deliveries } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
@@ -71,37 +72,31 @@ const BUSY = new Set(['XDSRegistryBusy', 'XDSRepositoryBusy', 'XDSRegistryOutOfR
 
 const FINAL: DmpState[] = ['accepted', 'refused', 'dead-lettered'];
 
-/**
- * Moves a state hash only from the given states, with its other fields in the same step: the cancel /
- * send race is decided in Redis, and no reader sees a state without its fields.
- * ARGV: new state, time, number of states to move from, those states, then field / value pairs.
- */
-const TRANSITION = `
-local s = redis.call('HGET', KEYS[1], 'state') or ''
-local n = tonumber(ARGV[3])
-for i = 4, 3 + n do if ARGV[i] == s then
-  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'at', ARGV[2], unpack(ARGV, 4 + n))
-  return s
-end end
-return false`;
+/** Moves a sending's state only from the given states (src/redis/lua/dmp-transition.lua). */
+const TRANSITION = luaScript('dmp-transition.lua');
 
 export interface DmpDeps {
   queueRedis: Redis;
   workerRedis: Redis;
   journal: Journal;
   identity: IdentityStore;
-  clients: Map<string, MllpClient>;
+  /** The channel's CREATEUR listener for ZAM^Z01, when it has one. */
+  acks?: BusinessAcks;
+  keys: RedisKeys;
+  clock: Clock;
   terminology: () => Terminology;
   log: Logger;
   retentionMs: number;
 }
+
+/** The name of the DMP outcome's ZAM^Z01 among the message's business acks. */
+const ZAM = 'Z01:dmp';
 
 export class DmpDelivery {
   readonly queue: Queue<DmpJob>;
   private worker?: Worker<DmpJob>;
   private readonly client: DmpClient;
   private readonly cfg: DmpConfig;
-  private readonly prefix: string;
 
   constructor(
     private readonly channel: ChannelConfig,
@@ -110,17 +105,22 @@ export class DmpDelivery {
   ) {
     this.cfg = channel.dmp!;
     this.client = new DmpClient(endpoint);
-    this.prefix = `pfi:dmp:${channel.id}`;
-    this.queue = deliveryQueue<DmpJob>(`${channel.id}-dmp`, deps.queueRedis, this.cfg);
+    this.queue = deliveryQueue<DmpJob>(`${channel.id}-dmp`, deps.queueRedis, deps.keys.queues, this.cfg);
+    // A clock moved by hand (tests): what falls due is sent then, not when the real delay ends.
+    deps.clock.onJump?.(() => this.promoteDue());
   }
 
   private stateKey(journalId: string): string {
-    return `${this.prefix}:s:${journalId}`;
+    return this.deps.keys.dmpSending(this.channel.id, journalId);
   }
 
   /** The engine's record of a document sent to the DMP, by patient and uniqueId. */
   private docKey(ins: string, uniqueId: string): string {
-    return `${this.prefix}:doc:${ins}|${uniqueId}`;
+    return this.deps.keys.dmpDocument(this.channel.id, ins, uniqueId);
+  }
+
+  private now(): string {
+    return new Date(this.deps.clock.now()).toISOString();
   }
 
   private jobId(journalId: string): string {
@@ -130,19 +130,20 @@ export class DmpDelivery {
   async status(journalId: string, redis: Redis = this.deps.queueRedis): Promise<DmpStatus | undefined> {
     const h = await redis.hgetall(this.stateKey(journalId));
     if (!h.state) return undefined;
+    const zam = (await this.deps.acks?.sent(journalId, redis))?.[ZAM];
     return {
       state: h.state as DmpState,
       at: h.at!,
       ...(h.sendAt ? { sendAt: h.sendAt } : {}),
       ...(h.entries ? { entries: JSON.parse(h.entries) as string[] } : {}),
       ...(h.error ? { error: JSON.parse(h.error) as DmpStatus['error'] } : {}),
-      ...(h.zam ? { zam: h.zam } : {}),
+      ...(zam ? { zam } : {}),
     };
   }
 
   private async move(redis: Redis, journalId: string, to: DmpState, from: (DmpState | '')[], fields: Record<string, string> = {}): Promise<string | null> {
     const key = this.stateKey(journalId);
-    const prev = (await redis.eval(TRANSITION, 1, key, to, new Date().toISOString(), from.length, ...from, ...Object.entries(fields).flat())) as string | null;
+    const prev = (await redis.eval(TRANSITION, 1, key, to, this.now(), from.length, ...from, ...Object.entries(fields).flat())) as string | null;
     if (prev !== null) await redis.pexpire(key, this.deps.retentionMs);
     return prev;
   }
@@ -154,7 +155,7 @@ export class DmpDelivery {
   async schedule(journalId: string): Promise<void> {
     const redis = this.deps.queueRedis;
     const delay = this.cfg.delaySeconds * 1000;
-    const sendAt = new Date(Date.now() + delay).toISOString();
+    const sendAt = new Date(this.deps.clock.now() + delay).toISOString();
     const prev = await this.move(redis, journalId, this.cfg.hold ? 'held' : 'scheduled', [''], { sendAt });
     if (prev === null) {
       // Already planned: make sure a job exists unless the state says it is not wanted.
@@ -163,7 +164,9 @@ export class DmpDelivery {
       return;
     }
     if (this.cfg.hold) return this.note(journalId, 'DMP: held until released (POST /submissions/:id/release)');
-    await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId), delay });
+    // From the clock again: one moved by hand since the state was written may have made it due.
+    const wait = Math.max(0, Date.parse(sendAt) - this.deps.clock.now());
+    await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId), delay: wait });
     if (delay) await this.note(journalId, `DMP: sending planned at ${sendAt}, cancellable until then`);
   }
 
@@ -178,7 +181,7 @@ export class DmpDelivery {
 
   async release(journalId: string): Promise<DmpStatus | string> {
     const redis = this.deps.queueRedis;
-    const prev = await this.move(redis, journalId, 'scheduled', ['held'], { sendAt: new Date().toISOString() });
+    const prev = await this.move(redis, journalId, 'scheduled', ['held'], { sendAt: this.now() });
     if (prev === null) return this.why(journalId, 'held');
     await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId) });
     await this.note(journalId, 'DMP: released, sending now');
@@ -191,9 +194,10 @@ export class DmpDelivery {
    */
   async retry(journalId: string): Promise<DmpStatus | string> {
     const redis = this.deps.queueRedis;
-    const prev = await this.move(redis, journalId, 'scheduled', ['refused', 'dead-lettered'], { sendAt: new Date().toISOString() });
+    const prev = await this.move(redis, journalId, 'scheduled', ['refused', 'dead-lettered'], { sendAt: this.now() });
     if (prev === null) return this.why(journalId, 'refused or dead-lettered');
-    await redis.hdel(this.stateKey(journalId), 'error', 'zam');
+    await redis.hdel(this.stateKey(journalId), 'error');
+    await this.deps.acks?.forget(journalId, ZAM);
     // The dead letter's job is kept for the record (removeOnFail): make room for the new one.
     await (await this.queue.getJob(this.jobId(journalId)))?.remove().catch(() => undefined);
     await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId) });
@@ -212,6 +216,14 @@ export class DmpDelivery {
     return (await this.status(journalId))!;
   }
 
+  /** Sends now what a manual clock made due (the system clock leaves this to the queue's delay). */
+  private async promoteDue(): Promise<void> {
+    for (const job of await this.queue.getDelayed()) {
+      const s = await this.status(job.data.journalId);
+      if (s?.state === 'scheduled' && Date.parse(s.sendAt ?? '') <= this.deps.clock.now()) await job.promote();
+    }
+  }
+
   /** A journal event that does not change the message's status. */
   private note(journalId: string, detail: string): Promise<void> {
     return this.deps.journal.note(journalId, { status: 'processed', destination: 'dmp', detail });
@@ -225,7 +237,7 @@ export class DmpDelivery {
   start(): void {
     this.worker = new Worker<DmpJob>(`${this.channel.id}-dmp`, (job) => this.process(job), {
       connection: this.deps.workerRedis,
-      prefix: QUEUE_PREFIX,
+      prefix: this.deps.keys.queues,
       concurrency: this.cfg.concurrency,
       // A worker killed during a call: its job is taken up again within ~15 s of a restart.
       lockDuration: 10_000,
@@ -308,21 +320,15 @@ export class DmpDelivery {
 
   /** ZAM^Z01 when the CREATEUR asked for it (ACK_RECEPTION=Y), once. A failure retries the job. */
   private async tellCreateur(journalId: string, submission: Submission, msg: Hl7Message, status: DmpStatus): Promise<void> {
-    if (!submission.routes.acks.reception || status.zam) return;
-    const client = this.deps.clients.get(BUSINESS_ACKS);
-    if (!client) {
-      this.deps.log.warn({ channel: this.channel.id, journalId }, 'ZAM^Z01 asked, but the channel has no businessAcks address');
+    if (!submission.routes.acks.reception || !this.deps.acks) {
+      if (submission.routes.acks.reception) this.deps.log.warn({ channel: this.channel.id, journalId }, 'ZAM^Z01 asked, but the channel has no businessAcks address');
       return;
     }
     const ok = status.state === 'accepted';
     const e = status.error;
-    const code = await sendZam(client, msg, this.channel.source.defaultCharset, {
-      kind: 'Z01',
-      ok,
-      ...(e ? { error: { code: e.code, label: e.system === 'DMP_ERROR_CODE' ? 'Erreur DMP' : 'Envoi au DMP refusé par la PFI', system: e.system, text: e.text } } : {}),
-    });
-    await this.deps.workerRedis.hset(this.stateKey(journalId), 'zam', code);
-    await this.deps.journal.note(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR` });
+    const label = e?.system === 'DMP_ERROR_CODE' ? 'Erreur DMP' : 'Envoi au DMP refusé par la PFI';
+    const zam = { kind: 'Z01' as const, ok, ...(e ? { error: { code: e.code, label, system: e.system, text: e.text } } : {}) };
+    await this.deps.acks.send(journalId, ZAM, msg, zam, `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR`);
   }
 
   /** The call itself; resolves with the entryUUIDs registered, throws Refusal or a retryable error. */

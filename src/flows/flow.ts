@@ -1,4 +1,5 @@
-import type { ChannelConfig } from '../channels/config.js';
+import type { BusinessAcks } from '../acks/business-acks.js';
+import type { ChannelConfig } from '../config/channels.js';
 import type { DmpDelivery } from '../dmp/delivery.js';
 import type { MssDelivery } from '../mssante/delivery.js';
 import type { IdentityStore } from '../identity/store.js';
@@ -14,11 +15,13 @@ export interface FlowContext {
   raw: Buffer;
   journal: Journal;
   log: Logger;
-  /** One long-lived client per MLLP destination of the channel. */
+  /** One long-lived client per MLLP destination of the channel, by destination id. */
   clients: Map<string, MllpClient>;
   /** Identities and DMP consent from the PAM feed. */
   identity: IdentityStore;
   attempt: number;
+  /** The CREATEUR's listener for ZAMs (channel `businessAcks`), when it has one. */
+  acks?: BusinessAcks;
   /** The channel's DMP delivery (channel `dmp`), when it has one. */
   dmp?: DmpDelivery;
   /** The channel's MSSanté delivery (channel `mssante`), when it has one. */
@@ -28,8 +31,3 @@ export interface FlowContext {
 /** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */
 export type Flow = (ctx: FlowContext) => Promise<void>;
 
-/** A failure that retrying cannot fix (the message itself is the problem): dead-letter at once. */
-export class PermanentError extends Error {}
-
-/** The client key of the CREATEUR's listener for business acknowledgements (channel `businessAcks`). */
-export const BUSINESS_ACKS = 'business-acks';

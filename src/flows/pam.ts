@@ -1,6 +1,7 @@
 import { PamError, readPatientUpdate } from '../identity/pam.js';
 import { Hl7Message } from '../hl7v2/message.js';
-import { PermanentError, type Flow } from './flow.js';
+import { PermanentError } from '../errors.js';
+import type { Flow } from './flow.js';
 
 /**
  * Flow C: an ADT of the hospital's patient administration (IHE PAM, French extension 2.11) updates

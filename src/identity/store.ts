@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RedisKeys } from '../redis/keys.js';
 import { newId } from '../util/id.js';
 import { dmpPermissions, type Identifier, type PatientUpdate } from './pam.js';
 
@@ -37,7 +38,7 @@ export interface HistoryEntry {
   note: string;
 }
 
-const key = (id: Identifier) => `${id.authority}|${id.id}`;
+const key = (id: Pick<Identifier, 'id' | 'authority'>) => `${id.authority}|${id.id}`;
 
 /**
  * Identities and DMP consent fed by the PAM ADT flow, in Redis. Updates are applied by event time
@@ -48,17 +49,17 @@ const key = (id: Identifier) => `${id.authority}|${id.id}`;
 export class IdentityStore {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix = 'pfi:id',
+    private readonly keys = new RedisKeys(),
   ) {}
 
   /** The patient an identifier names, following merges. */
   async find(identifier: Pick<Identifier, 'id' | 'authority'>): Promise<Patient | undefined> {
-    const pid = await this.redis.get(`${this.prefix}:x:${identifier.authority}|${identifier.id}`);
+    const pid = await this.redis.get(this.keys.identity('x', key(identifier)));
     return pid ? this.get(pid) : undefined;
   }
 
   async get(pid: string, depth = 0): Promise<Patient | undefined> {
-    const raw = await this.redis.get(`${this.prefix}:p:${pid}`);
+    const raw = await this.redis.get(this.keys.identity('p', pid));
     if (!raw) return undefined;
     const p = JSON.parse(raw) as Patient;
     if (p.mergedInto && depth < 10) return (await this.get(p.mergedInto, depth + 1)) ?? p;
@@ -79,7 +80,7 @@ export class IdentityStore {
   }
 
   async history(pid: string): Promise<HistoryEntry[]> {
-    return (await this.redis.lrange(`${this.prefix}:h:${pid}`, 0, -1)).map((e) => JSON.parse(e) as HistoryEntry);
+    return (await this.redis.lrange(this.keys.identity('h', pid), 0, -1)).map((e) => JSON.parse(e) as HistoryEntry);
   }
 
   /** Updates of this process, one after the other (see the class comment). */
@@ -162,10 +163,10 @@ export class IdentityStore {
 
   /** The patient, its identifiers' index and (with `entry`) its history, in one transaction. */
   private async save(p: Patient, entry?: HistoryEntry): Promise<void> {
-    const tx = this.redis.multi().set(`${this.prefix}:p:${p.id}`, JSON.stringify(p));
-    if (entry) tx.rpush(`${this.prefix}:h:${p.id}`, JSON.stringify(entry));
+    const tx = this.redis.multi().set(this.keys.identity('p', p.id), JSON.stringify(p));
+    if (entry) tx.rpush(this.keys.identity('h', p.id), JSON.stringify(entry));
     // Every identifier points at the identity that now holds it (merged ones included).
-    if (!p.mergedInto) for (const id of p.ids) tx.set(`${this.prefix}:x:${key(id)}`, p.id);
+    if (!p.mergedInto) for (const id of p.ids) tx.set(this.keys.identity('x', key(id)), p.id);
     await tx.exec();
   }
 }

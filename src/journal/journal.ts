@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { luaScript, RedisKeys } from '../redis/keys.js';
 import type { Redis } from 'ioredis';
 import { newId } from '../util/id.js';
-import { packageRoot } from '../util/paths.js';
 
 /** The life of a message, in the words an integrator uses in a message browser. */
 export type MessageStatus =
@@ -94,9 +92,9 @@ export interface IngestItem {
   dedup?: string;
 }
 
-const lua = (name: string) => readFileSync(join(packageRoot(), 'src/journal/lua', name), 'utf8');
-const WRITE = lua('write.lua');
-const BEGIN = lua('begin.lua');
+const DEFAULT_KEYS = new RedisKeys();
+const WRITE = luaScript('journal-write.lua');
+const BEGIN = luaScript('journal-begin.lua');
 
 type ScriptCall = (n: number, ...args: (string | Buffer | number)[]) => Promise<unknown>;
 
@@ -108,7 +106,7 @@ type ScriptCall = (n: number, ...args: (string | Buffer | number)[]) => Promise<
 export class Journal {
   constructor(
     private readonly redis: Redis,
-    private readonly opts: { prefix?: string; retentionMs: number },
+    private readonly opts: { keys?: RedisKeys; retentionMs: number },
   ) {
     redis.defineCommand('pfiWrite', { lua: WRITE });
     redis.defineCommand('pfiBegin', { lua: BEGIN });
@@ -125,10 +123,10 @@ export class Journal {
   }
 
   private get p(): string {
-    return this.opts.prefix ?? 'pfi';
+    return this.opts.keys?.prefix ?? 'pfi';
   }
   private key(kind: string, id: string): string {
-    return `${this.p}:${kind}:${id}`;
+    return (this.opts.keys ?? DEFAULT_KEYS).journal(kind, id);
   }
 
   /**

@@ -3,7 +3,7 @@
  * environment, TLS files read once, SMTP through a pooled nodemailer transport.
  */
 import nodemailer, { type Transporter } from 'nodemailer';
-import { readPem, type MailAuth, type MailTls, type MssanteConfig } from '../channels/config.js';
+import { readPem, type MailAuth, type MailTls, type MssanteConfig } from '../config/channels.js';
 
 /** The password of a mailbox: from its environment variable (or, in test set-ups, inline). */
 export function mailPassword(auth: MailAuth): string {

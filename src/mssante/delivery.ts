@@ -12,17 +12,16 @@
  */
 import { createHash } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import { deliveryQueue, QUEUE_PREFIX } from '../channels/queues.js';
+import { deliveryQueue } from '../redis/queues.js';
+import type { RedisKeys } from '../redis/keys.js';
 import type { Redis } from 'ioredis';
 import type { Transporter } from 'nodemailer';
 import { extractDocuments } from '../cda/extract.js';
-import type { ChannelConfig, MssanteConfig } from '../channels/config.js';
-import { sendZam } from '../acks/business-acks.js';
-import { BUSINESS_ACKS } from '../flows/flow.js';
+import type { ChannelConfig, MssanteConfig } from '../config/channels.js';
+import type { BusinessAcks } from '../acks/business-acks.js';
 import type { Submission } from '../request/submission.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import type { Journal } from '../journal/journal.js';
-import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
 import { deliveries } from '../util/metrics.js';
 import { redact } from '../util/redact.js';
@@ -41,7 +40,9 @@ export interface MssDeps {
   queueRedis: Redis;
   workerRedis: Redis;
   journal: Journal;
-  clients: Map<string, MllpClient>;
+  /** The channel's CREATEUR listener for ZAM^Z02 / Z03, when it has one. */
+  acks?: BusinessAcks;
+  keys: RedisKeys;
   log: Logger;
   retentionMs: number;
 }
@@ -56,7 +57,6 @@ export class MssDelivery {
   private watcher?: MailboxWatcher;
   private readonly transport: Transporter;
   private readonly cfg: MssanteConfig;
-  private readonly prefix: string;
   private readonly name: string;
 
   constructor(
@@ -64,14 +64,13 @@ export class MssDelivery {
     private readonly deps: MssDeps,
   ) {
     this.cfg = channel.mssante!;
-    this.prefix = `pfi:mss:${channel.id}`;
     this.name = `${channel.id}-mss`;
-    this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, this.cfg);
+    this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, deps.keys.queues, this.cfg);
     this.transport = smtpTransport(this.cfg.smtp, { maxConnections: this.cfg.concurrency, timeoutMs: this.cfg.timeoutSeconds * 1000 });
   }
 
   private stateKey(journalId: string): string {
-    return `${this.prefix}:s:${journalId}`;
+    return this.deps.keys.mssSending(this.channel.id, journalId);
   }
 
   /** Called by the transmission flow once the submission is stored; once per message. */
@@ -82,7 +81,7 @@ export class MssDelivery {
   start(): void {
     this.worker = new Worker<MssJob>(this.name, (job) => this.process(job), {
       connection: this.deps.workerRedis,
-      prefix: QUEUE_PREFIX,
+      prefix: this.deps.keys.queues,
       concurrency: this.cfg.concurrency,
       lockDuration: 30_000,
       stalledInterval: 10_000,
@@ -124,6 +123,9 @@ export class MssDelivery {
   /** Per recipient: what the SMTP server said and which ZAM went out (admin API). */
   async status(journalId: string): Promise<Record<string, string> | undefined> {
     const h = await this.deps.queueRedis.hgetall(this.stateKey(journalId));
+    // The ZAMs sent, as `z2:<address>` / `z3:<address>` (`z2` alone: the engine refused the request).
+    const acks = await this.deps.acks?.sent(journalId, this.deps.queueRedis);
+    for (const [name, code] of Object.entries(acks ?? {})) if (/^Z0[23]/.test(name)) h[`z${name[2]}${name.slice(3)}`] = code;
     return Object.keys(h).length ? h : undefined;
   }
 
@@ -156,9 +158,9 @@ export class MssDelivery {
         await this.deps.journal.note(journalId, { status: 'rejected', destination: 'mssante', detail: `MSSanté: not sent`, error: { code: e.rule, message: e.message } });
         deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'refused' });
       }
-      if (submission.routes.acks.reception && state.z2 === undefined) {
-        await this.zam(journalId, msg, 'Z02', false, undefined, { code: e.rule, label: 'Envoi MSSanté refusé par la PFI', system: 'PFIERRORCODE', text: e.message });
-        await redis.hset(key, 'z2', 'sent');
+      if (submission.routes.acks.reception) {
+        const error = { code: e.rule, label: 'Envoi MSSanté refusé par la PFI', system: 'PFIERRORCODE', text: e.message };
+        await this.zam(journalId, msg, 'Z02', false, undefined, error);
       }
       return;
     }
@@ -262,18 +264,15 @@ export class MssDelivery {
     return recipientAt(msg, address)?.field('5.1');
   }
 
-  /** ZAM^Z02 / Z03 for one recipient, once (the state says whether it went out). */
+  /** ZAM^Z02 / Z03 for one recipient, once; true when it went out now. */
   private async recipientZam(journalId: string, msg: Hl7Message, kind: 'Z02' | 'Z03', address: string, ok: boolean, smtpCode?: number): Promise<boolean> {
-    const key = this.stateKey(journalId);
-    const field = `${kind === 'Z02' ? 'z2' : 'z3'}:${address}`;
-    if (await this.deps.workerRedis.hexists(key, field)) return false;
+    if ((await this.deps.acks?.sent(journalId))?.[`${kind}:${address}`]) return false;
     const error = !ok && kind === 'Z02' && smtpCode ? { code: String(smtpCode), label: smtpErrorLabel(smtpCode), system: 'SMTPERRORCODE' } : undefined;
-    const code = await this.zam(journalId, msg, kind, ok, { id: this.recipientId(msg, address), address }, error);
-    if (code === undefined) return false;
-    return (await this.deps.workerRedis.hsetnx(key, field, code)) === 1;
+    return (await this.zam(journalId, msg, kind, ok, { id: this.recipientId(msg, address), address }, error)) !== undefined;
   }
 
-  private async zam(
+  /** A ZAM about the request, once by name: `Z02` (the engine refused it), `Z02:<address>`, `Z03:<address>`. */
+  private zam(
     journalId: string,
     msg: Hl7Message,
     kind: 'Z02' | 'Z03',
@@ -281,14 +280,14 @@ export class MssDelivery {
     party: { id?: string; address: string } | undefined,
     error?: { code: string; label: string; system: string; text?: string },
   ): Promise<string | undefined> {
-    const client = this.deps.clients.get(BUSINESS_ACKS);
-    if (!client) {
+    if (!this.deps.acks) {
       this.deps.log.warn({ channel: this.channel.id, journalId }, `ZAM^${kind} asked, but the channel has no businessAcks address`);
-      return undefined;
+      return Promise.resolve(undefined);
     }
-    const code = await sendZam(client, msg, this.channel.source.defaultCharset, { kind, ok, ...(party ? { party } : {}), ...(error ? { error } : {}) });
-    await this.deps.journal.note(journalId, { status: 'delivered', destination: BUSINESS_ACKS, ackCode: code, detail: `ZAM^${kind} ${ok ? 'Y' : 'N'}${party ? ` for ${party.address}` : ''} sent to the CREATEUR` });
-    return code;
+    const name = party ? `${kind}:${party.address}` : kind;
+    const zam = { kind, ok, ...(party ? { party } : {}), ...(error ? { error } : {}) };
+    const detail = `ZAM^${kind} ${ok ? 'Y' : 'N'}${party ? ` for ${party.address}` : ''} sent to the CREATEUR`;
+    return this.deps.acks.send(journalId, name, msg, zam, detail);
   }
 
   /**

@@ -3,10 +3,10 @@
  * simulator of Flow B standalone. Prints one JSON line when up, one per message received, and stops on SIGINT /
  * SIGTERM. Bad options throw SimUsageError (as `pfi sim dmp` does).
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { portOption, serveUntilSignal, SimUsageError } from './cli.js';
-import { ConsommateurSimulator, type SimPatient } from './consommateur.js';
+import { ConsommateurSimulator } from './consommateur.js';
+import { loadPatients, PatientsFileError } from './patients.js';
 
 export const CONSOMMATEUR_USAGE = `pfi sim consommateur [options]
   --host H                 listen address (default 127.0.0.1)
@@ -35,7 +35,13 @@ export async function consommateurCommand(argv: string[]): Promise<void> {
     throw new SimUsageError(`${(e as Error).message}\n\n${CONSOMMATEUR_USAGE}`);
   }
   const port = portOption(values.port);
-  const patients = values.patients ? loadPatients(values.patients) : [];
+  let patients;
+  try {
+    patients = values.patients ? loadPatients(values.patients) : [];
+  } catch (e) {
+    if (e instanceof PatientsFileError) throw new SimUsageError(`--patients ${e.message}`);
+    throw e;
+  }
 
   const sim = await ConsommateurSimulator.start({
     host: values.host!,
@@ -49,36 +55,4 @@ export async function consommateurCommand(argv: string[]): Promise<void> {
   });
   process.stdout.write(`${JSON.stringify({ msg: 'CONSOMMATEUR simulator up', port: sim.port, patients: patients.length })}\n`);
   await serveUntilSignal('CONSOMMATEUR', () => sim.stop());
-}
-
-/** Reads and checks the patients file. */
-export function loadPatients(file: string): SimPatient[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new SimUsageError(`--patients ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  const list = Array.isArray(json) ? json : (json as { patients?: unknown } | null)?.patients;
-  if (!Array.isArray(list)) throw new SimUsageError(`--patients ${file}: a JSON array of patients (or {"patients": [...]}) expected`);
-  return list.map((p, i) => checkPatient(p, `--patients ${file}: patient ${i + 1}`));
-}
-
-function checkPatient(p: unknown, where: string): SimPatient {
-  const o = (p ?? {}) as Record<string, unknown>;
-  const str = (v: unknown, name: string, re?: RegExp): string => {
-    if (typeof v !== 'string' || v === '' || (re && !re.test(v))) throw new SimUsageError(`${where}: "${name}" missing or invalid`);
-    return v;
-  };
-  const ins = (o.ins ?? {}) as Record<string, unknown>;
-  const out: SimPatient = {
-    ins: { matricule: str(ins.matricule, 'ins.matricule'), oid: str(ins.oid, 'ins.oid') },
-    birthName: str(o.birthName, 'birthName'),
-    givenNames: str(o.givenNames, 'givenNames'),
-    birthDate: str(o.birthDate, 'birthDate', /^\d{8}$/),
-    sex: str(o.sex, 'sex', /^[MFU]$/) as SimPatient['sex'],
-    birthPlaceCode: str(o.birthPlaceCode, 'birthPlaceCode', /^[0-9AB]{5}$/),
-  };
-  if (o.ipp !== undefined) out.ipp = str(o.ipp, 'ipp');
-  return out;
 }

@@ -9,6 +9,7 @@ import { Hl7Message } from '../../src/hl7v2/message.js';
 import { readAck } from '../../src/hl7v2/ack.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { loadSettings } from '../../src/settings.js';
+import type { Clock } from '../../src/util/clock.js';
 import { createLogger } from '../../src/util/log.js';
 import { packageRoot } from '../../src/util/paths.js';
 
@@ -70,7 +71,7 @@ export interface TestEngine {
  * An engine in this process with its own real Redis (so test files never share queues), channels
  * written from YAML strings.
  */
-export async function startTestEngine(channels: Record<string, string>, opts: { redis?: EmbeddedRedis; env?: Record<string, string> } = {}): Promise<TestEngine> {
+export async function startTestEngine(channels: Record<string, string>, opts: { redis?: EmbeddedRedis; env?: Record<string, string>; clock?: Clock } = {}): Promise<TestEngine> {
   const dir = tempDir('engine');
   const channelsDir = join(dir, 'channels');
   mkdirSync(channelsDir);
@@ -83,7 +84,7 @@ export async function startTestEngine(channels: Record<string, string>, opts: { 
     PFI_ADMIN_TOKEN: TOKEN,
     ...opts.env,
   });
-  const engine = await startEngine(settings, createLogger(process.env.PFI_TEST_LOG ?? 'silent'));
+  const engine = await startEngine(settings, createLogger(process.env.PFI_TEST_LOG ?? 'silent'), { clock: opts.clock });
   return {
     engine,
     redis,

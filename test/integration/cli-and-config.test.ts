@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
-import { ChannelConfigError, loadChannels } from '../../src/channels/config.js';
+import { ChannelConfigError, loadChannels } from '../../src/config/channels.js';
 import { readCdaHeader } from '../../src/cda/header.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';

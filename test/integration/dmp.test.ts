@@ -7,6 +7,7 @@ import type { Submission } from '../../src/request/submission.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { DmpSimulator, type SimDocument } from '../../src/sim/dmp.js';
+import { ManualClock } from '../../src/util/clock.js';
 import { Terminology } from '../../src/xds/terminology.js';
 import { EXAMPLES, ROOT, startTestEngine, transmissionChannelYaml, waitFor, type TestEngine } from '../helpers/engine.js';
 import { Peer } from '../helpers/peer.js';
@@ -27,6 +28,9 @@ let pki: TestPki;
 let sim: DmpSimulator;
 let createur: Peer;
 let t: TestEngine;
+/** The engine's clock: the deferral tests move it by hand instead of waiting for the delay. */
+const clock = new ManualClock();
+const DELAY_S = 3600;
 const work = mkdtempSync(join(tmpdir(), 'pfi-dmp-'));
 
 function channel(id: string, dmp: string): string {
@@ -54,9 +58,10 @@ beforeAll(async () => {
     valueSets: { typeCodes: new Set((terminology.data.valueSets.J66 ?? []).map((c) => `${c.code}|${c.system}`)) },
   });
   createur = await new Peer().start();
-  t = await startTestEngine({
+  t = await startTestEngine(
+    {
     dmp: channel('dmp', 'attempts: 4\nbackoffSeconds: 0.3'),
-    deferred: channel('deferred', 'delaySeconds: 2\nattempts: 2\nbackoffSeconds: 0.3'),
+    deferred: channel('deferred', `delaySeconds: ${DELAY_S}\nattempts: 2\nbackoffSeconds: 0.3`),
     pam: `id: pam
 flow: pam
 source:
@@ -68,7 +73,9 @@ source:
     - { type: ADT, events: [A01, A04, A08, A28, A31], versions: ["2.5"] }
 processing: { concurrency: 1 }
 `,
-  });
+    },
+    { clock },
+  );
 });
 
 afterAll(async () => {
@@ -253,6 +260,8 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
     // The initial version went to the DMP through another channel (the deferred one, standing in
     // for "before the engine"): this channel has no record of it.
     const init = await send(MDM.init, undefined, { port: 'deferred' });
+    await dmpState(init.id, (x) => x.state === 'scheduled');
+    await clock.advance(DELAY_S * 1000);
     await accepted(init.id);
     const rplc = await send(MDM.rplc);
     await accepted(rplc.id);
@@ -419,16 +428,22 @@ describe('ordering and business acknowledgements', () => {
   });
 });
 
-describe('deferral (Ségur SC.DMP/ALI/PROG.02-03): 2 s before sending', () => {
-  test('cancelled during the delay: nothing reaches the DMP', async () => {
+describe('deferral (Ségur SC.DMP/ALI/PROG.02-03): an hour before sending, on the engine’s clock', () => {
+  test('cancelled during the delay: nothing reaches the DMP, even once the delay is over', async () => {
     const m = await send(MDM.init, undefined, { port: 'deferred' });
     const s = await dmpState(m.id, (x) => x.state === 'scheduled');
-    expect(new Date(s.sendAt!).getTime()).toBeGreaterThan(Date.now());
+    expect(new Date(s.sendAt!).getTime()).toBe(new Date(s.at).getTime() + DELAY_S * 1000);
     const r = await t.api(`/submissions/${m.id}/cancel`, { method: 'POST' });
     expect(r.status).toBe(200);
     expect(((await r.json()) as DmpStatus).state).toBe('cancelled');
-    await new Promise((ok) => setTimeout(ok, 3000));
-    expect(sim.requests()).toHaveLength(0);
+    // Past the delay, a request sent after it is delivered: had the cancelled one been left in the
+    // queue, it would have gone first.
+    await clock.advance(DELAY_S * 1000);
+    const later = await send(MDM.init, undefined, { port: 'deferred' });
+    await dmpState(later.id, (x) => x.state === 'scheduled');
+    await clock.advance(DELAY_S * 1000);
+    await accepted(later.id);
+    expect(sim.requests()).toHaveLength(1);
     expect((await dmpState(m.id, () => true)).state).toBe('cancelled');
     // Too late to release a cancelled sending: 409 with the reason.
     const again = await t.api(`/submissions/${m.id}/release`, { method: 'POST' });
@@ -438,18 +453,25 @@ describe('deferral (Ségur SC.DMP/ALI/PROG.02-03): 2 s before sending', () => {
 
   test('held during the delay, then released: sent once', async () => {
     const m = await send(MDM.init, undefined, { port: 'deferred' });
+    await dmpState(m.id, (x) => x.state === 'scheduled');
     expect((await t.api(`/submissions/${m.id}/hold`, { method: 'POST' })).status).toBe(200);
-    await new Promise((ok) => setTimeout(ok, 2500));
+    await clock.advance(DELAY_S * 1000);
+    expect((await dmpState(m.id, () => true)).state).toBe('held');
     expect(sim.requests()).toHaveLength(0);
     expect((await t.api(`/submissions/${m.id}/release`, { method: 'POST' })).status).toBe(200);
     await accepted(m.id);
     expect(sim.documents()).toHaveLength(1);
   });
 
-  test('left alone, it is sent after the delay', async () => {
+  test('left alone, it waits for the delay, then is sent', async () => {
     const m = await send(MDM.init, undefined, { port: 'deferred' });
-    const start = Date.now();
-    await accepted(m.id);
-    expect(Date.now() - start).toBeGreaterThanOrEqual(1500);
+    const planned = await dmpState(m.id, (x) => x.state === 'scheduled');
+    await clock.advance(DELAY_S * 1000 - 1000);
+    expect((await dmpState(m.id, () => true)).state).toBe('scheduled');
+    expect(sim.requests()).toHaveLength(0);
+    await clock.advance(1000);
+    const done = await accepted(m.id);
+    expect(new Date(done.at).getTime()).toBeGreaterThanOrEqual(new Date(planned.sendAt!).getTime());
+    expect(sim.documents()).toHaveLength(1);
   });
 });

@@ -8,7 +8,7 @@ import { buildXdm } from '../../src/xdm/build.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { ConsommateurSimulator } from '../../src/sim/consommateur.js';
 import { interpret } from '../../src/flows/transmission/interpret.js';
-import { loadTerminology } from '../../src/flows/transmission/index.js';
+import { loadTerminology } from '../../src/config/terminology.js';
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import { EXAMPLES, ROOT, spawnEngine, tempDir, TOKEN, waitFor, type SpawnedEngine } from '../helpers/engine.js';

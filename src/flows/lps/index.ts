@@ -8,8 +8,9 @@
  */
 import type { Transporter } from 'nodemailer';
 import { smtpTransport } from '../../mail/smtp.js';
-import type { ChannelConfig } from '../../channels/config.js';
-import { PermanentError, type Flow, type FlowContext } from '../flow.js';
+import type { ChannelConfig } from '../../config/channels.js';
+import { PermanentError } from '../../errors.js';
+import type { Flow, FlowContext } from '../flow.js';
 import { readAck } from '../../hl7v2/ack.js';
 import { encodeString } from '../../hl7v2/charset.js';
 import { Hl7Message } from '../../hl7v2/message.js';

@@ -1,12 +1,9 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { resolveFrom } from '../../channels/config.js';
+import { resolveFrom } from '../../config/channels.js';
+import { loadTerminology } from '../../config/terminology.js';
+import { PermanentError } from '../../errors.js';
 import { Hl7Message } from '../../hl7v2/message.js';
-import { packageRoot } from '../../util/paths.js';
-import { Terminology } from '../../xds/terminology.js';
-import { BUSINESS_ACKS, PermanentError, type Flow, type FlowContext } from '../flow.js';
 import { ERROR_TEXT } from '../../hl7v2/errors.js';
-import { sendZam } from '../../acks/business-acks.js';
+import type { Flow, FlowContext } from '../flow.js';
 import { readFlags } from './validate.js';
 import { patientIds } from './metadata.js';
 import { InterpretationError, interpret } from './interpret.js';
@@ -15,16 +12,6 @@ import { loadTransmissionMapping, type TransmissionMapping } from './mapping.js'
 export type { Submission, Routes } from './interpret.js';
 
 const mappings = new Map<string, TransmissionMapping>();
-let terminology: Terminology | undefined;
-
-/** The operator's terminology ($PFI_HOME/mappings/terminology.json) or the one shipped with the engine. */
-export function loadTerminology(): Terminology {
-  if (!terminology) {
-    const own = resolveFrom('mappings/terminology.json');
-    terminology = Terminology.load(existsSync(own) ? own : join(packageRoot(), 'mappings/terminology.json'));
-  }
-  return terminology;
-}
 
 /**
  * The CREATEUR asked for business acknowledgements: a refused request gets a ZAM^Z01 N naming the
@@ -32,19 +19,13 @@ export function loadTerminology(): Terminology {
  * is retried, and the last attempt's dead letter says both.
  */
 async function tellCreateur(ctx: FlowContext, msg: Hl7Message, e: InterpretationError, refusal: string): Promise<void> {
-  if ((await ctx.journal.deliveredTo(ctx.journalId)).has(BUSINESS_ACKS)) return;
-  const client = ctx.clients.get(BUSINESS_ACKS);
-  if (!client) {
+  if (!ctx.acks) {
     ctx.log.warn({ channel: ctx.channel.id, journalId: ctx.journalId }, 'business acknowledgement asked, but the channel has no businessAcks address');
     return;
   }
+  const error = { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message };
   try {
-    const code = await sendZam(client, msg, ctx.channel.source.defaultCharset, {
-      kind: 'Z01',
-      ok: false,
-      error: { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message },
-    });
-    await ctx.journal.markDelivered(ctx.journalId, BUSINESS_ACKS, code);
+    await ctx.acks.send(ctx.journalId, 'Z01', msg, { kind: 'Z01', ok: false, error }, 'ZAM^Z01 N sent to the CREATEUR');
   } catch (err) {
     throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`);
   }

@@ -1,17 +1,14 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-/** BullMQ's key prefix for every queue of the engine. */
-export const QUEUE_PREFIX = 'pfi-q';
-
 /**
  * A delivery queue (DMP, MSSanté) of a channel: retries with exponential backoff, completed jobs
  * dropped (the journal and the delivery state keep the story), dead letters kept 30 days.
  */
-export function deliveryQueue<T>(name: string, connection: Redis, retry: { attempts: number; backoffSeconds: number }): Queue<T> {
+export function deliveryQueue<T>(name: string, connection: Redis, prefix: string, retry: { attempts: number; backoffSeconds: number }): Queue<T> {
   const queue = new Queue<T>(name, {
     connection,
-    prefix: QUEUE_PREFIX,
+    prefix,
     defaultJobOptions: {
       attempts: retry.attempts,
       backoff: { type: 'exponential', delay: retry.backoffSeconds * 1000 },
