@@ -57,6 +57,7 @@ export interface MllpClientOptions {
 
 interface Pending {
   payload: Buffer;
+  ackTimeoutMs: number | undefined;
   resolve: (ack: Buffer) => void;
   reject: (err: Error) => void;
 }
@@ -104,12 +105,13 @@ export class MllpClient {
    * message's MSH-10 (whatever its MSA-1: the caller interprets AA/AE/AR).
    * Concurrent calls are queued. A 'closed' or 'timeout' rejection means the
    * message may or may not have been received: the caller decides whether to
-   * resend (receivers must deduplicate on MSH-10).
+   * resend (receivers must deduplicate on MSH-10). `ackTimeoutMs`: for this
+   * message only, instead of the client's.
    */
-  send(payload: Buffer): Promise<Buffer> {
+  send(payload: Buffer, opts: { ackTimeoutMs?: number } = {}): Promise<Buffer> {
     if (this.closed) return Promise.reject(new MllpClientError('closed', 'MllpClient is closed'));
     return new Promise<Buffer>((resolve, reject) => {
-      this.queue.push({ payload, resolve, reject });
+      this.queue.push({ payload, ackTimeoutMs: opts.ackTimeoutMs, resolve, reject });
       if (!this.pumping) this.current = this.pump();
     });
   }
@@ -145,7 +147,7 @@ export class MllpClient {
       while (this.queue.length > 0) {
         const p = this.queue.shift()!;
         try {
-          p.resolve(await this.sendOne(p.payload));
+          p.resolve(await this.sendOne(p.payload, p.ackTimeoutMs));
         } catch (e) {
           p.reject(e instanceof Error ? e : new Error(String(e)));
         }
@@ -155,7 +157,7 @@ export class MllpClient {
     }
   }
 
-  private async sendOne(payload: Buffer): Promise<Buffer> {
+  private async sendOne(payload: Buffer, timeoutMs: number | undefined): Promise<Buffer> {
     let controlId: string | undefined;
     try {
       controlId = this.correlate.messageControlId(payload);
@@ -164,7 +166,7 @@ export class MllpClient {
     }
     if (!controlId) throw new MllpClientError('protocol', 'outgoing message has no MSH-10 (message control id)');
     const socket = await this.ensureConnected();
-    const ackTimeoutMs = this.opts.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs;
+    const ackTimeoutMs = timeoutMs ?? this.opts.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs;
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;

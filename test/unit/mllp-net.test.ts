@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   MllpClient,
   MllpClientError,
@@ -22,6 +22,18 @@ const ackFor = (payload: Buffer, code = 'AA'): Buffer => {
 };
 const idOf = (p: Buffer): string => extractMessageControlId(p) ?? '?';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A few turns of the event loop: what is already under way (callbacks, promise chains) runs, no clock involved. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+};
+/** Waits for a state; the limit only turns a hang into a failure. */
+async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(20);
+  }
+}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -127,11 +139,19 @@ describe('MllpServer', () => {
   it('pauses the socket while a message is handled (TCP backpressure), resumes afterwards', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
     let calls = 0;
+    // The sockets paused, to find the server's end of the connection.
+    const pause = vi.spyOn(net.Socket.prototype, 'pause');
+    cleanups.push(() => pause.mockRestore());
     const { port } = await startServer({
       onMessage: async (p) => {
         calls++;
-        if (calls === 1) await gate;
+        if (calls === 1) {
+          entered();
+          await gate;
+        }
         return ackFor(p);
       },
     });
@@ -139,14 +159,22 @@ describe('MllpServer', () => {
     const n = 48;
     const filler = 'x'.repeat(1024 * 1024);
     for (let i = 0; i < n; i++) c.socket.write(frame(msg(String(i), filler)));
-    await sleep(500);
-    // The server stopped reading: the data piles up on the sender's side.
+    await inHandler;
+    // The server stopped reading its end: the 48 MiB, far more than the kernel buffers hold, pile up on the
+    // sender's side.
+    const paused = pause.mock.contexts as net.Socket[];
+    const serverEnd = paused.find((s) => s.remotePort === c.socket.localPort)!;
+    expect(serverEnd).toBeDefined();
+    expect(serverEnd.isPaused()).toBe(true);
+    await settle();
+    expect(serverEnd.isPaused()).toBe(true);
     expect(calls).toBe(1);
     expect(c.socket.writableLength).toBeGreaterThan(0);
     release();
     const acks = await c.waitFrames(n, 20_000);
     expect(acks.map(idOf)).toEqual(Array.from({ length: n }, (_, i) => `ACK-${i}`));
     expect(calls).toBe(n);
+    expect(serverEnd.isPaused()).toBe(false);
   });
 
   it('waits for drain when the ACK writes back up (a peer that does not read)', async () => {
@@ -162,8 +190,9 @@ describe('MllpServer', () => {
     c.socket.pause();
     const n = 40;
     c.socket.write(Buffer.concat(Array.from({ length: n }, (_, i) => frame(msg(String(i))))));
-    await sleep(500);
-    expect(calls).toBeGreaterThan(0);
+    // The 40 frames come in one chunk: a server that did not wait for 'drain' would handle them all in one go.
+    await until('the first message handled', () => calls > 0);
+    await settle();
     expect(calls).toBeLessThan(n); // 80 MB of ACKs cannot all be in flight
     c.socket.resume();
     const acks = await c.waitFrames(n, 20_000);
@@ -234,23 +263,27 @@ describe('MllpServer', () => {
   });
 
   it('closes idle connections, but never while a message is handled', async () => {
-    const { port, events } = await startServer(
+    let handling = false;
+    const seen: string[] = [];
+    const { port } = await startServer(
       {
         onMessage: async (p) => {
-          await sleep(600);
+          handling = true;
+          await sleep(600); // at least 600 ms: more than the idle timeout
+          handling = false;
           return ackFor(p);
         },
+        // What the server did, and whether a message was being handled at that moment.
+        onConnection: (_c, ev) => void seen.push(handling ? `${ev} while handling` : ev),
       },
       { idleTimeoutMs: 250 },
     );
     const c = await rawClient(port);
     c.socket.write(frame(msg('SLOW')));
     expect((await c.waitFrames(1)).map(idOf)).toEqual(['ACK-SLOW']);
-    const t0 = Date.now();
     await c.closedP;
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
     expect(c.ended).toBe(true);
-    expect(events.some((e) => e.endsWith(':idle-timeout'))).toBe(true);
+    expect(seen.slice(0, 2)).toEqual(['open', 'idle-timeout']);
   });
 
   it('refuses connections beyond maxConnections', async () => {
@@ -272,17 +305,27 @@ describe('MllpServer', () => {
   it('close() lets the in-flight message finish and its ACK be written', async () => {
     let started!: () => void;
     const startedP = new Promise<void>((r) => (started = r));
-    const { server, port } = await startServer({
-      onMessage: async (p) => {
-        started();
-        await sleep(300);
-        return ackFor(p);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { server, port } = await startServer(
+      {
+        onMessage: async (p) => {
+          started();
+          await gate;
+          return ackFor(p);
+        },
       },
-    });
+      { closeTimeoutMs: 600_000 }, // never the reason close() returns in this test
+    );
     const c = await rawClient(port);
     c.socket.write(frame(msg('INFLIGHT')));
     await startedP;
-    await server.close();
+    let closed = false;
+    const closing = server.close().then(() => void (closed = true));
+    await settle();
+    expect(closed).toBe(false); // waiting for the handler
+    release();
+    await closing;
     expect(c.frames.map(idOf)).toEqual(['ACK-INFLIGHT']);
     expect(server.listening).toBe(false);
     expect(server.connectionCount).toBe(0);
@@ -344,17 +387,20 @@ describe('MllpClient', () => {
   });
 
   it('times out, drops the connection, and does not match a late ACK to the next message', async () => {
+    let release!: () => void;
+    const late = new Promise<void>((r) => (release = r));
     const { port, events } = await startServer({
       onMessage: async (p) => {
-        if (idOf(p) === 'SLOW') await sleep(500);
+        if (idOf(p) === 'SLOW') await late; // answered only once the sender gave up
         return ackFor(p);
       },
     });
-    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 200 });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 30_000 });
     cleanups.push(() => client.close());
-    const err = await client.send(msg('SLOW')).catch((e: unknown) => e);
+    const err = await client.send(msg('SLOW'), { ackTimeoutMs: 200 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MllpClientError);
     expect((err as MllpClientError).kind).toBe('timeout');
+    release();
     const ack = await client.send(msg('NEXT'));
     expect(idOf(ack)).toBe('ACK-NEXT');
     expect(events.filter((e) => e.endsWith(':open'))).toHaveLength(2);
@@ -365,11 +411,11 @@ describe('MllpClient', () => {
     const client = new MllpClient({
       host: '127.0.0.1',
       port,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 400, maxAttempts: 8 },
+      // Attempts every 400 ms at most, for minutes: the server comes up long before they run out.
+      reconnect: { initialDelayMs: 100, maxDelayMs: 400, maxAttempts: 1000 },
     });
     cleanups.push(() => client.close());
-    const t0 = Date.now();
-    const p = client.send(msg('LATE'));
+    const p = client.send(msg('LATE')); // the first attempt is refused: nothing listens yet
     await sleep(450);
     const server = new MllpServer({ host: '127.0.0.1', port }, {
       onMessage: async (m) => ackFor(m),
@@ -378,7 +424,6 @@ describe('MllpClient', () => {
     await server.listen();
     cleanups.push(() => server.close());
     expect(idOf(await p)).toBe('ACK-LATE');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
   });
 
   it('rejects with kind "connect" after maxAttempts', async () => {
@@ -388,7 +433,8 @@ describe('MllpClient', () => {
     const t0 = Date.now();
     const err = await client.send(msg('X')).catch((e: unknown) => e);
     expect((err as MllpClientError).kind).toBe('connect');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(20 + 40);
+    // The backoff sleeps (20 then 40 ms) are a lower bound; a timer may fire up to 1 ms early as Date.now sees it.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(20 + 40 - 2);
   });
 
   it('reconnects after the server closed an idle connection', async () => {
@@ -396,8 +442,7 @@ describe('MllpClient', () => {
     const client = new MllpClient({ host: '127.0.0.1', port });
     cleanups.push(() => client.close());
     expect(idOf(await client.send(msg('1')))).toBe('ACK-1');
-    await sleep(300);
-    expect(client.connected).toBe(false);
+    await until('the server closed the idle connection', () => !client.connected);
     expect(idOf(await client.send(msg('2')))).toBe('ACK-2');
   });
 
@@ -432,17 +477,24 @@ describe('MllpClient', () => {
   });
 
   it('close() rejects queued sends', async () => {
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => (started = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     const { port } = await startServer({
       onMessage: async (p) => {
-        await sleep(100);
+        started();
+        await gate;
         return ackFor(p);
       },
     });
     const client = new MllpClient({ host: '127.0.0.1', port });
     const first = client.send(msg('1'));
     const second = client.send(msg('2')).catch((e: unknown) => e);
-    await sleep(20);
-    await client.close();
+    await startedP; // '1' is in flight, '2' queued
+    const closing = client.close();
+    release();
+    await closing;
     expect(idOf(await first)).toBe('ACK-1');
     expect(((await second) as MllpClientError).kind).toBe('closed');
   });
