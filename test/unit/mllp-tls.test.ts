@@ -58,7 +58,7 @@ describe('MLLP over mutual TLS', () => {
         host: '127.0.0.1',
         port,
         tls: { ca: pem['ca.crt']! },
-        ackTimeoutMs: 3_000,
+        ackTimeoutMs: 20_000, // the refusal comes from the server; this only turns a hang into a failure
         reconnect: { maxAttempts: 1 },
       });
       const err = await anonymous.send(msg('TLS2')).catch((e: unknown) => e);

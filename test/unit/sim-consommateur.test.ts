@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import { MllpClient, MllpClientError } from '../../src/mllp/client.js';
 import { ConsommateurSimulator, type SimPatient } from '../../src/sim/consommateur.js';
@@ -451,7 +451,9 @@ describe('answer modes', () => {
     } finally {
       await impatient.close();
     }
-    expect(sim.received().map((r) => [r.controlId, r.ack])).toEqual([['015', '']]);
+    // The sender gave up after 300 ms; the simulator sees the message whenever its socket is read.
+    const received = () => sim.received().map((r) => [r.controlId, r.ack]);
+    await vi.waitFor(() => expect(received()).toEqual([['015', '']]), { timeout: 20_000 });
     expect(sim.documents()).toEqual([]);
     sim.setAnswer('normal');
     expect((await send(example(INIT))).get('MSA-1')).toBe('AA');
