@@ -10,7 +10,7 @@ import { ensureAdminToken, type Settings } from './settings.js';
 import { createLogger, type Logger } from './util/log.js';
 import { join } from 'node:path';
 import { BusinessAcks } from './acks/business-acks.js';
-import { readPem, resolveFrom, type MllpDestination } from './config/channels.js';
+import { readPem, resolveFrom, type DmpConfig, type MllpDestination } from './config/channels.js';
 import { loadTerminology } from './config/terminology.js';
 import type { DmpEndpoint } from './dmp/client.js';
 import { DmpDelivery } from './dmp/delivery.js';
@@ -73,9 +73,9 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   const identityRedis = connect(url, { maxRetriesPerRequest: null });
   identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
   const identity = new IdentityStore(identityRedis, keys);
-  const simulator = configs.some((c) => c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
+  const simulator = configs.some((c) => c.flow === 'transmission' && c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
   const consommateurs = await startConsommateurSimulators(configs, log);
-  const dmpEndpoint = (d: NonNullable<ChannelConfig['dmp']>): DmpEndpoint => {
+  const dmpEndpoint = (d: DmpConfig): DmpEndpoint => {
     const timeoutMs = d.timeoutSeconds * 1000;
     if (d.simulator) {
       const { sim, pki } = simulator!;
@@ -91,14 +91,16 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
     };
   };
   const clock = opts.clock ?? systemClock;
+  const addressOf = (c: ChannelConfig) => (d: MllpDestination) => consommateurs.get(`${c.id}/${d.id}`) ?? d;
   // Each channel's parts: the CREATEUR's listener for ZAMs, the deliveries its sections ask for.
   const channels = configs.map((c) => {
     const shared = { queueRedis: redis, workerRedis, journal: workerJournal, keys, log, retentionMs };
-    const acks = c.businessAcks && new BusinessAcks({ ...shared, redis: workerRedis, client: destinationClient(c.businessAcks), channel: c.id, defaultCharset: c.source.defaultCharset });
-    const dmp = c.dmp && new DmpDelivery(c, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
-    const mssante = c.mssante && new MssDelivery(c, { ...shared, acks });
-    const addressOf = (d: MllpDestination) => consommateurs.get(`${c.id}/${d.id}`) ?? d;
-    return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, dmp, mssante, acks, addressOf });
+    if (c.flow !== 'transmission') return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, addressOf: addressOf(c) });
+    const client = c.businessAcks && destinationClient(c.businessAcks);
+    const acks = client && new BusinessAcks({ ...shared, redis: workerRedis, client, channel: c.id, defaultCharset: c.source.defaultCharset });
+    const dmp = c.dmp && new DmpDelivery(c, c.dmp, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
+    const mssante = c.mssante && new MssDelivery(c, c.mssante, { ...shared, acks });
+    return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, dmp, mssante, acks, addressOf: addressOf(c) });
   });
   const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { ChannelConfig } from '../config/channels.js';
+import type { LpsChannel } from '../config/channels.js';
 import type { JobData } from './commit.js';
 import type { Journal } from '../journal/journal.js';
 import { MailboxWatcher, type MailOutcome } from '../mail/watcher.js';
@@ -22,12 +22,12 @@ export class Inbox {
   private readonly watchers: MailboxWatcher[];
 
   constructor(
-    private readonly channel: ChannelConfig,
+    private readonly channel: LpsChannel,
     private readonly journal: Journal,
     private readonly queue: Queue<JobData>,
     private readonly log: Logger,
   ) {
-    const m = channel.mailbox!;
+    const m = channel.source;
     this.watchers = m.accounts.map(
       (auth) =>
         new MailboxWatcher(
@@ -64,7 +64,7 @@ export class Inbox {
     const channel = this.channel.id;
     if (!mail.source) {
       // Not downloaded: journaled by its size only, for an operator to look at in the aside folder.
-      await this.journal.ingest(Buffer.alloc(0), { channel, size: mail.size, messageType: 'MAIL' }, { status: 'rejected', detail: `mail of ${mail.size} bytes, over the channel's maxMessageSize: set aside in ${this.channel.mailbox!.asideFolder}, unread` });
+      await this.journal.ingest(Buffer.alloc(0), { channel, size: mail.size, messageType: 'MAIL' }, { status: 'rejected', detail: `mail of ${mail.size} bytes, over the channel's maxMessageSize: set aside in ${this.channel.source.asideFolder}, unread` });
       return 'aside';
     }
     const headers = readHeaders(mail.source);

@@ -14,7 +14,7 @@ import { redact } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { acksOut, ackLatency, messagesIn, mllpDiscarded } from '../util/metrics.js';
 import { GroupCommit, type JobData } from './commit.js';
-import type { ChannelConfig } from '../config/channels.js';
+import type { ListenerChannel } from '../config/channels.js';
 
 /** ERR segments in one ACK, at most. */
 const MAX_ERR = 20;
@@ -33,7 +33,7 @@ export class Ingest implements MllpHandler {
   private readonly commits: GroupCommit;
 
   constructor(
-    private readonly channel: ChannelConfig,
+    private readonly channel: ListenerChannel,
     private readonly journal: Journal,
     queue: Queue<JobData>,
     private readonly log: Logger,

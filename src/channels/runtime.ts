@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { BusinessAcks } from '../acks/business-acks.js';
 import type { DmpDelivery } from '../dmp/delivery.js';
 import { PermanentError } from '../errors.js';
-import { FLOWS } from '../flows/index.js';
+import { flowOf } from '../flows/index.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { MssDelivery } from '../mssante/delivery.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -94,15 +94,16 @@ export class ChannelRuntime {
   }
 
   async startListener(): Promise<void> {
-    const s = this.config.source;
-    if (s.type === 'imap') {
+    const c = this.config;
+    if (c.flow === 'lps') {
       // Flow B: the source is the application mailbox.
-      this.inbox = new Inbox(this.config, this.deps.journal, this.queue, this.deps.log);
+      this.inbox = new Inbox(c, this.deps.journal, this.queue, this.deps.log);
       await this.inbox.start();
-      this.deps.log.info({ channel: this.config.id, mailboxes: this.config.mailbox!.accounts.map((a) => a.user) }, 'mailbox watchers up');
+      this.deps.log.info({ channel: c.id, mailboxes: c.source.accounts.map((a) => a.user) }, 'mailbox watchers up');
       return;
     }
-    const ingest = (this.ingest = new Ingest(this.config, this.deps.journal, this.queue, this.deps.log));
+    const s = c.source;
+    const ingest = (this.ingest = new Ingest(c, this.deps.journal, this.queue, this.deps.log));
     const handler = {
       onMessage: ingest.onMessage.bind(ingest),
       onOversize: ingest.onOversize.bind(ingest),
@@ -159,7 +160,7 @@ export class ChannelRuntime {
   private async process(job: Job<JobData>): Promise<void> {
     const { workerJournal: journal, log } = this.deps;
     const channel = this.config;
-    const flow = FLOWS[channel.flow];
+    const flow = flowOf(channel);
     const attempt = job.attemptsMade + 1;
     const last = attempt >= (job.opts.attempts ?? 1);
     const messages = await journal.begin(job.data);
@@ -176,7 +177,7 @@ export class ChannelRuntime {
       const processing: NewEvent = { at: new Date().toISOString(), status: 'processing', detail: `attempt ${attempt}` };
       try {
         const { identity, dmp, mssante, acks } = this.deps;
-        await flow({ journalId, channel, raw, journal, log, clients: this.clients, attempt, identity, dmp, mssante, acks });
+        await flow({ journalId, raw, journal, log, clients: this.clients, attempt, identity, dmp, mssante, acks });
         records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {

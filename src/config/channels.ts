@@ -15,65 +15,7 @@ export interface TlsFiles {
   cert: string;
   key: string;
   ca?: string;
-  requestClientCert?: boolean;
-}
-
-export interface MllpDestination {
-  id: string;
-  type: 'mllp';
-  host: string;
-  port: number;
-  /** The engine's own CONSOMMATEUR simulator stands in (host and port set when it starts). */
-  simulator?: 'consommateur';
-  patients?: string;
-  tls?: { ca?: string; cert?: string; key?: string; servername?: string };
-  ackTimeoutSeconds: number;
-}
-
-export interface ChannelConfig {
-  id: string;
-  description?: string;
-  enabled: boolean;
-  /** The file it came from, for messages. */
-  file: string;
-  source: {
-    /** imap: Flow B, the channel reads an application mailbox (`mailbox`); the MLLP fields are unused. */
-    type: 'mllp' | 'imap';
-    host: string;
-    port: number;
-    tls?: TlsFiles;
-    maxMessageBytes: number;
-    idleTimeoutSeconds: number;
-    maxConnections: number;
-    defaultCharset: Hl7Charset;
-    accept: AcceptRule[];
-    /** Message profile checked at ingest (see the schema). */
-    profile: 'none' | 'cisis-transmission';
-    /** An accepted message type with an event not in `accept`: refused AR 201, or acknowledged AA and ignored. */
-    unknownEvents: 'reject' | 'ignore';
-  };
-  flow: 'journal' | 'forward' | 'transmission' | 'pam' | 'lps';
-  /** source type imap: the mailbox watched. */
-  mailbox?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; accounts: MailAuth[]; doneFolder: string; asideFolder: string; pollSeconds: number; maxMessageBytes: number };
-  /** flow lps: answering senders, manual handling. */
-  intake?: {
-    smtp: MssanteConfig['smtp'];
-    manualMailbox?: string;
-    noXdm: 'forward' | 'keep';
-    parties: { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string };
-    maxExpandedBytes: number;
-  };
-  mapping?: string;
-  destinations: MllpDestination[];
-  /** flow transmission: an INS differing from the store's qualified one is a warning or a refusal. */
-  identityCheck: 'warn' | 'reject';
-  /** The CREATEUR's listener for business acknowledgements (ZAM). */
-  businessAcks?: Omit<MllpDestination, 'id' | 'type'>;
-  processing: { concurrency: number; attempts: number; backoffSeconds: number };
-  /** Delivery to the DMP of requests with DESTDMP=Y. */
-  dmp?: DmpConfig;
-  /** Delivery by MSSanté of requests with DESTMSSANTEPS=Y / DESTMSSANTEPAT=Y. */
-  mssante?: MssanteConfig;
+  requestClientCert: boolean;
 }
 
 export interface MailAuth {
@@ -89,9 +31,65 @@ export interface MailTls {
   servername?: string;
 }
 
+export interface MllpDestination {
+  id: string;
+  type: 'mllp';
+  host: string;
+  port: number;
+  /** The engine's own CONSOMMATEUR simulator stands in (its address is known once it started). */
+  simulator?: 'consommateur';
+  patients?: string;
+  tls?: MailTls;
+  ackTimeoutSeconds: number;
+}
+
+/** An MLLP listener (every flow but lps). */
+export interface MllpSource {
+  type: 'mllp';
+  host: string;
+  port: number;
+  tls?: TlsFiles;
+  /** `maxMessageSize` of the file, in bytes. */
+  maxMessageBytes: number;
+  idleTimeoutSeconds: number;
+  maxConnections: number;
+  defaultCharset: Hl7Charset;
+  accept: AcceptRule[];
+  /** Message profile checked at ingest (see the schema). */
+  profile: 'none' | 'cisis-transmission';
+  /** An accepted message type with an event not in `accept`: refused AR 201, or acknowledged AA and ignored. */
+  unknownEvents: 'reject' | 'ignore';
+}
+
+/** An application mailbox read over IMAP (flow lps). */
+export interface MailboxSource {
+  type: 'imap';
+  host: string;
+  port: number;
+  secure: boolean;
+  tls?: MailTls;
+  auth: MailAuth;
+  /** Every mailbox watched: `auth` first, then `accounts`. */
+  accounts: MailAuth[];
+  doneFolder: string;
+  asideFolder: string;
+  pollSeconds: number;
+  /** `maxMessageSize` of the file, in bytes. */
+  maxMessageBytes: number;
+}
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  secure: boolean;
+  requireTls: boolean;
+  tls?: MailTls;
+  auth?: MailAuth;
+}
+
 export interface MssanteConfig {
   from: string;
-  smtp: { host: string; port: number; secure: boolean; requireTls: boolean; tls?: MailTls; auth?: MailAuth };
+  smtp: SmtpConfig;
   imap?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; doneFolder: string; asideFolder: string; pollSeconds: number };
   nil: string;
   bodies: { ps: string; patient: string };
@@ -121,6 +119,58 @@ export interface DmpConfig {
   backoffSeconds: number;
   concurrency: number;
 }
+
+export interface IntakeConfig {
+  smtp: SmtpConfig;
+  manualMailbox?: string;
+  noXdm: 'forward' | 'keep';
+  parties: { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string };
+  /** `maxExpandedSize` of the file, in bytes. */
+  maxExpandedBytes: number;
+}
+
+interface ChannelCommon {
+  id: string;
+  description?: string;
+  enabled: boolean;
+  /** The file it came from, for messages. */
+  file: string;
+  mapping?: string;
+  destinations: MllpDestination[];
+  /** flow transmission: an INS differing from the store's qualified one is a warning or a refusal. */
+  identityCheck: 'warn' | 'reject';
+  /** The CREATEUR's listener for business acknowledgements (ZAM). */
+  businessAcks?: Omit<MllpDestination, 'id' | 'type'>;
+  processing: { concurrency: number; attempts: number; backoffSeconds: number };
+}
+
+/** journal, forward, pam: an MLLP source and its flow. */
+export interface MllpChannel extends ChannelCommon {
+  flow: 'journal' | 'forward' | 'pam';
+  source: MllpSource;
+}
+
+/** Flow A: transmission requests, delivered to the DMP (`dmp`) and by MSSanté (`mssante`). */
+export interface TransmissionChannel extends ChannelCommon {
+  flow: 'transmission';
+  source: MllpSource;
+  mapping: string;
+  dmp?: DmpConfig;
+  mssante?: MssanteConfig;
+}
+
+/** Flow B: documents received in an application mailbox, sent to the DPI (first destination). */
+export interface LpsChannel extends ChannelCommon {
+  flow: 'lps';
+  source: MailboxSource;
+  intake: IntakeConfig;
+}
+
+/** One channel file, checked, with the schema's defaults: a union by flow (and so by source). */
+export type ChannelConfig = MllpChannel | TransmissionChannel | LpsChannel;
+export type FlowName = ChannelConfig['flow'];
+/** A channel fed by an MLLP listener. */
+export type ListenerChannel = MllpChannel | TransmissionChannel;
 
 /** A channel file that cannot be used: says which file, where, and what is wrong. */
 export class ChannelConfigError extends Error {
@@ -182,7 +232,7 @@ export function loadChannelFile(file: string): ChannelConfig {
   if (!data || typeof data !== 'object') throw new ChannelConfigError([`${shown}:1:1: empty channel file`]);
   const errors = validate(data);
   if (errors.length) throw new ChannelConfigError(errors.map((e) => describe(e, doc, lines, shown)));
-  return normalise(data, file);
+  return normalise(data as unknown as ChannelFile, file, shown);
 }
 
 function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: string): string {
@@ -199,92 +249,67 @@ function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: stri
   return `${shown}:${pos.line}:${pos.col}: ${where} ${what}`;
 }
 
-function normalise(d: Record<string, any>, file: string): ChannelConfig {
-  const imap = d.source.type === 'imap';
-  // A mailbox source has none of the MLLP fields: the listener's defaults stand in, unused.
-  const s = imap ? { type: 'imap', port: 0, accept: [] } : d.source;
-  return {
-    id: d.id,
-    description: d.description,
-    enabled: d.enabled ?? true,
-    file,
-    source: {
-      type: s.type,
-      host: imap ? '127.0.0.1' : (s.host ?? '0.0.0.0'),
-      port: s.port,
-      tls: s.tls,
-      maxMessageBytes: parseSize(s.maxMessageSize ?? '64MiB'),
-      idleTimeoutSeconds: s.idleTimeoutSeconds ?? 600,
-      maxConnections: s.maxConnections ?? 256,
-      defaultCharset: s.defaultCharset ?? 'UNICODE UTF-8',
-      accept: s.accept,
-      profile: s.profile ?? 'none',
-      unknownEvents: s.unknownEvents ?? 'reject',
-    },
-    flow: d.flow,
-    mapping: d.mapping,
-    destinations: (d.destinations ?? []).map((x: any) => ({ ackTimeoutSeconds: 30, ...x })),
-    identityCheck: d.identityCheck ?? 'warn',
-    businessAcks: d.businessAcks && { ackTimeoutSeconds: 30, ...d.businessAcks },
-    processing: { concurrency: 4, attempts: 10, backoffSeconds: 5, ...(d.processing ?? {}) },
-    ...(d.dmp ? { dmp: dmpConfig(d.dmp) } : {}),
-    ...(d.mssante ? { mssante: mssanteConfig(d.mssante) } : {}),
-    ...(imap
-      ? { mailbox: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...d.source, accounts: [d.source.auth, ...(d.source.accounts ?? [])], maxMessageBytes: parseSize(d.source.maxMessageSize ?? '60MiB') } }
-      : {}),
-    ...(d.intake
-      ? {
-          intake: {
-            smtp: { port: 587, secure: false, requireTls: false, ...d.intake.smtp },
-            manualMailbox: d.intake.manualMailbox,
-            noXdm: d.intake.noXdm ?? 'forward',
-            parties: d.intake.parties,
-            maxExpandedBytes: parseSize(d.intake.maxExpandedSize ?? '200MiB'),
-          },
-        }
-      : {}),
-  };
+const LPS_NEEDS = 'flow "lps" needs source type imap, an intake section and a destination (the DPI)';
+
+/** The file as the schema checked it, its defaults filled in: sizes still in units, accounts apart. */
+type Sized<T, K extends string> = Omit<T, 'maxMessageBytes' | 'maxExpandedBytes' | 'accounts'> & { [k in K]: string | number };
+interface ChannelFile extends Omit<ChannelCommon, 'file'> {
+  flow: FlowName;
+  source: Sized<MllpSource, 'maxMessageSize'> | (Sized<MailboxSource, 'maxMessageSize'> & { accounts?: MailAuth[] });
+  dmp?: Omit<DmpConfig, 'sector' | 'lps'> & { sector?: string; lps?: Partial<DmpConfig['lps']> };
+  mssante?: Omit<MssanteConfig, 'nil'> & { nil?: string };
+  intake?: Sized<IntakeConfig, 'maxExpandedSize'>;
 }
 
-function mssanteConfig(d: Record<string, any>): MssanteConfig {
-  const i = d.imap;
-  return {
-    from: d.from,
-    smtp: { port: 587, secure: false, requireTls: false, ...d.smtp },
-    ...(i ? { imap: { port: 993, secure: true, doneFolder: 'PFI/Traites', asideFolder: 'PFI/Rejetes', pollSeconds: 30, ...i } } : {}),
-    nil: d.nil ?? `pfi-engine ${packageVersion()}`,
-    bodies: {
-      ps: d.bodies?.ps ?? 'Bonjour,\n\nVeuillez trouver ci-joint un document concernant votre patient(e).\n\nCordialement.',
-      patient: d.bodies?.patient ?? 'Bonjour,\n\nVeuillez trouver ci-joint un document vous concernant.\n\nCordialement.',
-    },
-    timeoutSeconds: d.timeoutSeconds ?? 60,
-    attempts: d.attempts ?? 10,
-    backoffSeconds: d.backoffSeconds ?? 10,
-    concurrency: d.concurrency ?? 4,
-  };
+/**
+ * The channel as the engine uses it. The schema holds the defaults; what is left here is derived:
+ * sizes in bytes, the list of mailboxes, the values that depend on the engine's version or on the
+ * DMP simulator.
+ */
+function normalise(d: ChannelFile, file: string, shown: string): ChannelConfig {
+  const { dmp, mssante, intake, ...rest } = d;
+  if (d.source.type === 'imap') {
+    const { maxMessageSize, accounts, ...mailbox } = d.source;
+    if (d.flow !== 'lps') throw new ChannelConfigError([`${shown}: source type imap is only read by flow "lps"`]);
+    if (!intake || !d.destinations.length) throw new ChannelConfigError([`${shown}: ${LPS_NEEDS}`]);
+    const source = { ...mailbox, accounts: [mailbox.auth, ...(accounts ?? [])], maxMessageBytes: parseSize(maxMessageSize) };
+    const { maxExpandedSize, ...i } = intake;
+    return { ...rest, flow: 'lps', file, source, intake: { ...i, maxExpandedBytes: parseSize(maxExpandedSize) } };
+  }
+  const { maxMessageSize, ...listener } = d.source;
+  const source = { ...listener, maxMessageBytes: parseSize(maxMessageSize) };
+  if (d.flow === 'lps') throw new ChannelConfigError([`${shown}: ${LPS_NEEDS}`]);
+  if (d.flow === 'transmission') {
+    if (!d.mapping) throw new ChannelConfigError([`${shown}: flow "transmission" needs a mapping file (e.g. mapping: mappings/transmission.yaml)`]);
+    return {
+      ...rest,
+      flow: 'transmission',
+      mapping: d.mapping,
+      file,
+      source,
+      ...(dmp ? { dmp: dmpConfig(dmp) } : {}),
+      ...(mssante ? { mssante: { ...mssante, nil: mssante.nil ?? `pfi-engine ${packageVersion()}` } } : {}),
+    };
+  }
+  for (const [name, section] of Object.entries({ dmp, mssante })) {
+    if (section) throw new ChannelConfigError([`${shown}: ${name} is only used by flow "transmission"`]);
+  }
+  return { ...rest, flow: d.flow, file, source };
 }
 
-function dmpConfig(d: Record<string, any>): DmpConfig {
+function dmpConfig(d: NonNullable<ChannelFile['dmp']>): DmpConfig {
   const sim = d.simulator === true;
   return {
+    ...d,
     simulator: sim,
-    url: d.url,
-    tls: d.tls,
-    seal: d.seal,
     // The simulator accepts any JDV_J61 code; SA01 (établissement public de santé) makes a working default.
     sector: d.sector ?? (sim ? 'SA01^1.2.250.1.71.4.2.4' : ''),
-    structureId: d.structureId,
-    responsible: d.responsible,
-    authnContext: d.authnContext ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified',
-    vihfVersion: String(d.vihfVersion ?? '4.0'),
-    lps: { name: d.lps?.name ?? 'pfi-engine', version: d.lps?.version ?? packageVersion(), homologation: d.lps?.homologation ?? (sim ? 'SIMULATEUR' : ''), id: d.lps?.id },
-    secretConnection: d.secretConnection,
-    delaySeconds: d.delaySeconds ?? 0,
-    hold: d.hold ?? false,
-    timeoutSeconds: d.timeoutSeconds ?? 60,
-    attempts: d.attempts ?? 10,
-    backoffSeconds: d.backoffSeconds ?? 10,
-    concurrency: d.concurrency ?? 4,
+    lps: {
+      name: d.lps?.name ?? 'pfi-engine',
+      version: d.lps?.version ?? packageVersion(),
+      homologation: d.lps?.homologation ?? (sim ? 'SIMULATEUR' : ''),
+      ...(d.lps?.id ? { id: d.lps.id } : {}),
+    },
   };
 }
 
@@ -312,10 +337,6 @@ function crossCheck(channels: ChannelConfig[]): string[] {
     const other = ids.get(c.id);
     if (other) problems.push(`${shown}: channel id "${c.id}" is already used by ${other}`);
     ids.set(c.id, shown);
-    if (c.flow === 'lps' && (c.source.type !== 'imap' || !c.intake || !c.destinations.length)) {
-      problems.push(`${shown}: flow "lps" needs source type imap, an intake section and a destination (the DPI)`);
-    }
-    if (c.source.type === 'imap' && c.flow !== 'lps') problems.push(`${shown}: source type imap is only read by flow "lps"`);
     if (c.enabled && c.source.type === 'mllp' && c.source.port !== 0) {
       const p = ports.get(c.source.port);
       if (p) problems.push(`${shown}: port ${c.source.port} is already used by ${p}`);
@@ -327,28 +348,26 @@ function crossCheck(channels: ChannelConfig[]): string[] {
       dests.add(d.id);
     }
     if (c.flow === 'forward' && c.destinations.length === 0) problems.push(`${shown}: flow "forward" needs at least one destination`);
-    if (c.flow === 'transmission' && !c.mapping) problems.push(`${shown}: flow "transmission" needs a mapping file (e.g. mapping: mappings/transmission.yaml)`);
     if (c.mapping && !existsSync(resolveFrom(c.mapping))) problems.push(`${shown}: mapping file not found: ${c.mapping}`);
-    for (const f of [c.source.tls?.cert, c.source.tls?.key, c.source.tls?.ca]) {
+    const tls = c.source.type === 'mllp' ? c.source.tls : undefined;
+    for (const f of [tls?.cert, tls?.key, tls?.ca]) {
       if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
     }
-    if (c.dmp) problems.push(...checkDmp(c, shown));
-    if (c.mssante && c.flow !== 'transmission') problems.push(`${shown}: mssante is only used by flow "transmission"`);
+    if (tls?.requestClientCert && !tls.ca) problems.push(`${shown}: source.tls.requestClientCert needs source.tls.ca`);
+    if (c.flow !== 'transmission') continue;
+    if (c.dmp) problems.push(...checkDmp(c.dmp, shown));
     for (const a of [c.mssante?.smtp.auth, c.mssante?.imap?.auth]) {
       if (a && !a.password && !a.passwordEnv) problems.push(`${shown}: mssante: ${a.user} needs passwordEnv (or password)`);
     }
     for (const t of [c.mssante?.smtp.tls, c.mssante?.imap?.tls]) {
       for (const f of [t?.ca, t?.cert, t?.key]) if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
     }
-    if (c.source.tls?.requestClientCert && !c.source.tls.ca) problems.push(`${shown}: source.tls.requestClientCert needs source.tls.ca`);
   }
   return problems;
 }
 
-function checkDmp(c: ChannelConfig, shown: string): string[] {
-  const d = c.dmp!;
+function checkDmp(d: DmpConfig, shown: string): string[] {
   const problems: string[] = [];
-  if (c.flow !== 'transmission') problems.push(`${shown}: dmp is only used by flow "transmission"`);
   if (d.simulator && (d.url || d.tls || d.seal)) problems.push(`${shown}: dmp: give either simulator: true or url, tls and seal, not both`);
   if (!d.simulator) {
     if (!d.url) problems.push(`${shown}: dmp.url is required (or dmp.simulator: true)`);

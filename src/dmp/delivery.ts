@@ -15,7 +15,7 @@ import { luaScript } from '../redis/keys.js';
 import type { Clock } from '../util/clock.js';
 import type { Redis } from 'ioredis';
 import { extractDocuments } from '../cda/extract.js';
-import type { ChannelConfig, DmpConfig } from '../config/channels.js';
+import type { DmpConfig, TransmissionChannel } from '../config/channels.js';
 import { BUSINESS_ACKS, type BusinessAcks } from '../acks/business-acks.js';
 import type { Submission } from '../request/submission.js';
 import { senderField } from '../request/participants.js';
@@ -96,14 +96,13 @@ export class DmpDelivery {
   readonly queue: Queue<DmpJob>;
   private worker?: Worker<DmpJob>;
   private readonly client: DmpClient;
-  private readonly cfg: DmpConfig;
 
   constructor(
-    private readonly channel: ChannelConfig,
+    private readonly channel: TransmissionChannel,
+    private readonly cfg: DmpConfig,
     endpoint: DmpEndpoint,
     private readonly deps: DmpDeps,
   ) {
-    this.cfg = channel.dmp!;
     this.client = new DmpClient(endpoint);
     this.queue = deliveryQueue<DmpJob>(`${channel.id}-dmp`, deps.queueRedis, deps.keys.queues, this.cfg);
     // A clock moved by hand (tests): what falls due is sent then, not when the real delay ends.

@@ -7,10 +7,10 @@ import type { Journal } from '../journal/journal.js';
 import type { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../util/log.js';
 
-/** Everything a flow may use to process one accepted message. */
-export interface FlowContext {
+/** Everything a flow may use to process one accepted message of a channel of type C. */
+export interface FlowContext<C extends ChannelConfig = ChannelConfig> {
   journalId: string;
-  channel: ChannelConfig;
+  channel: C;
   /** The message exactly as received. */
   raw: Buffer;
   journal: Journal;
@@ -29,5 +29,5 @@ export interface FlowContext {
 }
 
 /** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */
-export type Flow = (ctx: FlowContext) => Promise<void>;
+export type Flow<C extends ChannelConfig = ChannelConfig> = (ctx: FlowContext<C>) => Promise<void>;
 

@@ -1,13 +1,14 @@
 import { readAck } from '../hl7v2/ack.js';
 import { Hl7Message } from '../hl7v2/message.js';
 import { deliveries } from '../util/metrics.js';
+import type { MllpChannel } from '../config/channels.js';
 import type { Flow } from './flow.js';
 
 /**
  * Send the message unchanged to every destination and keep each answer. A destination that said
  * AA (or CA) is not served again on retry; AE/AR or no answer is a failed attempt.
  */
-export const forwardFlow: Flow = async (ctx) => {
+export const forwardFlow: Flow<MllpChannel> = async (ctx) => {
   const done = await ctx.journal.deliveredTo(ctx.journalId);
   const failures: string[] = [];
   for (const dest of ctx.channel.destinations) {

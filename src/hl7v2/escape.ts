@@ -4,7 +4,7 @@
  * \.sp\ \Z..\ ...) are formatting or charset switches we do not interpret: they are kept verbatim.
  */
 import { decodeBytes, type Hl7Charset } from './charset.js';
-import type { Delimiters } from './message.js';
+import type { Delimiters } from './delimiters.js';
 
 const HEX = /^(?:[0-9A-Fa-f]{2})+$/;
 

@@ -10,26 +10,11 @@
 import { charsetFromMsh18, decodeBytes, encodeString, mshOffset, sniffMsh18, type Hl7Charset } from './charset.js';
 import { Hl7ParseError } from './errors.js';
 import { escape, unescape } from './escape.js';
+import { STANDARD_DELIMITERS, type Delimiters } from './delimiters.js';
 
 export { Hl7ParseError, type ErrorLocation } from './errors.js';
 
-export interface Delimiters {
-  field: string;
-  component: string;
-  repetition: string;
-  escape: string;
-  subcomponent: string;
-  /** MSH-2 5th char (v2.7+), only when the sender declares it. */
-  truncation?: string;
-}
-
-export const STANDARD_DELIMITERS: Readonly<Delimiters> = Object.freeze({
-  field: '|',
-  component: '^',
-  repetition: '~',
-  escape: '\\',
-  subcomponent: '&',
-});
+export { STANDARD_DELIMITERS, type Delimiters } from './delimiters.js';
 
 export interface Hl7Path {
   segment: string;

@@ -23,7 +23,7 @@
  *   ZFA-11 consultation (IC: informed, consents; INC: informed, does not consent; NA), ZFA-12 its date.
  */
 import type { Hl7Message, Hl7Segment } from '../hl7v2/message.js';
-import { clean, cx, cxList, opt, readTraits, repetitions, type Identifier } from './pid.js';
+import { clean, cx, cxList, opt, readTraits, repetitions, type Identifier, type PatientTraits } from './pid.js';
 
 export type { Identifier } from './pid.js';
 import { checkIns, isInsOid } from './ins.js';
@@ -36,17 +36,7 @@ export interface PatientUpdate {
   /** PID-3. */
   ids: Identifier[];
   ins?: { matricule: string; oid: string; valid: boolean; reason?: string };
-  traits: {
-    birthName?: string;
-    usedName?: string;
-    givenNames: string[];
-    firstGivenName?: string;
-    /** Prénom utilisé: PID-5.2 of the D repetition (addition to the brief). */
-    usedGivenName?: string;
-    birthDate?: string;
-    sex?: string;
-    birthPlaceCode?: string;
-  };
+  traits: PatientTraits;
   /** PID-32 identity status: PROV | VALI | RECUP | QUAL. */
   reliability?: string;
   /** The further PID-32 repetitions: identity attributes (DOUTE, FICTI, HOMON...). */

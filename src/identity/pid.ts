@@ -4,7 +4,6 @@
  */
 import type { Hl7Message, Hl7Segment } from '../hl7v2/message.js';
 import { isInsOid } from './ins.js';
-import type { PatientUpdate } from './pam.js';
 
 export interface Identifier {
   id: string;
@@ -42,13 +41,26 @@ export function cxList(msg: Hl7Message, seg: Hl7Segment, name: string, field: nu
   return out;
 }
 
+/** The patient's traits as the PID gives them (PAM FR: birth name, given names, birth place...). */
+export interface PatientTraits {
+  birthName?: string;
+  usedName?: string;
+  givenNames: string[];
+  firstGivenName?: string;
+  /** Prénom utilisé: PID-5.2 of the D repetition (addition to the brief). */
+  usedGivenName?: string;
+  birthDate?: string;
+  sex?: string;
+  birthPlaceCode?: string;
+}
+
 /** Drops the keys whose value is undefined, so that results compare and serialize cleanly. */
 export function clean<T extends object>(o: T): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
   return o;
 }
 
-export function readTraits(msg: Hl7Message, pid: Hl7Segment): PatientUpdate['traits'] {
+export function readTraits(msg: Hl7Message, pid: Hl7Segment): PatientTraits {
   let birth: number | undefined;
   let used: number | undefined;
   let untyped: number | undefined;

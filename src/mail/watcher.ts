@@ -22,6 +22,8 @@ export interface WatcherOptions {
   maxMessageBytes: number;
   /** Periodic re-check of the mailbox, for when IDLE is not available or silently stalls (default 30). */
   pollSeconds?: number;
+  /** Waits between connection attempts: initialDelayMs (default 1000), doubling up to maxDelayMs (default 30 000). */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   log?: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
@@ -66,7 +68,8 @@ const folderPath = (name: string): string[] => name.split('/').filter((s) => s !
  * mailbox and waits with IDLE (imapflow polls with NOOP where the server has no IDLE), re-checking the
  * mailbox every `pollSeconds` anyway, since an IDLE can stall without a word: a re-check that gets no
  * answer within pollSeconds (at least 5 s, at most 30 s) ends the connection. A lost, stalled or refused
- * connection is retried forever with an exponential backoff from 1 s to 30 s, reset once connected.
+ * connection is retried forever with an exponential backoff from 1 s to 30 s (`reconnect`), reset once
+ * connected.
  *
  * `stats`: `handled` = mails handled and moved (to either folder), `aside` = those moved aside,
  * `errors` = handler failures and failed moves, `reconnects` = successful connections after the first.
@@ -151,7 +154,8 @@ export class MailboxWatcher {
       firstAttemptOver();
       if (!this.running) break;
       if (connected) failures = 0;
-      const delayMs = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** failures);
+      const { initialDelayMs = MIN_BACKOFF_MS, maxDelayMs = MAX_BACKOFF_MS } = this.opts.reconnect ?? {};
+      const delayMs = Math.min(maxDelayMs, initialDelayMs * 2 ** failures);
       failures++;
       this.log.warn({ host: this.opts.host, port: this.opts.port, delayMs }, 'IMAP connection lost or refused, reconnecting');
       await this.pause(delayMs);

@@ -17,7 +17,7 @@ import type { RedisKeys } from '../redis/keys.js';
 import type { Redis } from 'ioredis';
 import type { Transporter } from 'nodemailer';
 import { extractDocuments } from '../cda/extract.js';
-import type { ChannelConfig, MssanteConfig } from '../config/channels.js';
+import type { MssanteConfig, TransmissionChannel } from '../config/channels.js';
 import type { BusinessAcks } from '../acks/business-acks.js';
 import type { Submission } from '../request/submission.js';
 import { Hl7Message } from '../hl7v2/message.js';
@@ -56,14 +56,13 @@ export class MssDelivery {
   private worker?: Worker<MssJob>;
   private watcher?: MailboxWatcher;
   private readonly transport: Transporter;
-  private readonly cfg: MssanteConfig;
   private readonly name: string;
 
   constructor(
-    private readonly channel: ChannelConfig,
+    private readonly channel: TransmissionChannel,
+    private readonly cfg: MssanteConfig,
     private readonly deps: MssDeps,
   ) {
-    this.cfg = channel.mssante!;
     this.name = `${channel.id}-mss`;
     this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, deps.keys.queues, this.cfg);
     this.transport = smtpTransport(this.cfg.smtp, { maxConnections: this.cfg.concurrency, timeoutMs: this.cfg.timeoutSeconds * 1000 });

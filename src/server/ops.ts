@@ -115,7 +115,7 @@ async function channelView(c: ChannelRuntime) {
     ...(c.dmp ? { dmpQueue: await c.dmp.counts().catch(() => ({})) } : {}),
     ...(c.mssante ? { mssanteQueue: await c.mssante.counts().catch(() => ({})) } : {}),
     counts: await countsOf(c.config.id),
-    accept: c.config.source.accept,
+    accept: c.config.source.type === 'mllp' ? c.config.source.accept : [],
     destinations: c.config.destinations,
   };
 }

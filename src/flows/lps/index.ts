@@ -8,9 +8,11 @@
  */
 import type { Transporter } from 'nodemailer';
 import { smtpTransport } from '../../mail/smtp.js';
-import type { ChannelConfig } from '../../config/channels.js';
 import { PermanentError } from '../../errors.js';
-import type { Flow, FlowContext } from '../flow.js';
+import type { LpsChannel } from '../../config/channels.js';
+import type { Flow, FlowContext as AnyContext } from '../flow.js';
+
+type FlowContext = AnyContext<LpsChannel>;
 import { readAck } from '../../hl7v2/ack.js';
 import { encodeString } from '../../hl7v2/charset.js';
 import { Hl7Message } from '../../hl7v2/message.js';
@@ -25,16 +27,16 @@ import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake } from '../../xdm/rea
 const transports = new Map<string, Transporter>();
 
 /** One pooled SMTP transport per channel, for the answers to senders. */
-function transport(channel: ChannelConfig): Transporter {
+function transport(channel: LpsChannel): Transporter {
   let t = transports.get(channel.id);
-  if (!t) transports.set(channel.id, (t = smtpTransport(channel.intake!.smtp, { maxConnections: 2, timeoutMs: 60_000 })));
+  if (!t) transports.set(channel.id, (t = smtpTransport(channel.intake.smtp, { maxConnections: 2, timeoutMs: 60_000 })));
   return t;
 }
 
 /** The PFI's own refusals (the archive, before any DPI) reuse the volet's "other" code. */
 const OTHER = { code: '906', label: "Erreur 'Autre'" };
 
-export const lpsFlow: Flow = async (ctx) => {
+export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
   let mail: ReceivedMailParts;
   try {
     mail = readMail(ctx.raw);
@@ -43,7 +45,7 @@ export const lpsFlow: Flow = async (ctx) => {
     if (e instanceof MimeError) throw new PermanentError(`[MAIL-mime] ${e.message}`);
     throw e;
   }
-  const intake = ctx.channel.intake!;
+  const intake = ctx.channel.intake;
   const done = await ctx.journal.deliveredTo(ctx.journalId);
   const zip = mail.attachments.find((a) => /^ihe_xdm\.zip$/i.test(a.filename));
   if (!zip) {
@@ -107,7 +109,7 @@ async function answer(ctx: FlowContext, mail: ReceivedMailParts, done: Set<strin
   const input = { ...notifyInput(ctx, mail), error };
   const to = mail.mdnTo ?? mail.replyTo ?? mail.from;
   if (to && !done.has('mdn')) await send(ctx, 'mdn', to, mail.mdnTo ? buildMdn(input) : buildNotification(input), mail);
-  const manual = ctx.channel.intake!.manualMailbox;
+  const manual = ctx.channel.intake.manualMailbox;
   if (manual && !done.has('manual')) await send(ctx, 'manual', manual, buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }), mail);
 }
 
@@ -126,7 +128,7 @@ function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
 }
 
 function forwardOf(ctx: FlowContext, mail: ReceivedMailParts, why: string): Buffer {
-  return buildNotification({ ...notifyInput(ctx, mail), to: ctx.channel.intake!.manualMailbox!, messageId: `<${ctx.journalId}.manual@${domain(ctx)}>`, error: { code: 'MANUEL', label: why } });
+  return buildNotification({ ...notifyInput(ctx, mail), to: ctx.channel.intake.manualMailbox!, messageId: `<${ctx.journalId}.manual@${domain(ctx)}>`, error: { code: 'MANUEL', label: why } });
 }
 
 function domain(ctx: FlowContext): string {
@@ -135,7 +137,7 @@ function domain(ctx: FlowContext): string {
 
 /** Our side of a conversation: the application mailbox the mail reached (the channel may watch several). */
 function ours(ctx: FlowContext, mail?: ReceivedMailParts): string {
-  const accounts = ctx.channel.mailbox!.accounts.map((a) => a.user.toLowerCase());
+  const accounts = ctx.channel.source.accounts.map((a) => a.user.toLowerCase());
   const to = mail?.to.toLowerCase();
   return to && accounts.includes(to) ? to : accounts[0]!;
 }

@@ -3,6 +3,7 @@ import { loadTerminology } from '../../config/terminology.js';
 import { PermanentError } from '../../errors.js';
 import { Hl7Message } from '../../hl7v2/message.js';
 import { ERROR_TEXT } from '../../hl7v2/errors.js';
+import type { TransmissionChannel } from '../../config/channels.js';
 import type { Flow, FlowContext } from '../flow.js';
 import { readFlags } from './validate.js';
 import { patientIds } from './metadata.js';
@@ -18,7 +19,7 @@ const mappings = new Map<string, TransmissionMapping>();
  * rule. Sent once (a retry skips it once the CREATEUR said AA); if it cannot be delivered the job
  * is retried, and the last attempt's dead letter says both.
  */
-async function tellCreateur(ctx: FlowContext, msg: Hl7Message, e: InterpretationError, refusal: string): Promise<void> {
+async function tellCreateur(ctx: FlowContext<TransmissionChannel>, msg: Hl7Message, e: InterpretationError, refusal: string): Promise<void> {
   if (!ctx.acks) {
     ctx.log.warn({ channel: ctx.channel.id, journalId: ctx.journalId }, 'business acknowledgement asked, but the channel has no businessAcks address');
     return;
@@ -36,8 +37,8 @@ async function tellCreateur(ctx: FlowContext, msg: Hl7Message, e: Interpretation
  * and keep it in the journal. A request the volet refuses once its document is read is a permanent
  * failure, named by its rule: retrying cannot fix it.
  */
-export const transmissionFlow: Flow = async (ctx) => {
-  const file = resolveFrom(ctx.channel.mapping!);
+export const transmissionFlow: Flow<TransmissionChannel> = async (ctx) => {
+  const file = resolveFrom(ctx.channel.mapping);
   let mapping = mappings.get(file);
   if (!mapping) mappings.set(file, (mapping = loadTransmissionMapping(file)));
   const msg = Hl7Message.parse(ctx.raw, { defaultCharset: ctx.channel.source.defaultCharset });
