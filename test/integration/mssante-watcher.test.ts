@@ -17,7 +17,8 @@ const env = () => inject('mail');
 
 const sleep = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+/** Waits for a state; the limit only turns a hang into a failure, it is no speed requirement. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
@@ -84,7 +85,7 @@ function watcher(handler: MailHandler, extra: Partial<WatcherOptions> = {}): Mai
       doneFolder: folders.done,
       asideFolder: folders.aside,
       maxMessageBytes: 64 * 1024,
-      pollSeconds: 60, // wake-ups in these tests come from IDLE unless a test says otherwise
+      pollSeconds: 3600, // wake-ups in these tests come from IDLE unless a test says otherwise
       log: { info: log('info'), warn: log('warn'), error: log('error') },
       ...extra,
     },
@@ -104,6 +105,20 @@ function recorder(outcome: (subject: string) => 'done' | 'aside' = () => 'done')
   };
   return { seen, handler };
 }
+
+/** Counts the IDLE commands the watchers start (imapflow's own method, still called). */
+function idles(): () => number {
+  const spy = vi.spyOn(ImapFlow.prototype, 'idle');
+  return () => spy.mock.calls.length;
+}
+
+/** A few turns of the event loop: what is already under way runs, no clock involved. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((ok) => setImmediate(ok));
+}
+
+/** Warnings of failed connection attempts logged so far. */
+const refusals = () => logs.filter((l) => l.level === 'warn' && l.m === 'IMAP connection failed').length;
 
 beforeAll(async () => {
   admin = await connectAdmin();
@@ -147,16 +162,15 @@ describe('MailboxWatcher (real Dovecot)', () => {
     expect(w.stats).toEqual({ handled: 3, aside: 0, errors: 0, reconnects: 0 });
   });
 
-  it('a mail arriving while it idles is handled within a few seconds (IDLE, not polling)', async () => {
+  it('a mail arriving while it idles is handled at once (IDLE, not polling)', async () => {
     await makeInbox();
+    const idled = idles();
     const { seen, handler } = recorder();
-    const w = watcher(handler, { pollSeconds: 120 });
+    const w = watcher(handler); // its next re-check of the mailbox is an hour away
     await w.start();
-    await sleep(700); // the first (empty) pass is over: the watcher is in IDLE
-    const t0 = Date.now();
+    await until('the first (empty) pass over, the watcher in IDLE', () => idled() > 0);
     await put(folders.inbox, 'late');
-    await until('the new mail handled', () => w.stats.handled === 1, 5000);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    await until('the new mail handled', () => w.stats.handled === 1);
     expect(seen).toEqual(['late']);
     expect(await subjects(folders.done)).toEqual(['late']);
   });
@@ -190,7 +204,7 @@ describe('MailboxWatcher (real Dovecot)', () => {
     await until('first failure', () => w.stats.errors === 1);
     await until('the other mail handled', () => w.stats.handled === 1);
     expect(await subjects(folders.inbox)).toEqual(['flaky']); // still there, not moved
-    await until('the flaky mail handled at last', () => w.stats.handled === 2, 10_000);
+    await until('the flaky mail handled at last', () => w.stats.handled === 2);
     expect(calls.slice(0, 2)).toEqual(['flaky', 'fine']); // the failure does not hold up the next mail
     expect(calls.filter((c) => c === 'flaky')).toHaveLength(3);
     expect(w.stats.errors).toBe(2);
@@ -241,18 +255,18 @@ describe('MailboxWatcher (real Dovecot)', () => {
       await until('first mail handled', () => w.stats.handled === 1);
 
       gate.close(); // the server "goes away": connection cut, new ones refused
-      await until('disconnection noticed', () => !w.connected, 5000);
+      await until('disconnection noticed', () => !w.connected);
       await put(folders.inbox, 'during'); // delivered while the watcher is away
-      await sleep(2500); // a few refused attempts (1 s, 2 s...)
+      await until('two refused attempts (after 1 s, then 2 s)', () => refusals() >= 2);
       expect(w.stats.handled).toBe(1);
       expect(logs.some((l) => l.level === 'warn' && /reconnecting/.test(l.m))).toBe(true);
 
       await gate.open();
-      await until('reconnected and the mail handled', () => w.stats.handled === 2, 15_000);
+      await until('reconnected and the mail handled', () => w.stats.handled === 2);
       expect(w.connected).toBe(true);
       expect(w.stats.reconnects).toBe(1);
       await put(folders.inbox, 'after'); // and IDLE works again on the new connection
-      await until('a mail after the reconnection', () => w.stats.handled === 3, 5000);
+      await until('a mail after the reconnection', () => w.stats.handled === 3);
       expect(seen).toEqual(['before', 'during', 'after']);
       expect(await subjects(folders.done)).toEqual(['before', 'during', 'after']);
     } finally {
@@ -265,16 +279,18 @@ describe('MailboxWatcher (real Dovecot)', () => {
     await makeInbox();
     const proxy = await BlackHoleProxy.start(env().imap);
     try {
+      const idled = idles();
       const { seen, handler } = recorder();
       const w = watcher(handler, { port: proxy.port, pollSeconds: 1 });
       await w.start();
       await put(folders.inbox, 'before');
       await until('first mail handled', () => w.stats.handled === 1);
-      await sleep(300); // idling
+      const before = idled();
+      await until('idling', () => idled() > before);
       proxy.swallowOpenConnections(); // bytes vanish both ways, no FIN, no RST
       await put(folders.inbox, 'after');
       // Re-check after 1 s gets no answer within 5 s, connection dropped, reconnect after 1 s.
-      await until('the mail handled over a new connection', () => w.stats.handled === 2, 15_000);
+      await until('the mail handled over a new connection', () => w.stats.handled === 2, 40_000);
       expect(seen).toEqual(['before', 'after']);
       expect(w.stats.reconnects).toBe(1);
       expect(logs.some((l) => l.level === 'warn' && /deemed stalled/.test(JSON.stringify(l.o)))).toBe(true);
@@ -282,9 +298,9 @@ describe('MailboxWatcher (real Dovecot)', () => {
       await Promise.all(watchers.splice(0).map((w) => w.stop()));
       proxy.stop();
     }
-  }, 30_000);
+  }, 60_000);
 
-  it('start() does not throw when the server is down: it keeps trying, and stop() ends the retries', async () => {
+  it('start() does not throw when the server is down: it keeps trying', async () => {
     newFolders();
     logs = [];
     const gate = await TcpGate.start(env().imap);
@@ -294,17 +310,33 @@ describe('MailboxWatcher (real Dovecot)', () => {
       const w = watcher(handler, { port: gate.port });
       await expect(w.start()).resolves.toBeUndefined();
       expect(w.connected).toBe(false);
-      await sleep(1500);
+      await until('a second attempt, refused too', () => refusals() >= 2);
       await admin.mailboxCreate(path(folders.inbox));
       await put(folders.inbox, 'waited');
       await gate.open();
-      await until('connected at last and the mail handled', () => w.stats.handled === 1, 10_000);
+      await until('connected at last and the mail handled', () => w.stats.handled === 1);
       expect(w.stats.reconnects).toBe(0); // the first connection
-      const t0 = Date.now();
       gate.close();
-      await until('disconnected', () => !w.connected, 5000);
+      await until('disconnected', () => !w.connected);
       await w.stop(); // during the backoff sleep
-      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await gate.stop();
+    }
+  });
+
+  it('stop() during the wait between connection attempts ends the retries at once', async () => {
+    newFolders();
+    logs = [];
+    const gate = await TcpGate.start(env().imap);
+    gate.close();
+    try {
+      const { handler } = recorder();
+      const w = watcher(handler, { port: gate.port, reconnect: { initialDelayMs: 3_600_000 } });
+      await w.start(); // the first attempt is refused, the next one is an hour away
+      await until('waiting to reconnect', () => logs.some((l) => /reconnecting/.test(l.m)));
+      await w.stop(); // returns only if it cuts that hour short
+      expect(w.connected).toBe(false);
+      expect(refusals()).toBe(1);
     } finally {
       await gate.stop();
     }
@@ -312,13 +344,12 @@ describe('MailboxWatcher (real Dovecot)', () => {
 
   it('stop() while idle returns promptly and logs out', async () => {
     await makeInbox();
+    const idled = idles();
     const { handler } = recorder();
-    const w = watcher(handler);
+    const w = watcher(handler); // its next re-check is an hour away
     await w.start();
-    await sleep(500);
-    const t0 = Date.now();
-    await w.stop();
-    expect(Date.now() - t0).toBeLessThan(2000); // no waiting for the 60 s poll timer
+    await until('idling', () => idled() > 0);
+    await w.stop(); // returns only if it does not wait for that re-check
     expect(w.connected).toBe(false);
     await w.stop(); // idempotent
   });
@@ -328,16 +359,23 @@ describe('MailboxWatcher (real Dovecot)', () => {
     await put(folders.inbox, 'slow', 'next');
     let entered!: () => void;
     const inHandler = new Promise<void>((ok) => (entered = ok));
+    let release!: () => void;
+    const held = new Promise<void>((ok) => (release = ok));
     const seen: number[] = [];
     const w = watcher(async (m) => {
       seen.push(m.uid);
       entered();
-      await sleep(800);
+      await held;
       return 'done';
     });
     await w.start();
     await inHandler;
-    await w.stop();
+    let stopped = false;
+    const stopping = w.stop().then(() => void (stopped = true));
+    await settle();
+    expect(stopped).toBe(false); // waiting for the handler
+    release();
+    await stopping;
     expect(seen).toHaveLength(1); // 'next' is left for the next start
     expect(await subjects(folders.done)).toEqual(['slow']);
     expect(await subjects(folders.inbox)).toEqual(['next']);
