@@ -555,6 +555,30 @@ export async function waitForMail(
   }
 }
 
+/**
+ * Waits until Postfix's queues (incoming, active, deferred, hold: `postqueue -j`) hold no mail for `address`:
+ * every mail Postfix had accepted for it by then is in its mailbox (or bounced). With the sender known to have
+ * finished sending, the way to count copies without waiting "long enough" for a late one.
+ */
+export async function waitForPostfixQueue(address: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const wanted = address.toLowerCase();
+  for (;;) {
+    const { stdout } = await run('postqueue', ['-j'], 10_000);
+    const queued = stdout
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => JSON.parse(line) as { queue_name: string; recipients: { address: string }[] })
+      .filter((m) => m.recipients.some((r) => r.address.toLowerCase() === wanted));
+    if (queued.length === 0) return;
+    if (Date.now() >= deadline) {
+      const where = queued.map((m) => m.queue_name).join(', ');
+      throw new Error(`waitForPostfixQueue: ${queued.length} mail(s) for ${address} in ${where} after ${timeoutMs} ms`);
+    }
+    await sleep(250);
+  }
+}
+
 /** Deletes every message of every folder of every mailbox (between tests). */
 export async function emptyMailboxes(): Promise<void> {
   await Promise.all(

@@ -11,7 +11,7 @@ import type { JournalEntry } from '../../src/journal/journal.js';
 import { readHeaders } from '../../src/mail/reports.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
 import { EXAMPLES, startTestEngine, transmissionChannelYaml, waitFor, type TestEngine } from '../helpers/engine.js';
-import { PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail } from '../helpers/mail.js';
+import { PASSWORD, readMailbox, sendRaw, TcpGate, waitForMail, waitForPostfixQueue } from '../helpers/mail.js';
 import { Peer } from '../helpers/peer.js';
 import { sendFile } from '../helpers/send.js';
 
@@ -42,9 +42,8 @@ beforeAll(async () => {
   smtp: { host: 127.0.0.1, port: ${gate.port}, secure: false }
   imap: { host: 127.0.0.1, port: ${mail.imap.port}, secure: false, auth: { user: ${APP}, password: ${PASSWORD} }, pollSeconds: 2 }
   nil: PFI-TEST 1.0
-  attempts: 6
-  backoffSeconds: 0.5
-  timeoutSeconds: 5`);
+  attempts: 10
+  backoffSeconds: 0.5`);
   t = await startTestEngine({ mss: channelFile }, { redis });
 });
 
@@ -214,14 +213,27 @@ describe('reliability', () => {
     let id: string;
     try {
       ({ id } = await send(MDM_INIT));
-      await waitFor(async () => ((await (await t.api(`/messages/${id}`)).json()) as JournalEntry).events.some((x) => x.destination === 'mssante' && x.status === 'failed'), 15_000, 'a failed attempt');
+      const failed = async () => {
+        const e = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
+        return e.events.some((x) => x.destination === 'mssante' && x.status === 'failed');
+      };
+      await waitFor(failed, 30_000, 'a failed attempt');
     } finally {
       await gate.open();
     }
     await waitForMail(PRO, about(id));
-    await new Promise((ok) => setTimeout(ok, 1500));
+    // Once the engine has noted the recipient as taken by the server, it sends it nothing more; once Postfix
+    // holds nothing more for it, every copy it took is in the mailbox.
+    const taken = (e: JournalEntry) =>
+      e.events.filter((x) => x.destination === `mssante:${PRO}` && /accepted by the mail server/.test(x.detail ?? ''));
+    const e = await waitFor(async () => {
+      const entry = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
+      return taken(entry).length > 0 ? entry : undefined;
+    }, 20_000, 'the recipient noted as taken by the mail server');
+    expect(taken(e)).toHaveLength(1);
+    await waitForPostfixQueue(PRO);
     expect((await readMailbox(PRO)).filter((m) => about(id)(m.source.toString('latin1')))).toHaveLength(1);
-  });
+  }, 120_000);
 
   test('a report seen again (the watcher stopped before moving it) sends no second ZAM; a report arriving while the engine is down is used after the restart', async () => {
     const { controlId, id } = await send(MDM_INIT, (m) => {
@@ -243,7 +255,8 @@ describe('reliability', () => {
     t = await startTestEngine({ mss: channelFile }, { redis });
     const [z] = await zams(controlId, 'Z03');
     expect(z!.get('OBX-5.1')).toBe('Y');
-    await new Promise((ok) => setTimeout(ok, 1000));
+    // The MDN is filed once its handling (ZAM sent and acknowledged) is over: it is not read again.
+    await waitForMail(APP, (x) => about(id)(x) && /report-type=disposition-notification/i.test(x), { folder: DONE });
     expect(createur.zams(controlId, 'Z03')).toHaveLength(1);
   });
 
