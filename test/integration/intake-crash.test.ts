@@ -12,7 +12,7 @@ import { loadTerminology } from '../../src/config/terminology.js';
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import { EXAMPLES, ROOT, spawnEngine, tempDir, TOKEN, waitFor, type SpawnedEngine } from '../helpers/engine.js';
-import { PASSWORD, readMailbox } from '../helpers/mail.js';
+import { PASSWORD, readMailbox, waitForPostfixQueue } from '../helpers/mail.js';
 
 const TRANS = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7');
 const BAL = 'bal-flowb@hopital.test';
@@ -84,7 +84,9 @@ describe('engine killed -9 between the IMAP read and the DPI ACK', () => {
       expect(integrations(e)).toBe(1);
       expect(dpi.documents().filter((d) => d.uniqueId.includes('71024000081'))).toHaveLength(1);
       await waitFor(async () => (await readMailbox(SENDER)).some((m) => m.source.toString('latin1').includes(`${tag}@medecin.mssante.fr`)), 20_000, 'the MDN');
-      await new Promise((ok) => setTimeout(ok, 1500));
+      // The MDN goes out before the mail is 'processed', and the first life never got that far (its DPI was
+      // silent): once Postfix holds nothing more for the sender, every MDN it was given is in the mailbox.
+      await waitForPostfixQueue(SENDER);
       expect((await readMailbox(SENDER)).filter((m) => m.source.toString('latin1').includes(`${tag}@medecin.mssante.fr`))).toHaveLength(1);
     } finally {
       second.child.kill('SIGTERM');
