@@ -8,6 +8,7 @@
  */
 import { unescape } from '../hl7v2/escape.js';
 import type { Hl7Message } from '../hl7v2/message.js';
+import { PfiError } from '../errors.js';
 
 export interface ExtractedDocument {
   /** 1-based occurrence of the OBX segment in the message. */
@@ -30,13 +31,13 @@ export interface DocumentLocation {
   component?: number;
 }
 
-export class DocumentError extends Error {
+export class DocumentError extends PfiError {
   override name = 'DocumentError';
   constructor(
     message: string,
     readonly location: DocumentLocation,
   ) {
-    super(message);
+    super('document', message);
   }
 }
 

@@ -17,6 +17,7 @@
 import { isUtf8 } from 'node:buffer';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { isInsOid } from '../identity/ins.js';
+import { PfiError } from '../errors.js';
 
 export const CDA_NS = 'urn:hl7-org:v3';
 const XSLT_NS = 'http://www.w3.org/1999/XSL/Transform';
@@ -97,13 +98,13 @@ export interface CdaHeader {
 
 export type CdaErrorKind = 'not-xml' | 'not-cda' | 'missing';
 
-export class CdaError extends Error {
+export class CdaError extends PfiError {
   override name = 'CdaError';
   constructor(
     readonly kind: CdaErrorKind,
     message: string,
   ) {
-    super(message);
+    super('cda', message);
   }
 }
 

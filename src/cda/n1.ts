@@ -22,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { create } from 'xmlbuilder2';
 import { CDA_NS } from './header.js';
+import { PfiError } from '../errors.js';
 
 type XMLBuilder = ReturnType<typeof create>;
 
@@ -86,13 +87,13 @@ export interface N1Input {
 }
 
 /** A required input is missing or unusable; field names it (e.g. 'patient.birthName'). */
-export class N1Error extends Error {
+export class N1Error extends PfiError {
   override name = 'N1Error';
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('n1', message);
   }
 }
 

@@ -2,7 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BusinessAcks } from '../acks/business-acks.js';
 import type { DmpDelivery } from '../dmp/delivery.js';
-import { PermanentError } from '../errors.js';
+import { isPermanent } from '../errors.js';
 import { flowOf } from '../flows/index.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { MssDelivery } from '../mssante/delivery.js';
@@ -182,7 +182,7 @@ export class ChannelRuntime {
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {
         const err = e as Error;
-        const dead = e instanceof PermanentError || last;
+        const dead = isPermanent(e) || last;
         records.push({
           id: journalId,
           events: [processing, { status: dead ? 'dead-lettered' : 'failed', detail: dead ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`, error: { message: err.message } }],

@@ -4,6 +4,7 @@ import AjvModule, { type ErrorObject } from 'ajv';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import type { Hl7Charset } from '../hl7v2/charset.js';
 import { packageRoot } from '../util/paths.js';
+import { PfiError } from '../errors.js';
 
 export interface AcceptRule {
   type: string;
@@ -173,9 +174,9 @@ export type FlowName = ChannelConfig['flow'];
 export type ListenerChannel = MllpChannel | TransmissionChannel;
 
 /** A channel file that cannot be used: says which file, where, and what is wrong. */
-export class ChannelConfigError extends Error {
+export class ChannelConfigError extends PfiError {
   constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
+    super('config', problems.join('\n'));
   }
 }
 

@@ -7,6 +7,7 @@ import { parseMultipart } from '../mime/multipart.js';
 import { buildMtom } from './mtom.js';
 import { ACTION, parseDmpAnswer, soapEnvelope, type DmpAnswer } from './soap.js';
 import { vihf, type SealKey, type VihfInput } from './vihf.js';
+import { PfiError } from '../errors.js';
 
 export interface DmpEndpoint {
   /** Base URL of the services, e.g. https://<env>.lps2.dmp.gouv.fr/si-dmp-server/v2/services */
@@ -20,12 +21,12 @@ export interface DmpEndpoint {
 }
 
 /** No readable answer from the DMP (network, TLS, timeout, HTTP error without SOAP): the call may be retried. */
-export class DmpTransportError extends Error {
+export class DmpTransportError extends PfiError {
   constructor(
     message: string,
     readonly httpStatus?: number,
   ) {
-    super(message);
+    super('dmp-transport', message);
   }
 }
 

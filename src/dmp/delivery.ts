@@ -38,6 +38,7 @@ import { DmpClient, DmpTransportError, type DmpEndpoint } from './client.js';
 import { dmpGate } from './gate.js';
 import type { DmpAnswer, RegistryError } from './soap.js';
 import { ROLE_AUTOMATE, type VihfInput } from './vihf.js';
+import { PfiError } from '../errors.js';
 
 export type DmpState = 'scheduled' | 'held' | 'cancelled' | 'sending' | 'accepted' | 'refused' | 'dead-lettered';
 
@@ -56,14 +57,14 @@ interface DmpJob {
 }
 
 /** A failure the DMP or the gate made final: no retry. */
-class Refusal extends Error {
+class DmpRefusal extends PfiError {
   constructor(
     readonly code: string,
     text: string,
     readonly system: 'DMP_ERROR_CODE' | 'PFIERRORCODE',
     readonly errors: RegistryError[] = [],
   ) {
-    super(text);
+    super('dmp-refusal', text);
   }
 }
 
@@ -278,7 +279,7 @@ export class DmpDelivery {
         await journal.note(journalId, { status: 'delivered', destination: 'dmp', ackCode: 'Success', detail });
         deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'accepted' });
       } catch (e) {
-        if (e instanceof Refusal) {
+        if (e instanceof DmpRefusal) {
           const error = { code: e.code, text: e.message, system: e.system };
           await this.move(redis, journalId, 'refused', ['sending'], { error: JSON.stringify(error) });
           const all = e.errors.length > 1 ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}` : '';
@@ -330,7 +331,7 @@ export class DmpDelivery {
     await this.deps.acks.send(journalId, ZAM, msg, zam, `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR`);
   }
 
-  /** The call itself; resolves with the entryUUIDs registered, throws Refusal or a retryable error. */
+  /** The call itself; resolves with the entryUUIDs registered, throws DmpRefusal or a retryable error. */
   private async send(sub: Submission, msg: Hl7Message, uncertain: boolean): Promise<string[]> {
     const entries = sub.documents.map((d) => d.entry);
     const patient = entries[0]!.patientId;
@@ -338,7 +339,7 @@ export class DmpDelivery {
     const known = await this.deps.identity.dmpGate([{ id: patient.id, authority: patient.authority }]);
     const opposed = !!known.patient && !dmpPermissions(known.patient.consent).feedingAllowed;
     const refusal = dmpGate({ reliability, opposed, documents: entries }, this.deps.terminology());
-    if (refusal) throw new Refusal(refusal.rule, refusal.text, 'PFIERRORCODE');
+    if (refusal) throw new DmpRefusal(refusal.rule, refusal.text, 'PFIERRORCODE');
     const identity = this.identity(sub, msg);
     const ins = patient.id;
 
@@ -356,7 +357,7 @@ export class DmpDelivery {
     if (sub.event === 'replace') {
       for (const [i, d] of sub.documents.entries()) {
         const target = d.replaces ?? (i === 0 ? sub.replaces : undefined);
-        if (!target) throw new Refusal('DMP-replaced-document', `OBX ${d.obx}: a replacement must name the replaced document (CDA relatedDocument RPLC, or TXA-13)`, 'PFIERRORCODE');
+        if (!target) throw new DmpRefusal('DMP-replaced-document', `OBX ${d.obx}: a replacement must name the replaced document (CDA relatedDocument RPLC, or TXA-13)`, 'PFIERRORCODE');
         replacements.push({ source: d.entry.entryUUID, target: (await this.registered(identity, ins, target)).entryUUID });
         replaced.push(target);
       }
@@ -378,7 +379,7 @@ export class DmpDelivery {
     try {
       this.check(answer);
     } catch (e) {
-      if (e instanceof Refusal) for (const x of entries) await this.remember(ins, x.uniqueId, { state: 'refused' });
+      if (e instanceof DmpRefusal) for (const x of entries) await this.remember(ins, x.uniqueId, { state: 'refused' });
       throw e;
     }
     for (const e of entries) await this.remember(ins, e.uniqueId, { state: 'accepted', entryUUID: e.entryUUID });
@@ -386,20 +387,20 @@ export class DmpDelivery {
     return entries.map((e) => e.entryUUID);
   }
 
-  /** Throws unless the DMP said Success (a Refusal for its business errors, else a retryable error). */
+  /** Throws unless the DMP said Success (a DmpRefusal for its business errors, else a retryable error). */
   private check(answer: DmpAnswer): void {
     if (answer.kind === 'fault') {
       const code = answer.subcode || answer.code || 'SOAPFault';
       // A Receiver fault is the service's own trouble; a Sender fault is about our request.
       if (/Receiver$/.test(answer.code)) throw new Error(`DMP SOAP fault ${code}: ${answer.reason}`);
-      throw new Refusal(code.replace(/^\w+:/, ''), answer.reason || 'SOAP fault', 'DMP_ERROR_CODE');
+      throw new DmpRefusal(code.replace(/^\w+:/, ''), answer.reason || 'SOAP fault', 'DMP_ERROR_CODE');
     }
     if (answer.status === 'Success') return;
     const errors = answer.errors.filter((e) => e.severity === 'Error');
     const first = errors[0] ?? answer.errors[0];
     if (errors.length && errors.every((e) => BUSY.has(e.code))) throw new Error(`DMP busy (${first!.code}): ${first!.context}`);
-    if (!first) throw new Refusal('XDSRegistryError', `the DMP answered ${answer.status} without an error`, 'DMP_ERROR_CODE');
-    throw new Refusal(first.code, first.context + (first.location ? ` (${first.location})` : ''), 'DMP_ERROR_CODE', answer.errors);
+    if (!first) throw new DmpRefusal('XDSRegistryError', `the DMP answered ${answer.status} without an error`, 'DMP_ERROR_CODE');
+    throw new DmpRefusal(first.code, first.context + (first.location ? ` (${first.location})` : ''), 'DMP_ERROR_CODE', answer.errors);
   }
 
   /**
@@ -418,8 +419,8 @@ export class DmpDelivery {
     }
     if (answer.status !== 'Success') this.check({ kind: 'registry', status: answer.status, errors: answer.errors });
     const found = answer.documents.find((d) => d.uniqueId === uniqueId && d.status === 'Approved') ?? answer.documents.find((d) => d.uniqueId === uniqueId);
-    if (!found) throw new Refusal('DMP-document-unknown', `document ${uniqueId} is not in the patient’s DMP`, 'PFIERRORCODE');
-    if (found.status !== 'Approved') throw new Refusal('DMP-document-not-current', `document ${uniqueId} is ${found.status} in the DMP, not Approved`, 'PFIERRORCODE');
+    if (!found) throw new DmpRefusal('DMP-document-unknown', `document ${uniqueId} is not in the patient’s DMP`, 'PFIERRORCODE');
+    if (found.status !== 'Approved') throw new DmpRefusal('DMP-document-not-current', `document ${uniqueId} is ${found.status} in the DMP, not Approved`, 'PFIERRORCODE');
     return { entryUUID: found.entryUUID, status: STATUS_APPROVED };
   }
 
@@ -442,8 +443,8 @@ export class DmpDelivery {
     const patient = sub.documents[0]!.entry.patientId;
     const structureId = c.structureId ?? sender('8.10');
     const nameId = c.responsible?.id ?? sender('5.1');
-    if (!structureId) throw new Refusal('DMP-VIHF-structure', 'Identifiant_Structure: no PRT-8.10 in the PRT SB and no dmp.structureId in the channel', 'PFIERRORCODE');
-    if (!nameId) throw new Refusal('DMP-VIHF-subject', 'NameID: no PRT-5.1 in the PRT SB and no dmp.responsible.id in the channel', 'PFIERRORCODE');
+    if (!structureId) throw new DmpRefusal('DMP-VIHF-structure', 'Identifiant_Structure: no PRT-8.10 in the PRT SB and no dmp.structureId in the channel', 'PFIERRORCODE');
+    if (!nameId) throw new DmpRefusal('DMP-VIHF-subject', 'NameID: no PRT-5.1 in the PRT SB and no dmp.responsible.id in the channel', 'PFIERRORCODE');
     return {
       ins: { matricule: patient.id, oid: patient.authority },
       structureId,

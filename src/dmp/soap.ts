@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { XMLParser } from 'fast-xml-parser';
+import { PfiError } from '../errors.js';
 
 export const ACTION = {
   provideAndRegister: 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b',
@@ -56,7 +57,11 @@ export interface FoundDocument {
 }
 
 /** A DMP answer we cannot read: treated like a transport failure (the DMP may have done it or not). */
-export class SoapError extends Error {}
+export class SoapError extends PfiError {
+  constructor(message: string) {
+    super('soap', message);
+  }
+}
 
 const parser = new XMLParser({
   ignoreAttributes: false,

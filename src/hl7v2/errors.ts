@@ -1,3 +1,5 @@
+import { PfiError } from '../errors.js';
+
 /** HL7 table 0357 (Message error condition codes), the codes the volets put in ERR-3. */
 export type ErrorCode = 100 | 101 | 102 | 103 | 200 | 201 | 202 | 203 | 204 | 205 | 206 | 207;
 
@@ -26,13 +28,13 @@ export interface ErrorLocation {
   subcomponent?: number;
 }
 
-export class Hl7ParseError extends Error {
+export class Hl7ParseError extends PfiError {
   constructor(
     message: string,
     readonly code: ErrorCode,
     readonly location?: ErrorLocation,
   ) {
-    super(message);
+    super('hl7-parse', message);
     this.name = 'Hl7ParseError';
   }
 }

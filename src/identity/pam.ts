@@ -27,6 +27,7 @@ import { clean, cx, cxList, opt, readTraits, repetitions, type Identifier, type 
 
 export type { Identifier } from './pid.js';
 import { checkIns, isInsOid } from './ins.js';
+import { PfiError } from '../errors.js';
 
 export interface PatientUpdate {
   /** MSH-9.2, e.g. A01. */
@@ -61,13 +62,13 @@ export interface PamErrorLocation {
   component?: number;
 }
 
-export class PamError extends Error {
+export class PamError extends PfiError {
   constructor(
     readonly code: PamErrorCode,
     message: string,
     readonly location?: PamErrorLocation,
   ) {
-    super(message);
+    super('pam', message);
     this.name = 'PamError';
   }
 }

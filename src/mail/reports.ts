@@ -8,6 +8,7 @@
  * is `{ kind: 'other' }`.
  */
 import { MimeError, parseContentType, parseMultipartParts, type MimePart } from '../mime/multipart.js';
+import { PfiError } from '../errors.js';
 
 export interface DsnRecipient {
   /** Address only (the address type, e.g. 'rfc822;', and angle brackets are removed). */
@@ -38,8 +39,11 @@ export type Report =
   | { kind: 'other' };
 
 /** A report that cannot be read; the message says why. */
-export class ReportError extends Error {
+export class ReportError extends PfiError {
   override name = 'ReportError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('report', message, options);
+  }
 }
 
 const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);

@@ -3,6 +3,8 @@
  * Bodies can be tens of MiB: parsing scans with Buffer.indexOf and slices with subarray (no quadratic
  * work, no copies for binary parts).
  */
+import { PfiError } from '../errors.js';
+
 export interface MimePart {
   /** Without the angle brackets. */
   contentId?: string;
@@ -12,8 +14,11 @@ export interface MimePart {
   body: Buffer;
 }
 
-export class MimeError extends Error {
+export class MimeError extends PfiError {
   override name = 'MimeError';
+  constructor(message: string) {
+    super('mime', message);
+  }
 }
 
 const CRLF = '\r\n';

@@ -6,17 +6,18 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { MllpDecoder, frame } from './framing.js';
 import { defaultCorrelator, type Correlator } from './correlate.js';
+import { PfiError } from '../errors.js';
 
 export type MllpClientErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol';
 
-export class MllpClientError extends Error {
+export class MllpClientError extends PfiError {
   override readonly name = 'MllpClientError';
   constructor(
     readonly kind: MllpClientErrorKind,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super('mllp-peer', message, options);
   }
 }
 

@@ -5,7 +5,7 @@
  * ZAM^Z03, one per recipient, when the CREATEUR asked for them.
  *
  * State per message in Redis (`pfi:mss:<channel>:s:<message id>`): per recipient, whether the SMTP
- * server took the mail (`rcpt:<address>`), and which ZAM went out (`z2:` / `z3:<address>`). A retry
+ * server took the mail (`rcpt:<address>`); the ZAMs sent are kept by the business acks (src/acks). A retry
  * sends only to the recipients still pending; a report seen twice (watcher restarted before it moved
  * the mail) finds its ZAM already sent. Message-ID and ENVID carry the message id, so a report names
  * the request it is about without any other lookup.

@@ -17,6 +17,7 @@ import type { Hl7Message } from '../hl7v2/message.js';
 import { isInsOid } from '../identity/ins.js';
 import { readTraits, repetitions } from '../identity/pid.js';
 import { buildXdm, type XdmDocument } from '../xdm/build.js';
+import { PfiError } from '../errors.js';
 
 export type { XdmDocument } from '../xdm/build.js';
 
@@ -61,13 +62,13 @@ export interface MailInput {
 }
 
 /** The routes of a request cannot be served by MSSanté as they stand; `rule` names the reason. */
-export class MailError extends Error {
+export class MailError extends PfiError {
   override name = 'MailError';
   constructor(
     readonly rule: string,
     message: string,
   ) {
-    super(message);
+    super('mssante-request', message);
   }
 }
 

@@ -218,7 +218,7 @@ interface Problem {
   text?: string;
 }
 
-class Refusal extends Error {
+class DpiRefusal extends Error {
   constructor(
     readonly ackCode: 'AE' | 'AR',
     readonly problems: Problem[],
@@ -228,13 +228,13 @@ class Refusal extends Error {
 }
 
 /** A technical refusal (ERR-3 from table 0357, no ERR-5). */
-function tech(ackCode: 'AE' | 'AR', condition: Exclude<MessageErrorCondition, 207>, where: string | ErrorLocation | undefined, text: string): Refusal {
-  return new Refusal(ackCode, [{ condition, location: typeof where === 'string' ? loc(where) : where, text }]);
+function tech(ackCode: 'AE' | 'AR', condition: Exclude<MessageErrorCondition, 207>, where: string | ErrorLocation | undefined, text: string): DpiRefusal {
+  return new DpiRefusal(ackCode, [{ condition, location: typeof where === 'string' ? loc(where) : where, text }]);
 }
 
 /** An application refusal: AE, ERR-3 = 207, ERR-5 = code ([profils] ERR, Note 2). */
-function app(code: ApplicationErrorCode, where: string | ErrorLocation | undefined, text: string): Refusal {
-  return new Refusal('AE', [{ condition: 207, application: code, location: typeof where === 'string' ? loc(where) : where, text }]);
+function app(code: ApplicationErrorCode, where: string | ErrorLocation | undefined, text: string): DpiRefusal {
+  return new DpiRefusal('AE', [{ condition: 207, application: code, location: typeof where === 'string' ? loc(where) : where, text }]);
 }
 
 /** 'PID-3', 'MSH-9.2', 'OBX[2]-5.5' → ERL. */
@@ -357,7 +357,7 @@ class State {
     try {
       change = this.process(msg, msh);
     } catch (e) {
-      if (e instanceof Refusal) return this.reply(entry, msh, e.ackCode, e.problems);
+      if (e instanceof DpiRefusal) return this.reply(entry, msh, e.ackCode, e.problems);
       // A bug of the simulator, or an input it did not foresee: said, not hidden behind a closed connection.
       return this.reply(entry, msh, 'AE', [{ condition: 207, application: 906, text: `erreur interne du simulateur : ${(e as Error).message}` }]);
     }
@@ -620,7 +620,7 @@ class State {
         ['base du DPI', norm(base[trait.key])],
       ]);
     }
-    if (problems.length) throw new Refusal('AE', problems);
+    if (problems.length) throw new DpiRefusal('AE', problems);
     return patient;
   }
 }

@@ -1,9 +1,14 @@
 /** The CONSOMMATEUR simulator's patient base, from a JSON file (`pfi sim consommateur --patients`, `patients:`). */
 import { readFileSync } from 'node:fs';
+import { PfiError } from '../errors.js';
 import type { SimPatient } from './consommateur.js';
 
 /** A patients file that cannot be used: `<file>: <what>`. */
-export class PatientsFileError extends Error {}
+export class PatientsFileError extends PfiError {
+  constructor(message: string) {
+    super('config', message);
+  }
+}
 
 /** Reads and checks the patients file. */
 export function loadPatients(file: string): SimPatient[] {

@@ -31,6 +31,7 @@ import { UnzipInflate, UnzipPassThrough, type UnzipDecoder } from 'fflate';
 import { readCdaHeader, type CdaHeader, type InstanceId } from '../cda/header.js';
 import { XDM_ACTION_SLOT } from './build.js';
 import { XDS_UUID } from '../xds/ebrim.js';
+import { PfiError } from '../errors.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // API
@@ -68,13 +69,13 @@ export type IntakeReason =
   | 'no-document';
 
 /** Why an archive is refused; the message names entries and rules, never patient data. */
-export class IntakeError extends Error {
+export class IntakeError extends PfiError {
   override name = 'IntakeError';
   constructor(
     readonly reason: IntakeReason,
     message: string,
   ) {
-    super(message);
+    super('xdm', message);
   }
 }
 

@@ -1,3 +1,4 @@
+import { PfiError } from '../errors.js';
 /**
  * IHE XDS.b metadata as the DMP and the XDM archives of MSSanté carry them, named after the volet's
  * mapping table (mapping.md of "Transmission de document(s) CDA en HL7v2"). Pure data: building it
@@ -83,11 +84,11 @@ export interface SubmissionSet {
 }
 
 /** A required metadata that could not be filled: always named, never left silently empty. */
-export class MetadataError extends Error {
+export class MetadataError extends PfiError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(`${field}: ${message}`);
+    super('xds-metadata', `${field}: ${message}`);
   }
 }

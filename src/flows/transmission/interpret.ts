@@ -10,18 +10,19 @@ import { n1FromMessage } from './pdf.js';
 import { isPatientAddress, patientAddress, recipients, replyTo } from '../../request/participants.js';
 import type { Routes, Submission, TransmissionFlags } from '../../request/submission.js';
 import { readFlags } from './validate.js';
+import { PfiError } from '../../errors.js';
 
 export type { Routes, Submission };
 
 /** A request the volet refuses once its document is read: reported in the journal and by ZAM. */
-export class InterpretationError extends Error {
+export class InterpretationError extends PfiError {
   constructor(
     readonly rule: string,
     readonly code: ErrorCode,
     message: string,
     readonly location?: ErrorLocation,
   ) {
-    super(message);
+    super('request', message);
   }
 }
 
