@@ -23,6 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { create } from 'xmlbuilder2';
 import { CDA_NS } from './header.js';
 import { PfiError } from '../errors.js';
+import { hasNonXmlChar } from '../util/xml-text.js';
 
 type XMLBuilder = ReturnType<typeof create>;
 
@@ -114,8 +115,6 @@ const UUID = /^[0-9a-zA-Z]{8}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a
 const RUID = /^[A-Za-z][A-Za-z0-9-]*$/;
 const TS = /^(?:[0-9]{1,8}|(?:[0-9]{9,14}|[0-9]{14}\.[0-9]+)(?:[+-][0-9]{1,4})?)$/;
 const CS = /^\S+$/;
-// XML 1.0 Char production (no C0 controls but tab/LF/CR, no U+FFFE/U+FFFF, no lone surrogate).
-const BAD_XML_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function missing(field: string): N1Error {
   return new N1Error(field, `N1 document: ${field} is required`);
@@ -123,7 +122,7 @@ function missing(field: string): N1Error {
 
 function str(v: unknown, field: string): string {
   if (typeof v !== 'string' || v.trim() === '') throw missing(field);
-  if (BAD_XML_CHAR.test(v)) throw new N1Error(field, `N1 document: ${field} holds a character not allowed in XML`);
+  if (hasNonXmlChar(v)) throw new N1Error(field, `N1 document: ${field} holds a character not allowed in XML`);
   return v;
 }
 

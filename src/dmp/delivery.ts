@@ -34,7 +34,7 @@ import {
   updateDocumentSetRequest,
 } from '../xds/ebrim.js';
 import type { Terminology } from '../xds/terminology.js';
-import { DmpClient, DmpTransportError, type DmpEndpoint } from './client.js';
+import { DmpClient, type DmpEndpoint } from './client.js';
 import { dmpGate } from './gate.js';
 import type { DmpAnswer, RegistryError } from './soap.js';
 import { ROLE_AUTOMATE, type VihfInput } from './vihf.js';

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { XMLParser } from 'fast-xml-parser';
 import { PfiError } from '../errors.js';
+import { xmlEscape } from '../util/xml-text.js';
 
 export const ACTION = {
   provideAndRegister: 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b',
@@ -16,7 +17,7 @@ const NS_SOAP = 'http://www.w3.org/2003/05/soap-envelope';
 const NS_WSA = 'http://www.w3.org/2005/08/addressing';
 const NS_WSSE = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd';
 
-const escapeText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeText = xmlEscape;
 
 /**
  * The envelope, as text: the signed assertion and the body are inserted verbatim (re-serialising a

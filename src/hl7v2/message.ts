@@ -10,7 +10,7 @@
 import { charsetFromMsh18, decodeBytes, encodeString, mshOffset, sniffMsh18, type Hl7Charset } from './charset.js';
 import { Hl7ParseError } from './errors.js';
 import { escape, unescape } from './escape.js';
-import { STANDARD_DELIMITERS, type Delimiters } from './delimiters.js';
+import type { Delimiters } from './delimiters.js';
 
 export { Hl7ParseError, type ErrorLocation } from './errors.js';
 

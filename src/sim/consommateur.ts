@@ -437,7 +437,7 @@ class State {
     const group = checkFields(msg, event);
     const { header, cda } = readDocument(msg);
     const uniqueId = checkDocumentId(msg, header);
-    const patient = this.checkPatient(msg, header);
+    this.checkPatient(msg, header);
     const matricule = header.recordTarget.ins!.matricule;
     const mails = group.mails;
 

@@ -16,6 +16,7 @@ import {
   ACTION, Fault, NS, SecurityFault, XmlError, checkEnvelope, checkVihf, child, children, parseInsCx, parseXml, path,
   sealCertificatesDer, sender, text, unpack, type Endpoint, type Unpacked, type Vihf,
 } from './vihf-check.js';
+import { xmlEscape } from '../util/xml-text.js';
 
 export type DmpState = 'open' | 'closed' | 'none';
 export type FailureMode = 'http500' | 'busy' | 'timeout' | 'reset' | 'slow';
@@ -66,11 +67,7 @@ const SS = XDS_UUID.submissionSet;
 interface RegistryError { code: string; context: string; location: string }
 
 /** XML escape; also drops the characters XML 1.0 cannot carry (a reason may quote raw request bytes). */
-const esc = (s: string): string =>
-  s
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
-    .replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const esc = xmlEscape;
 
 function envelope(action: string, relatesTo: string, body: string): string {
   return (

@@ -364,7 +364,7 @@ export function checkEnvelope(doc: Document, endpoint: Endpoint, basePath: strin
   }
   ids.action = action;
   const to = text(child(header, NS.wsa, 'To'));
-  let toPath = '';
+  let toPath: string;
   try {
     toPath = new URL(to).pathname;
   } catch {

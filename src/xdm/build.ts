@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { strToU8, zipSync, type Zippable } from 'fflate';
 import { submitObjectsRequest } from '../xds/ebrim.js';
 import type { DocumentEntry, SubmissionSet } from '../xds/model.js';
+import { xmlEscape } from '../util/xml-text.js';
 
 export interface XdmDocument {
   entry: DocumentEntry;
@@ -96,7 +97,7 @@ function withActionSlot(xml: string, action: 'C' | 'D'): string {
   return out;
 }
 
-const html = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const html = xmlEscape;
 
 /**
  * The XDM manifest a person opens first: XHTML (well-formed, so that a reader may parse it), the

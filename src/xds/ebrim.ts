@@ -27,6 +27,7 @@ import {
   type XdsPatientId,
   type XdsPerson,
 } from './model.js';
+import { xmlSafe } from '../util/xml-text.js';
 
 type XMLBuilder = ReturnType<typeof create>;
 
@@ -96,12 +97,6 @@ export interface EbrimOptions {
 export type XcnPerson = XdsPerson & { nameType?: string; idType?: string };
 
 const hl7 = (s: string | undefined): string => (s ? hl7Escape(s, STANDARD_DELIMITERS) : '');
-
-/** Drop the characters XML 1.0 cannot carry (C0 controls but tab/CR/LF, lone surrogates, U+FFFE/F). */
-function xmlSafe(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '');
-}
 
 /**
  * XCN: `id^family^given^^^^^^&authority&ISO`. When the identifier is a national health professional

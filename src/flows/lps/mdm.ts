@@ -82,6 +82,6 @@ export function buildMdm(intake: Intake, mail: ReceivedMail, parties: MdmParties
     segs.push(`OBX|${++n}|CWE|${flag}^${e(label)}^MetaDMPMSS||${codes.has(c) ? 'Y' : 'N'}^^expandedYes-NoIndicator||||||F`);
   }
   // A replacement that only changes who may see the document says so (the flags differ from the previous version's).
-  segs.push(`OBX|${++n}|CWE|MODIF_CONF_CODE^Modification Confidentiality Code^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F`);
+  segs.push(`OBX|${n + 1}|CWE|MODIF_CONF_CODE^Modification Confidentiality Code^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F`);
   return segs.join('\r') + '\r';
 }

@@ -38,7 +38,6 @@ const CRLF = '\r\n';
 
 /** RFC 2047 encoded word for non-ASCII header text. */
 function header(v: string): string {
-  // eslint-disable-next-line no-control-regex
   return /^[\x20-\x7e]*$/.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=`;
 }
 

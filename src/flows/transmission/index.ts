@@ -28,7 +28,7 @@ async function tellCreateur(ctx: FlowContext<TransmissionChannel>, msg: Hl7Messa
   try {
     await ctx.acks.send(ctx.journalId, 'Z01', msg, { kind: 'Z01', ok: false, error }, 'ZAM^Z01 N sent to the CREATEUR');
   } catch (err) {
-    throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`);
+    throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`, { cause: err });
   }
 }
 
