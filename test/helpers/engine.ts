@@ -123,7 +123,8 @@ export function spawnEngine(env: Record<string, string>): Promise<SpawnedEngine>
   child.stderr!.on('data', (d) => (stderr += d));
   const stopped = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`engine did not start in 20 s: ${stderr}`)), 20_000);
+    // Only turns a failed start into an error: a loaded machine may take long (8 s seen beside other runs).
+    const timer = setTimeout(() => reject(new Error(`engine did not start in 60 s: ${stderr}`)), 60_000);
     child.once('exit', (code) => reject(new Error(`engine exited with ${code}: ${stderr}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let rec: Record<string, unknown>;
