@@ -53,7 +53,7 @@ source:
   accept:
     - { type: MDM, events: [T02, T04, T10], versions: ["2.6"] }
     - { type: ORU, events: [R01], versions: ["2.5"] }
-businessAcks: { host: 127.0.0.1, port: ${createurPort}, ackTimeoutSeconds: 5 }
+businessAcks: { host: 127.0.0.1, port: ${createurPort}, ackTimeoutSeconds: 60 }
 ${extra.trim()}
 `;
 }

@@ -17,14 +17,14 @@ beforeAll(async () => {
     relay: channelYaml('relay', {
       extra: `flow: forward
 destinations:
-  - { id: dpi, type: mllp, host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 5 }
+  - { id: dpi, type: mllp, host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 60 }
 processing: { concurrency: 1, attempts: 2, backoffSeconds: 0.1 }
 `,
     }).replace('flow: journal\n', ''),
     createur: channelYaml('createur', {
       source: 'profile: cisis-transmission',
       extra: `mapping: ${join(ROOT, 'mappings', 'transmission.yaml')}
-businessAcks: { host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 5 }
+businessAcks: { host: 127.0.0.1, port: ${peer.port}, ackTimeoutSeconds: 60 }
 processing: { concurrency: 1, attempts: 2, backoffSeconds: 0.1 }
 `,
     }).replace('flow: journal', 'flow: transmission'),
@@ -48,7 +48,7 @@ async function entryByControlId(id: string, status?: string): Promise<JournalEnt
     const r = (await (await t.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] };
     const e = r.messages[0];
     return e && (!status || e.status === status) ? e : undefined;
-  }, 15_000, `${id} ${status ?? ''}`);
+  }, 30_000, `${id} ${status ?? ''}`);
 }
 
 describe('admin API', () => {
