@@ -11,7 +11,7 @@ import { DOMAINS, MAILBOXES, TcpGate, readMailbox, sendRaw, waitForMail } from '
 const env = inject('mail');
 const transports: Transporter[] = [];
 function smtp(port: number = env.smtp.port): Transporter {
-  const t = nodemailer.createTransport({ host: env.smtp.host, port, secure: false, ignoreTLS: true, connectionTimeout: 5000 });
+  const t = nodemailer.createTransport({ host: env.smtp.host, port, secure: false, ignoreTLS: true, connectionTimeout: 30_000 });
   transports.push(t);
   return t;
 }
