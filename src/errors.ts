@@ -23,6 +23,7 @@ export const CATALOGUE = {
   'xds-metadata': { kind: 'permanent', answer: 'the request refused: the XDS field named' },
   'mssante-request': { kind: 'permanent', answer: 'MSSanté route refused once, ZAM^Z02 N (PFIERRORCODE)' },
   'dmp-refusal': { kind: 'permanent', answer: 'DMP route refused, ZAM^Z01 N (DMP_ERROR_CODE or PFIERRORCODE)' },
+  'xml': { kind: 'permanent', answer: 'the document or answer named as not well-formed XML (line, column)' },
   'mime': { kind: 'permanent', answer: 'Flow B: dead letter `[MAIL-mime]`; a report mail set aside' },
   'xdm': { kind: 'permanent', answer: 'Flow B: dead letter `[XDM-<reason>]`, the sender told (MDN 906)' },
   'report': { kind: 'permanent', answer: 'the report mail set aside (asideFolder) and journaled' },

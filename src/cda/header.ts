@@ -15,7 +15,7 @@
  * urn:asip-sante:ci-sis) are accepted: the ClinicalDocument inside is read.
  */
 import { isUtf8 } from 'node:buffer';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { xmlReader, XmlError } from '../xml/read.js';
 import { isInsOid } from '../identity/ins.js';
 import { PfiError } from '../errors.js';
 
@@ -124,12 +124,13 @@ export function readCdaHeader(xml: Buffer | string): CdaHeader {
     headerXml = text.slice(0, scan.cut);
   }
   headerXml += scan.openAtCut.map((n) => `</${n}>`).join('');
-  const valid = XMLValidator.validate(headerXml, { allowBooleanAttributes: false });
-  if (valid !== true) {
-    const e = valid.err;
-    throw new CdaError('not-xml', `Not a CDA document: not well-formed XML (${e.msg}, line ${e.line}, column ${e.col})`);
+  let nodes: PoNode[];
+  try {
+    nodes = read(headerXml) as PoNode[];
+  } catch (e) {
+    if (e instanceof XmlError) throw new CdaError('not-xml', `Not a CDA document: ${e.message}`);
+    throw e;
   }
-  const nodes = parser.parse(headerXml) as PoNode[];
   const root = toElements(nodes, new Map([['xml', 'http://www.w3.org/XML/1998/namespace']]))[0];
   if (!root) throw new CdaError('not-xml', 'Not a CDA document: no root element');
   let cd = root;
@@ -328,19 +329,8 @@ function scanDocument(text: string): Scan {
 
 type PoNode = Record<string, unknown> & { ':@'?: Record<string, string> };
 
-const parser = new XMLParser({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
-  htmlEntities: false,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  commentPropName: false,
-});
+// Prefixes kept: namespaces are resolved here (toElements), a CDA may use any prefix.
+const read = xmlReader({ ordered: true, attributePrefix: '', dropPrefixes: false });
 
 interface El {
   ns: string | undefined;

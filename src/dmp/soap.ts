@@ -3,9 +3,9 @@
  * reading of its answers: ebRIM RegistryResponse, AdhocQueryResponse, or a SOAP Fault.
  */
 import { randomUUID } from 'node:crypto';
-import { XMLParser } from 'fast-xml-parser';
 import { PfiError } from '../errors.js';
 import { xmlEscape } from '../util/xml-text.js';
+import { xmlReader } from '../xml/read.js';
 
 export const ACTION = {
   provideAndRegister: 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b',
@@ -64,13 +64,7 @@ export class SoapError extends PfiError {
   }
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  removeNSPrefix: true,
-  textNodeName: '#text',
-  isArray: (name) => ['RegistryError', 'ExtrinsicObject', 'ExternalIdentifier', 'Subcode', 'Text'].includes(name),
-});
+const read = xmlReader({ arrays: ['RegistryError', 'ExtrinsicObject', 'ExternalIdentifier', 'Subcode', 'Text'] });
 
 type Node = Record<string, unknown>;
 const obj = (v: unknown): Node | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Node) : undefined);
@@ -96,7 +90,7 @@ function status(v: unknown): 'Success' | 'PartialSuccess' | 'Failure' {
 export function parseDmpAnswer(xml: string): DmpAnswer {
   let doc: Node;
   try {
-    doc = parser.parse(xml) as Node;
+    doc = read(xml) as Node;
   } catch (e) {
     throw new SoapError(`the DMP's answer is not XML: ${(e as Error).message}`);
   }

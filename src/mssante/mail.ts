@@ -11,13 +11,13 @@
  *   `XDM/1.0/DDM+<libellé> <NOM> <prénom> <date de naissance>`, the headers X-MSS-CODECDA, X-MSS-INS,
  *   X-MSS-NIL (ECO.2.4.x), the attachments IHE_XDM.ZIP and the PDF.
  */
-import { XMLParser } from 'fast-xml-parser';
 import type { Submission } from '../request/submission.js';
 import type { Hl7Message } from '../hl7v2/message.js';
 import { isInsOid } from '../identity/ins.js';
 import { readTraits, repetitions } from '../identity/pid.js';
 import { buildXdm, type XdmDocument } from '../xdm/build.js';
 import { PfiError } from '../errors.js';
+import { xmlReader } from '../xml/read.js';
 
 export type { XdmDocument } from '../xdm/build.js';
 
@@ -264,15 +264,8 @@ const LOINC_COPIE_DU_DOCUMENT = '55108-5';
 
 type XmlNode = Record<string, unknown>;
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  // Any prefix bound to urn:hl7-org:v3 (c:ClinicalDocument...) reads the same.
-  removeNSPrefix: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: false,
-});
+// Prefixes dropped: any prefix bound to urn:hl7-org:v3 (c:ClinicalDocument...) reads the same.
+const read = xmlReader();
 
 const list = (v: unknown): XmlNode[] => (Array.isArray(v) ? v : v === undefined || v === null ? [] : [v]).filter((x): x is XmlNode => typeof x === 'object' && x !== null);
 const attr = (n: XmlNode | undefined, name: string): string | undefined => {
@@ -288,7 +281,7 @@ export function pdfOf(cda: Buffer): Buffer | undefined {
 function findPdf(cda: Buffer): { from: 'N1' | 'N3'; bytes: Buffer } | undefined {
   let doc: XmlNode;
   try {
-    doc = parser.parse(cda.toString('utf8').replace(/^\uFEFF/, '')) as XmlNode;
+    doc = read(cda.toString('utf8').replace(/^\uFEFF/, '')) as XmlNode;
   } catch {
     return undefined;
   }

@@ -26,11 +26,10 @@
  * bytes occur in it by chance (about 2 % of 30 MiB entries). See the data-descriptor test.
  */
 import { createHash } from 'node:crypto';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { UnzipInflate, UnzipPassThrough, type UnzipDecoder } from 'fflate';
 import { readCdaHeader, type CdaHeader, type InstanceId } from '../cda/header.js';
 import { XDM_ACTION_SLOT } from './build.js';
-import { XDS_UUID } from '../xds/ebrim.js';
+import { EbrimError, readSubmitObjectsRequest, type SubmitObjectsRequest } from '../xds/ebrim-read.js';
 import { PfiError } from '../errors.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -437,28 +436,9 @@ function crc32(data: Uint8Array, crc: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// METADATA.XML (ebRIM 3.0 SubmitObjectsRequest)
+// METADATA.XML (ebRIM 3.0 SubmitObjectsRequest, read by src/xds/ebrim-read.ts)
 
 const METADATA_PATH = /^IHE_XDM\/[^/]+\/METADATA\.XML$/i;
-/** A SubmitObjectsRequest for 200 documents is about 1 MiB; past this, not parsed. */
-const MAX_METADATA_BYTES = 16 * MiB;
-
-type Node = Record<string, unknown>;
-
-const ARRAYS = new Set(['RegistryPackage', 'ExtrinsicObject', 'Association', 'Classification', 'ExternalIdentifier', 'Slot', 'Value', 'LocalizedString']);
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  removeNSPrefix: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
-  htmlEntities: false,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  isArray: (name) => ARRAYS.has(name),
-});
 
 interface MetadataEntry {
   id: string;
@@ -475,178 +455,26 @@ interface Subset {
 }
 
 function readMetadata(fileName: string, bytes: Buffer): Subset {
-  const bad = (what: string) => new IntakeError('bad-metadata', `${fileName}: ${what}`);
-  if (bytes.length > MAX_METADATA_BYTES) throw bad(`${bytes.length} bytes, over the limit of ${MAX_METADATA_BYTES} for metadata`);
-  const text = decodeXml(bytes);
-  if (text === undefined) throw bad('not XML: bytes invalid in its encoding');
-  // No DTD: its entities are a classic way to blow up a parser ("billion laughs"); ebRIM has none.
-  if (/<!DOCTYPE/i.test(text)) throw bad('a DOCTYPE declaration is not allowed');
-  const valid = XMLValidator.validate(text);
-  if (valid !== true) throw bad(`not XML (${valid.err.msg}, line ${valid.err.line}, column ${valid.err.col})`);
-
-  let doc: Node;
+  let request: SubmitObjectsRequest;
   try {
-    doc = parser.parse(text) as Node;
+    request = readSubmitObjectsRequest(bytes);
   } catch (e) {
-    throw bad(`not readable XML (${e instanceof Error ? e.message : String(e)})`);
+    if (e instanceof EbrimError) throw new IntakeError('bad-metadata', `${fileName}: ${e.message}`);
+    throw e;
   }
-  const roots = Object.keys(doc).filter((k) => !k.startsWith('?') && !k.startsWith('#'));
-  if (roots.length !== 1 || roots[0] !== 'SubmitObjectsRequest') {
-    throw bad(`root element is ${roots.join(', ') || '(none)'}, expected an ebRIM lcm:SubmitObjectsRequest`);
-  }
-  const request = nodes(doc.SubmitObjectsRequest)[0];
-  if (request?.RegistryObjectList === undefined) throw bad('no rim:RegistryObjectList in the SubmitObjectsRequest');
-  const list = nodes(request.RegistryObjectList)[0] ?? {}; // an empty element parses as ''
-  const eos = nodes(list.ExtrinsicObject);
-  if (eos.length === 0) throw bad('no rim:ExtrinsicObject (DocumentEntry) in the SubmitObjectsRequest');
-  // Classifications may also stand alone in the list, pointing at their object by classifiedObject.
-  const loose = nodes(list.Classification);
-
-  const D = XDS_UUID.documentEntry;
-  const entries = eos.map((eo, i): MetadataEntry => {
-    const id = attr(eo, 'id');
-    if (!id) throw bad(`ExtrinsicObject #${i + 1} has no id`);
-    const uniqueId = externalId(eo, D.uniqueId);
-    if (!uniqueId) throw bad(`ExtrinsicObject ${id} has no XDSDocumentEntry.uniqueId`);
-    const classes = (scheme: string) => classifications(eo, id, scheme, loose);
-    const type = classes(D.typeCode)[0];
-    const entry: ReceivedDocument['entry'] = {
-      uniqueId,
-      entryUUID: id,
-      mimeType: attr(eo, 'mimeType') ?? '',
-      confidentialityCodes: classes(D.confidentialityCode)
-        .map((c) => attr(c, 'nodeRepresentation'))
-        .filter((c): c is string => !!c),
-    };
-    const typeCode = attr(type, 'nodeRepresentation');
-    if (type && typeCode) {
-      entry.typeCode = { code: typeCode, scheme: slot(type, 'codingScheme')[0] ?? '' };
-      const display = localized(type);
-      if (display) entry.typeCode.display = display;
-    }
-    const title = localized(eo);
-    if (title) entry.title = title;
-    const hash = slot(eo, 'hash')[0];
-    if (hash) entry.hash = hash;
-    const size = slot(eo, 'size')[0];
+  const entries = request.entries.map(({ uri, slots, size, ...e }): MetadataEntry => {
+    const entry: ReceivedDocument['entry'] = e;
     if (size !== undefined) {
-      if (!/^\d+$/.test(size)) throw new IntakeError('size-mismatch', `${fileName}: entry ${id}: size slot ${show(size)} is not a number of bytes`);
+      if (!/^\d+$/.test(size)) throw new IntakeError('size-mismatch', `${fileName}: entry ${e.entryUUID}: size slot ${show(size)} is not a number of bytes`);
       entry.size = Number(size);
     }
-    const patientId = externalId(eo, D.patientId);
-    if (patientId) entry.patientId = patientId;
-    const creationTime = slot(eo, 'creationTime')[0];
-    if (creationTime) entry.creationTime = creationTime;
-    const formatCode = attr(classes(D.formatCode)[0], 'nodeRepresentation');
-    if (formatCode) entry.formatCode = formatCode;
-    const m: MetadataEntry = { id, entry };
-    const uri = joinUri(slot(eo, 'URI'));
+    const m: MetadataEntry = { id: e.entryUUID, entry };
     if (uri) m.uri = uri;
-    const action = slot(eo, XDM_ACTION_SLOT)[0];
+    const action = slots.get(XDM_ACTION_SLOT)?.[0];
     if (action) m.action = action;
     return m;
   });
-
-  const rplc = new Map<string, string>();
-  for (const as of nodes(list.Association)) {
-    const type = attr(as, 'associationType') ?? '';
-    const source = attr(as, 'sourceObject');
-    const target = attr(as, 'targetObject');
-    if (/(^|:)(RPLC|XFRM_RPLC)$/.test(type) && source && target) rplc.set(source, target);
-  }
-  return { submissionSet: submissionSet(list, loose), entries, rplc };
-}
-
-/** The RegistryPackage that is the SubmissionSet (classified so, or holding its uniqueId). */
-function submissionSet(list: Node, loose: Node[]): Intake['submissionSet'] {
-  const S = XDS_UUID.submissionSet;
-  const packages = nodes(list.RegistryPackage);
-  const isSet = (p: Node) =>
-    externalId(p, S.uniqueId) !== undefined ||
-    nodes(p.Classification).some((c) => attr(c, 'classificationNode') === S.classificationNode) ||
-    loose.some((c) => attr(c, 'classificationNode') === S.classificationNode && attr(c, 'classifiedObject') === attr(p, 'id'));
-  const rp = packages.find(isSet) ?? (packages.length === 1 ? packages[0] : undefined);
-  if (!rp) return {};
-  const out: Intake['submissionSet'] = {};
-  const uniqueId = externalId(rp, S.uniqueId);
-  if (uniqueId) out.uniqueId = uniqueId;
-  const sourceId = externalId(rp, S.sourceId);
-  if (sourceId) out.sourceId = sourceId;
-  const patientId = externalId(rp, S.patientId);
-  if (patientId) out.patientId = patientId;
-  const submissionTime = slot(rp, 'submissionTime')[0];
-  if (submissionTime) out.submissionTime = submissionTime;
-  const author = classifications(rp, attr(rp, 'id') ?? '', S.author, loose)[0];
-  if (author) {
-    const person = slot(author, 'authorPerson')[0];
-    if (person) out.authorPerson = person;
-    const institutions = slot(author, 'authorInstitution');
-    if (institutions.length) out.authorInstitution = institutions;
-  }
-  return out;
-}
-
-/** UTF-8 (BOM or not), UTF-16 with a BOM, or the encoding the declaration names; undefined if invalid. */
-function decodeXml(bytes: Buffer): string | undefined {
-  let label = 'utf-8';
-  let body = bytes;
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) body = bytes.subarray(3);
-  else if (bytes[0] === 0xff && bytes[1] === 0xfe) [label, body] = ['utf-16le', bytes.subarray(2)];
-  else if (bytes[0] === 0xfe && bytes[1] === 0xff) [label, body] = ['utf-16be', bytes.subarray(2)];
-  else label = /^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']/.exec(bytes.subarray(0, 200).toString('latin1'))?.[1] ?? 'utf-8';
-  try {
-    return new TextDecoder(label, { fatal: true }).decode(body);
-  } catch {
-    return undefined;
-  }
-}
-
-function nodes(v: unknown): Node[] {
-  const isNode = (x: unknown): x is Node => typeof x === 'object' && x !== null;
-  return Array.isArray(v) ? v.filter(isNode) : isNode(v) ? [v] : [];
-}
-
-function attr(o: Node | undefined, name: string): string | undefined {
-  const v = o?.[`@${name}`];
-  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-}
-
-/** The values of the Slot called name (trimmed, empty ones dropped). */
-function slot(o: Node | undefined, name: string): string[] {
-  const s = nodes(o?.Slot).find((x) => attr(x, 'name') === name);
-  const values = nodes(s?.ValueList)[0]?.Value;
-  return (Array.isArray(values) ? values : [])
-    .map((v) => (typeof v === 'string' ? v.trim() : ''))
-    .filter((v) => v !== '');
-}
-
-function externalId(o: Node, scheme: string): string | undefined {
-  return attr(
-    nodes(o.ExternalIdentifier).find((x) => attr(x, 'identificationScheme') === scheme),
-    'value',
-  );
-}
-
-/** The object's Classifications in a scheme: nested in it, or standing alone and pointing at it. */
-function classifications(o: Node, id: string, scheme: string, loose: Node[]): Node[] {
-  const own = nodes(o.Classification).filter((c) => attr(c, 'classificationScheme') === scheme);
-  return [...own, ...loose.filter((c) => attr(c, 'classificationScheme') === scheme && attr(c, 'classifiedObject') === id)];
-}
-
-/** rim:Name/rim:LocalizedString/@value. */
-function localized(o: Node | undefined): string | undefined {
-  return attr(nodes(nodes(o?.Name)[0]?.LocalizedString)[0], 'value');
-}
-
-/** A URI slot: one value, or a long URI split in `1|...`, `2|...` values (ITI TF-3 §4.2.3.2.24). */
-function joinUri(values: string[]): string | undefined {
-  if (values.length <= 1) return values[0];
-  const parts = values.map((v) => /^(\d+)\|(.*)$/.exec(v));
-  if (parts.some((p) => !p)) return values[0];
-  return parts
-    .sort((a, b) => Number(a![1]) - Number(b![1]))
-    .map((p) => p![2])
-    .join('');
+  return { submissionSet: request.submissionSet, entries, rplc: request.rplc };
 }
 
 // ---------------------------------------------------------------------------------------------------------

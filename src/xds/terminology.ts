@@ -20,7 +20,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { XMLParser } from 'fast-xml-parser';
+import { xmlReader, XmlError } from '../xml/read.js';
 
 export interface Concept {
   code: string;
@@ -210,17 +210,16 @@ export function serializeTerminology(data: TerminologyData): string {
 // ---------------------------------------------------------------------------------------------
 // Readers
 
-const svsParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  removeNSPrefix: true,
-  parseAttributeValue: false,
-  parseTagValue: false,
-  isArray: (name) => ['ValueSet', 'DescribedValueSet', 'ConceptList', 'Concept'].includes(name),
-});
+const readSvsXml = xmlReader({ arrays: ['ValueSet', 'DescribedValueSet', 'ConceptList', 'Concept'], attributePrefix: '' });
 
 function readSvs(file: string, text: string): Parsed | string {
-  const doc = svsParser.parse(text) as Json;
+  let doc: Json;
+  try {
+    doc = readSvsXml(text) as Json;
+  } catch (e) {
+    if (e instanceof XmlError) return e.message;
+    throw e;
+  }
   const root = (doc.RetrieveValueSetResponse ?? doc.RetrieveMultipleValueSetsResponse ?? doc) as Json;
   const sets = [...arr(root.ValueSet), ...arr(root.DescribedValueSet)] as Json[];
   if (!sets.length) return 'XML without an SVS ValueSet';

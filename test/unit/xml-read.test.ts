@@ -1,0 +1,31 @@
+import { describe, expect, test } from 'vitest';
+import { hasDoctype, xmlReader, XmlError } from '../../src/xml/read.js';
+
+describe('xmlReader: strict and safe for every reader', () => {
+  const read = xmlReader({ arrays: ['b'] });
+
+  test('values stay text, repeatable elements are arrays, namespace prefixes dropped', () => {
+    expect(read('<x:a xmlns:x="urn:x" code="007"><x:b>007</x:b></x:a>')).toEqual({ a: { '@code': '007', b: ['007'] } });
+  });
+
+  test('a DOCTYPE is refused wherever the prolog puts it: after the declaration, PIs and comments', () => {
+    const doc = '<?xml version="1.0"?>\n<?pi a?>\n<!-- c -->\n<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>';
+    expect(() => read(doc)).toThrow(new XmlError('a DOCTYPE declaration is not allowed'));
+    expect(hasDoctype('\uFEFF<!doctype a><a/>')).toBe(true);
+    expect(hasDoctype('<a><!-- <!DOCTYPE a> --></a>')).toBe(false);
+  });
+
+  test('a prolog of many processing instructions is read in one pass (no backtracking blow-up)', () => {
+    // Eight <?...?> and blank lines before the root, as the ANS CDA examples have: a regex with lazy
+    // alternatives took minutes on this shape.
+    const prolog = Array.from({ length: 2000 }, (_, i) => `<?oxygen SCHSchema="s${i}.sch"?> \n`).join('');
+    expect(hasDoctype(`${prolog}<a/>`)).toBe(false);
+    expect(read(`${prolog}<a><b>1</b></a>`)).toEqual({ a: { b: ['1'] } });
+  });
+
+  test('text that is not well-formed XML is an XmlError with its line and column', () => {
+    expect(() => read('<a><b></a>')).toThrow(XmlError);
+    expect(() => read('<a>&undefined;</a>')).not.toThrow(); // unknown entities stay as written, never expanded
+    expect(() => read('<a>\n<b x="1" x="2"/></a>')).toThrow(/line 2/);
+  });
+});
