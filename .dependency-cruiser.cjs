@@ -34,7 +34,13 @@ module.exports = {
         severity: 'error',
         comment: `src/${name} may import only lower layers: ${TIERS.slice(0, i).flat().join(', ') || 'none'}.`,
         from: { path: path([name]) },
-        to: { path: path(TIERS.slice(i).flat().filter((n) => n !== name)) },
+        to: {
+          path: path(
+            TIERS.slice(i)
+              .flat()
+              .filter((n) => n !== name),
+          ),
+        },
       })),
     ),
     {

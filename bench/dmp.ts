@@ -29,7 +29,12 @@ dmp:
 }
 
 /** One document at a time on an idle engine: the pipeline's own latency, no queueing. */
-async function idleLatency(port: number, sim: DmpSimulator, count: number, first: number): Promise<{ p50: number; p99: number; max: number }> {
+async function idleLatency(
+  port: number,
+  sim: DmpSimulator,
+  count: number,
+  first: number,
+): Promise<{ p50: number; p99: number; max: number }> {
   const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 30_000 });
   const out: number[] = [];
   for (let i = first; i < first + count; i++) {
@@ -44,12 +49,20 @@ async function idleLatency(port: number, sim: DmpSimulator, count: number, first
   return { p50: Math.round(percentile(out, 50)), p99: Math.round(percentile(out, 99)), max: Math.round(out.at(-1)!) };
 }
 
-export async function benchDmp(opts: { port: number; sim: DmpSimulator; documents: number; connections: number }): Promise<Record<string, unknown>> {
+export async function benchDmp(opts: {
+  port: number;
+  sim: DmpSimulator;
+  documents: number;
+  connections: number;
+}): Promise<Record<string, unknown>> {
   const idle = await idleLatency(opts.port, opts.sim, 30, 1_000_000);
   opts.sim.reset();
   const messages = Array.from({ length: opts.documents }, (_, i) => request(DMP_DOC_BYTES, i));
   const sentAt = new Map<string, number>();
-  const clients = Array.from({ length: opts.connections }, () => new MllpClient({ host: '127.0.0.1', port: opts.port, ackTimeoutMs: 30_000 }));
+  const clients = Array.from(
+    { length: opts.connections },
+    () => new MllpClient({ host: '127.0.0.1', port: opts.port, ackTimeoutMs: 30_000 }),
+  );
   let next = 0;
   let notAA = 0;
   const cpu0 = process.cpuUsage();
@@ -91,7 +104,11 @@ export async function benchDmp(opts: { port: number; sim: DmpSimulator; document
     documentsPerSec: Math.round((storedAt.size / seconds) * 10) / 10,
     ackedPerSec: Math.round((messages.length / ((ackedAt - t0) / 1000)) * 10) / 10,
     // Under the burst (all documents sent as fast as they are acknowledged): mostly time in the queue.
-    latencyMs: { p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1) ?? 0) },
+    latencyMs: {
+      p50: Math.round(percentile(latencies, 50)),
+      p99: Math.round(percentile(latencies, 99)),
+      max: Math.round(latencies.at(-1) ?? 0),
+    },
     // One at a time on an idle engine: MLLP in to stored in the DMP.
     idleLatencyMs: idle,
     simulatorRequests: opts.sim.requests().length,

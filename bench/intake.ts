@@ -21,7 +21,8 @@ import { PASSWORD, type MailEnv } from '../test/helpers/mail.js';
 const BAL = 'bal-flowb@hopital.test';
 const SENDER = 'thomas.eric@medecin.mssante.fr';
 const DOC_BYTES = 100 * 1024;
-const EXAMPLE = 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7';
+const EXAMPLE =
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7';
 
 export function intakeChannelYaml(mail: MailEnv, dpiPort: number): string {
   return `id: bench-lps
@@ -41,25 +42,61 @@ export function intakePatient(): { cda: Buffer; patient: Parameters<Consommateur
   const file = join(packageRoot(), '..', 'shared', 'reference', 'ansforge', 'hl7v2-exemples', EXAMPLE);
   const cda = Buffer.from(Hl7Message.parse(readFileSync(file)).get('OBX-5.5')!, 'base64');
   const rt = readCdaHeader(cda).recordTarget;
-  return { cda, patient: { ins: rt.ins!, birthName: rt.birthName!, givenNames: rt.givenNames.join(' '), birthDate: rt.birthDate!, sex: rt.sex as 'F', birthPlaceCode: rt.birthPlaceCode! } };
+  return {
+    cda,
+    patient: {
+      ins: rt.ins!,
+      birthName: rt.birthName!,
+      givenNames: rt.givenNames.join(' '),
+      birthDate: rt.birthDate!,
+      sex: rt.sex as 'F',
+      birthPlaceCode: rt.birthPlaceCode!,
+    },
+  };
 }
 
 function xdmFor(n: number): Buffer {
   const file = join(packageRoot(), '..', 'shared', 'reference', 'ansforge', 'hl7v2-exemples', EXAMPLE);
   const msg = Hl7Message.parse(readFileSync(file));
-  const base = Buffer.from(msg.get('OBX-5.5')!, 'base64').toString('utf8').replace('71024000081', `7${String(n).padStart(10, '0')}`);
+  const base = Buffer.from(msg.get('OBX-5.5')!, 'base64')
+    .toString('utf8')
+    .replace('71024000081', `7${String(n).padStart(10, '0')}`);
   const pad = randomBytes(Math.max(0, Math.floor(((DOC_BYTES - base.length) * 3) / 4))).toString('base64');
   const cda = Buffer.from(base.replace('</ClinicalDocument>', `<!-- ${pad} --></ClinicalDocument>`), 'utf8');
   msg.set('OBX-5.5', cda.toString('base64'));
   msg.set('TXA-12.1', `1.2.250.1.71.4.2.2.120456789.7${String(n).padStart(10, '0')}`);
-  const sub = interpret(msg, { terminology: loadTerminology(), mapping: loadTransmissionMapping(join(packageRoot(), 'mappings/transmission.yaml')) });
-  return buildXdm(sub.submissionSet, [{ entry: sub.documents[0]!.entry, bytes: cda }], { sender: SENDER, softwareName: 'bench' });
+  const sub = interpret(msg, {
+    terminology: loadTerminology(),
+    mapping: loadTransmissionMapping(join(packageRoot(), 'mappings/transmission.yaml')),
+  });
+  return buildXdm(sub.submissionSet, [{ entry: sub.documents[0]!.entry, bytes: cda }], {
+    sender: SENDER,
+    softwareName: 'bench',
+  });
 }
 
-export async function benchIntake(opts: { mail: MailEnv; dpi: ConsommateurSimulator; mails: number }): Promise<Record<string, unknown>> {
-  const transport = nodemailer.createTransport({ host: opts.mail.smtp.host, port: opts.mail.smtp.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 4 });
+export async function benchIntake(opts: {
+  mail: MailEnv;
+  dpi: ConsommateurSimulator;
+  mails: number;
+}): Promise<Record<string, unknown>> {
+  const transport = nodemailer.createTransport({
+    host: opts.mail.smtp.host,
+    port: opts.mail.smtp.port,
+    secure: false,
+    ignoreTLS: true,
+    pool: true,
+    maxConnections: 4,
+  });
   const send = (n: number, zip: Buffer) =>
-    transport.sendMail({ from: SENDER, to: BAL, subject: 'XDM/1.0/DDM+bench', text: 'bench', messageId: `<bench-${n}-${Date.now()}@medecin.mssante.fr>`, attachments: [{ filename: 'IHE_XDM.ZIP', content: zip }] });
+    transport.sendMail({
+      from: SENDER,
+      to: BAL,
+      subject: 'XDM/1.0/DDM+bench',
+      text: 'bench',
+      messageId: `<bench-${n}-${Date.now()}@medecin.mssante.fr>`,
+      attachments: [{ filename: 'IHE_XDM.ZIP', content: zip }],
+    });
   const acked = () => opts.dpi.received().filter((r) => r.ack === 'AA').length;
   const waitAcked = async (n: number) => {
     const until = Date.now() + 300_000;
@@ -89,7 +126,11 @@ export async function benchIntake(opts: { mail: MailEnv; dpi: ConsommateurSimula
       integrated,
       seconds: Math.round(seconds * 100) / 100,
       mailsPerSec: Math.round((integrated / seconds) * 10) / 10,
-      idleLatencyMs: { p50: Math.round(percentile(idle, 50)), p99: Math.round(percentile(idle, 99)), max: Math.round(idle.at(-1)!) },
+      idleLatencyMs: {
+        p50: Math.round(percentile(idle, 50)),
+        p99: Math.round(percentile(idle, 99)),
+        max: Math.round(idle.at(-1)!),
+      },
     };
   } finally {
     transport.close();

@@ -32,12 +32,48 @@ export function request(bytes: number, n?: number): Buffer {
   const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n', 'latin1'), filler, Buffer.from('\n%%EOF\n', 'latin1')]);
   const insRep = msg.get('PID-3[1].1')!;
   const cda = buildN1({
-    document: { id: { root: msg.get('TXA-12.1')! }, code: { code: '11488-4', codeSystem: '2.16.840.1.113883.6.1', displayName: 'Compte rendu de consultation' }, title: 'Compte rendu de consultation', effectiveTime: '20261121100000+0100' },
-    patient: { ins: { matricule: insRep, oid: '1.2.250.1.213.1.4.10' }, localIds: [{ root: '1.2.250.1.999.9.1', extension: 'DEMO0001' }], birthName: 'DEMO', givenNames: ['CAMILLE'], sex: 'F', birthDate: '19800101' },
-    author: { time: '20261121100000+0100', id: { root: '1.2.250.1.71.4.2.1', extension: '899999999999' }, family: 'DEMO', given: 'ALEX', organization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1999999999' }, name: 'CH-DEMO' } },
+    document: {
+      id: { root: msg.get('TXA-12.1')! },
+      code: { code: '11488-4', codeSystem: '2.16.840.1.113883.6.1', displayName: 'Compte rendu de consultation' },
+      title: 'Compte rendu de consultation',
+      effectiveTime: '20261121100000+0100',
+    },
+    patient: {
+      ins: { matricule: insRep, oid: '1.2.250.1.213.1.4.10' },
+      localIds: [{ root: '1.2.250.1.999.9.1', extension: 'DEMO0001' }],
+      birthName: 'DEMO',
+      givenNames: ['CAMILLE'],
+      sex: 'F',
+      birthDate: '19800101',
+    },
+    author: {
+      time: '20261121100000+0100',
+      id: { root: '1.2.250.1.71.4.2.1', extension: '899999999999' },
+      family: 'DEMO',
+      given: 'ALEX',
+      organization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1999999999' }, name: 'CH-DEMO' },
+    },
     custodian: { id: { root: '1.2.250.1.71.4.2.2', extension: '1999999999' }, name: 'CH-DEMO' },
-    serviceEvent: { start: '20261121093000+0100', performerOrganization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1999999999' }, name: 'CH-DEMO', practiceSetting: { code: 'ETABLISSEMENT', codeSystem: '1.2.250.1.213.1.1.4.9', displayName: 'Etablissement de santé' } } },
-    encounter: { start: '20261121093000+0100', healthCareFacility: { code: 'SA01', codeSystem: '1.2.250.1.71.4.2.4', displayName: 'Etablissement Public de santé' } },
+    serviceEvent: {
+      start: '20261121093000+0100',
+      performerOrganization: {
+        id: { root: '1.2.250.1.71.4.2.2', extension: '1999999999' },
+        name: 'CH-DEMO',
+        practiceSetting: {
+          code: 'ETABLISSEMENT',
+          codeSystem: '1.2.250.1.213.1.1.4.9',
+          displayName: 'Etablissement de santé',
+        },
+      },
+    },
+    encounter: {
+      start: '20261121093000+0100',
+      healthCareFacility: {
+        code: 'SA01',
+        codeSystem: '1.2.250.1.71.4.2.4',
+        displayName: 'Etablissement Public de santé',
+      },
+    },
     pdf,
   });
   msg.set('OBX-5.5', cda.toString('base64'));
@@ -63,5 +99,12 @@ export function benchInterpret(targetBytes: number, seconds: number): Record<str
     n++;
   }
   const elapsed = (performance.now() - t0) / 1000;
-  return { bench: 'interpret', messageBytes: raw.length, submissions: n, seconds: Math.round(elapsed * 100) / 100, submissionsPerSec: Math.round((n / elapsed) * 10) / 10, msPerSubmission: Math.round((elapsed / n) * 1e5) / 100 };
+  return {
+    bench: 'interpret',
+    messageBytes: raw.length,
+    submissions: n,
+    seconds: Math.round(elapsed * 100) / 100,
+    submissionsPerSec: Math.round((n / elapsed) * 10) / 10,
+    msPerSubmission: Math.round((elapsed / n) * 1e5) / 100,
+  };
 }

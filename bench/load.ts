@@ -44,8 +44,13 @@ interface Sender {
 
 class RawSender implements Sender {
   private readonly decoder = new MllpDecoder({ maxMessageBytes: 1024 * 1024 });
-  private waiting: { resolve: (a: { code: string; controlId: string }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | undefined;
-  private constructor(private readonly socket: net.Socket, private readonly ackTimeoutMs: number) {
+  private waiting:
+    | { resolve: (a: { code: string; controlId: string }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+    | undefined;
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly ackTimeoutMs: number,
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       for (const ev of this.decoder.push(chunk)) {
@@ -175,7 +180,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const seconds = o.measureMs / 1000;
   latencies.sort((x, y) => x - y);
-  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]! : NaN);
+  const pct = (p: number) =>
+    latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]! : NaN;
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     messages: measured,

@@ -38,13 +38,28 @@ function mssRequest(n: number): Buffer {
   });
   const lines = msg.toString().split('\r');
   const sb = lines.findIndex((l) => l.startsWith('PRT|'));
-  lines.splice(sb + 1, 0, `PRT||UC||RCT^^participation|899999999998^MARTIN^JEANNE^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS||||||||||^NET^X.400^${RECIPIENT}`);
+  lines.splice(
+    sb + 1,
+    0,
+    `PRT||UC||RCT^^participation|899999999998^MARTIN^JEANNE^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS||||||||||^NET^X.400^${RECIPIENT}`,
+  );
   return Buffer.from(lines.join('\r'), 'utf8');
 }
 
-export async function benchMssante(opts: { port: number; mail: MailEnv; mails: number; connections: number }): Promise<Record<string, unknown>> {
+export async function benchMssante(opts: {
+  port: number;
+  mail: MailEnv;
+  mails: number;
+  connections: number;
+}): Promise<Record<string, unknown>> {
   await emptyMailboxes();
-  const imap = new ImapFlow({ host: opts.mail.imap.host, port: opts.mail.imap.port, secure: false, auth: { user: RECIPIENT, pass: PASSWORD }, logger: false });
+  const imap = new ImapFlow({
+    host: opts.mail.imap.host,
+    port: opts.mail.imap.port,
+    secure: false,
+    auth: { user: RECIPIENT, pass: PASSWORD },
+    logger: false,
+  });
   await imap.connect();
   const count = async () => {
     const s = await imap.status('INBOX', { messages: true });
@@ -70,13 +85,17 @@ export async function benchMssante(opts: { port: number; mail: MailEnv; mails: n
     // A burst.
     const base = await count();
     const messages = Array.from({ length: opts.mails }, (_, i) => mssRequest(3_000_000 + i));
-    const clients = Array.from({ length: opts.connections }, () => new MllpClient({ host: '127.0.0.1', port: opts.port, ackTimeoutMs: 30_000 }));
+    const clients = Array.from(
+      { length: opts.connections },
+      () => new MllpClient({ host: '127.0.0.1', port: opts.port, ackTimeoutMs: 30_000 }),
+    );
     let next = 0;
     let notAA = 0;
     const t0 = performance.now();
     await Promise.all(
       clients.map(async (c) => {
-        for (let i = next++; i < messages.length; i = next++) if (extractAck(await c.send(messages[i]!))?.code !== 'AA') notAA++;
+        for (let i = next++; i < messages.length; i = next++)
+          if (extractAck(await c.send(messages[i]!))?.code !== 'AA') notAA++;
       }),
     );
     await Promise.all(clients.map((c) => c.close()));
@@ -93,7 +112,11 @@ export async function benchMssante(opts: { port: number; mail: MailEnv; mails: n
       connections: opts.connections,
       seconds: Math.round(seconds * 100) / 100,
       mailsPerSec: Math.round((delivered / seconds) * 10) / 10,
-      idleLatencyMs: { p50: Math.round(percentile(idle, 50)), p99: Math.round(percentile(idle, 99)), max: Math.round(idle.at(-1)!) },
+      idleLatencyMs: {
+        p50: Math.round(percentile(idle, 50)),
+        p99: Math.round(percentile(idle, 99)),
+        max: Math.round(idle.at(-1)!),
+      },
     };
   } finally {
     await imap.logout().catch(() => imap.close());

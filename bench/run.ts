@@ -85,7 +85,8 @@ function freePort(): Promise<number> {
 async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: HOST, port });
       s.once('connect', () => {
@@ -120,7 +121,16 @@ function cpuSeconds(pid: number | string): number {
 /** All CPUs busy time (user+nice+system+irq+softirq+steal) in seconds, from /proc/stat. */
 function machineBusySeconds(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  const [user, nice, system, , , irq, softirq, steal] = f as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
@@ -191,7 +201,9 @@ class RedisStats {
 // ---------------------------------------------------------------- admin API
 
 async function admin(adminPort: number, path: string): Promise<Response> {
-  const res = await fetch(`http://${HOST}:${adminPort}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const res = await fetch(`http://${HOST}:${adminPort}${path}`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
   if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
   return res;
 }
@@ -202,14 +214,19 @@ interface Entry {
   size: number;
 }
 async function findByControlId(adminPort: number, controlId: string): Promise<Entry | undefined> {
-  const body = (await (await admin(adminPort, `/messages?controlId=${encodeURIComponent(controlId)}`)).json()) as { messages: Entry[] };
+  const body = (await (await admin(adminPort, `/messages?controlId=${encodeURIComponent(controlId)}`)).json()) as {
+    messages: Entry[];
+  };
   return body.messages[0];
 }
 
 /** Jobs waiting, active or delayed in the channels' queues. */
 async function queueBacklog(adminPort: number): Promise<number> {
   const channels = (await (await admin(adminPort, '/channels')).json()) as { queue: Record<string, number> }[];
-  return channels.reduce((n, c) => n + (c.queue.waiting ?? 0) + (c.queue.active ?? 0) + (c.queue.delayed ?? 0) + (c.queue.prioritized ?? 0), 0);
+  return channels.reduce(
+    (n, c) => n + (c.queue.waiting ?? 0) + (c.queue.active ?? 0) + (c.queue.delayed ?? 0) + (c.queue.prioritized ?? 0),
+    0,
+  );
 }
 
 /** Waits until the channel's queue has nothing waiting or active (the worker caught up). */
@@ -464,7 +481,11 @@ async function main(): Promise<void> {
       PFI_ROLE: env.BENCH_WORKER_PROCESS === '1' ? 'ingest' : (env.BENCH_ENGINE_ROLE ?? 'all'),
     };
     const nodeArgs = (env.BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-    engine = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    engine = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start'], {
+      cwd: root,
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     pipeToStderr(engine, 'engine');
     if (env.BENCH_WORKER_PROCESS === '1') {
       // Split deployment: this engine only ingests, a second process runs the workers.
@@ -480,7 +501,9 @@ async function main(): Promise<void> {
     await waitForPort(mllpPort, engine, 'engine');
     await waitForPort(adminPort, engine, 'engine admin API');
     const enginePid = engine.pid!;
-    progress(`engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${mib(procStatusKiB(enginePid, 'VmRSS'))} MiB`);
+    progress(
+      `engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${mib(procStatusKiB(enginePid, 'VmRSS'))} MiB`,
+    );
 
     // Other jobs on the machine skew every number below: say how busy it was before starting.
     const b0 = machineBusySeconds();
@@ -493,7 +516,13 @@ async function main(): Promise<void> {
 
     if (ONLY.has('adt')) {
       progress(`adt_ingest: ${CONNECTIONS} connections, ${CLIENT} client, ${WARMUP} s warm-up + ${SECONDS} s`);
-      const cpu = new CpuMeter({ engine: enginePid, engineMainThread: `${enginePid}/task/${enginePid}`, workerProcess: workerEngine?.pid, redis: redisPid, client: process.pid });
+      const cpu = new CpuMeter({
+        engine: enginePid,
+        engineMainThread: `${enginePid}/task/${enginePid}`,
+        workerProcess: workerEngine?.pid,
+        redis: redisPid,
+        client: process.pid,
+      });
       const stats = new RedisStats(statsRedis);
       const r = await runLoad({
         host: HOST,
@@ -523,8 +552,8 @@ async function main(): Promise<void> {
           meetsTarget: r.allAA && r.msgPerSec >= ADT_TARGET_MSG_PER_SEC,
           engineRole: env.BENCH_ENGINE_ROLE ?? 'all',
           cpuPercent: cpu.result,
-          engineCpuMsPerMessage: Math.round(((cpu.result.engine ?? 0) * 10) / Math.max(1, r.msgPerSec) * 1000) / 1000,
-          redisCpuMsPerMessage: Math.round(((cpu.result.redis ?? 0) * 10) / Math.max(1, r.msgPerSec) * 1000) / 1000,
+          engineCpuMsPerMessage: Math.round((((cpu.result.engine ?? 0) * 10) / Math.max(1, r.msgPerSec)) * 1000) / 1000,
+          redisCpuMsPerMessage: Math.round((((cpu.result.redis ?? 0) * 10) / Math.max(1, r.msgPerSec)) * 1000) / 1000,
           machineBusyBeforePercent: busyBefore,
           engineRssMiB: mib(procStatusKiB(enginePid, 'VmRSS')),
           redisCallsPerMessage: await stats.perMessage(r.messages),
@@ -536,12 +565,26 @@ async function main(): Promise<void> {
 
     if (ONLY.has('pam')) {
       progress(`adt_pam: ${CONNECTIONS} connections into the identity store, ${SECONDS} s`);
-      const r = await runLoad({ host: HOST, port: pamPort, connections: CONNECTIONS, factory, warmupMs: WARMUP * 1000, measureMs: SECONDS * 1000, client: CLIENT, idPrefix: 'pam' });
+      const r = await runLoad({
+        host: HOST,
+        port: pamPort,
+        connections: CONNECTIONS,
+        factory,
+        warmupMs: WARMUP * 1000,
+        measureMs: SECONDS * 1000,
+        client: CLIENT,
+        idPrefix: 'pam',
+      });
       const started = performance.now();
       const drainMs = (env.BENCH_ENGINE_ROLE ?? 'all') === 'ingest' ? 0 : await waitQueueDrained(adminPort, 300_000);
       // Every message sent (warm-up included) updated the store once the queue is empty.
       const storeSeconds = WARMUP + SECONDS + (performance.now() - started) / 1000;
-      emit(loadLine('adt_pam', r, { drainSeconds: Math.round(drainMs / 100) / 10, storeUpdatesPerSec: Math.round((r.totalSent / storeSeconds) * 10) / 10 }));
+      emit(
+        loadLine('adt_pam', r, {
+          drainSeconds: Math.round(drainMs / 100) / 10,
+          storeUpdatesPerSec: Math.round((r.totalSent / storeSeconds) * 10) / 10,
+        }),
+      );
     }
 
     if (ONLY.has('bare')) {
@@ -593,7 +636,9 @@ async function main(): Promise<void> {
     }
     if (ONLY.has('mss') && mail) {
       const mails = Number(env.BENCH_MSS_MAILS ?? 200);
-      progress(`mssante_delivery: ${mails} MDM^T02 with a 100 KiB CDA, MLLP in -> recipient's mailbox (Postfix, Dovecot)`);
+      progress(
+        `mssante_delivery: ${mails} MDM^T02 with a 100 KiB CDA, MLLP in -> recipient's mailbox (Postfix, Dovecot)`,
+      );
       await waitForPort(mssPort, engine, 'engine MSSanté channel');
       emit(await benchMssante({ port: mssPort, mail, mails, connections: 4 }));
     }

@@ -45,7 +45,11 @@ export interface EngineOptions {
   clock?: Clock;
 }
 
-export async function startEngine(settings: Settings, log: Logger = createLogger(settings.logLevel), opts: EngineOptions = {}): Promise<Engine> {
+export async function startEngine(
+  settings: Settings,
+  log: Logger = createLogger(settings.logLevel),
+  opts: EngineOptions = {},
+): Promise<Engine> {
   const configs: ChannelConfig[] = loadChannels(settings.channelsDir).filter((c) => c.enabled);
   ensureAdminToken(settings);
 
@@ -54,12 +58,19 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   if (!url) {
     embedded = await startEmbeddedRedis({ dir: join(settings.varDir, 'redis'), appendfsync: settings.appendfsync });
     url = embedded.url;
-    log.info({ redis: url, adopted: embedded.adopted, appendfsync: settings.appendfsync }, embedded.adopted ? 'embedded Redis adopted' : 'embedded Redis started');
+    log.info(
+      { redis: url, adopted: embedded.adopted, appendfsync: settings.appendfsync },
+      embedded.adopted ? 'embedded Redis adopted' : 'embedded Redis started',
+    );
   }
   // Two connections. The ingest one fails fast (so that the sender gets AR, not a hang) and carries
   // both the journal and the queues: the group commit relies on their commands staying in order.
   // The workers' one blocks and retries forever.
-  const redis = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+  const redis = connect(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+  });
   const workerRedis = connect(url, { maxRetriesPerRequest: null });
   for (const c of [redis, workerRedis]) c.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
   await waitReady(redis);
@@ -73,7 +84,9 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   const identityRedis = connect(url, { maxRetriesPerRequest: null });
   identityRedis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
   const identity = new IdentityStore(identityRedis, keys);
-  const simulator = configs.some((c) => c.flow === 'transmission' && c.dmp?.simulator) ? await startDmpSimulator(settings, log) : undefined;
+  const simulator = configs.some((c) => c.flow === 'transmission' && c.dmp?.simulator)
+    ? await startDmpSimulator(settings, log)
+    : undefined;
   const consommateurs = await startConsommateurSimulators(configs, log);
   const dmpEndpoint = (d: DmpConfig): DmpEndpoint => {
     const timeoutMs = d.timeoutSeconds * 1000;
@@ -95,18 +108,58 @@ export async function startEngine(settings: Settings, log: Logger = createLogger
   // Each channel's parts: the CREATEUR's listener for ZAMs, the deliveries its sections ask for.
   const channels = configs.map((c) => {
     const shared = { queueRedis: redis, workerRedis, journal: workerJournal, keys, log, retentionMs };
-    if (c.flow !== 'transmission') return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, addressOf: addressOf(c) });
+    if (c.flow !== 'transmission')
+      return new ChannelRuntime(c, {
+        queueRedis: redis,
+        workerRedis,
+        journal,
+        workerJournal,
+        identity,
+        keys,
+        log,
+        addressOf: addressOf(c),
+      });
     const client = c.businessAcks && destinationClient(c.businessAcks);
-    const acks = client && new BusinessAcks({ ...shared, redis: workerRedis, client, channel: c.id, defaultCharset: c.source.defaultCharset });
-    const dmp = c.dmp && new DmpDelivery(c, c.dmp, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
+    const acks =
+      client &&
+      new BusinessAcks({
+        ...shared,
+        redis: workerRedis,
+        client,
+        channel: c.id,
+        defaultCharset: c.source.defaultCharset,
+      });
+    const dmp =
+      c.dmp &&
+      new DmpDelivery(c, c.dmp, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
     const mssante = c.mssante && new MssDelivery(c, c.mssante, { ...shared, acks });
-    return new ChannelRuntime(c, { queueRedis: redis, workerRedis, journal, workerJournal, identity, keys, log, dmp, mssante, acks, addressOf: addressOf(c) });
+    return new ChannelRuntime(c, {
+      queueRedis: redis,
+      workerRedis,
+      journal,
+      workerJournal,
+      identity,
+      keys,
+      log,
+      dmp,
+      mssante,
+      acks,
+      addressOf: addressOf(c),
+    });
   });
   const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 
   await app.ready(); // the channels plugin starts listeners and workers here
   const adminUrl = await app.listen({ host: settings.admin.host, port: settings.admin.port });
-  log.info({ admin: adminUrl, tokenFile: settings.admin.tokenFile, role: settings.role, channels: channels.map((c) => c.config.id) }, 'PFI engine started');
+  log.info(
+    {
+      admin: adminUrl,
+      tokenFile: settings.admin.tokenFile,
+      role: settings.role,
+      channels: channels.map((c) => c.config.id),
+    },
+    'PFI engine started',
+  );
 
   const sweeper = setInterval(() => {
     journal.sweep().then(
@@ -140,7 +193,9 @@ async function startConsommateurSimulators(configs: ChannelConfig[], log: Logger
   for (const c of configs) {
     for (const d of c.destinations) {
       if (d.simulator !== 'consommateur') continue;
-      const sim = await ConsommateurSimulator.start({ patients: d.patients ? loadPatients(resolveFrom(d.patients)) : [] });
+      const sim = await ConsommateurSimulator.start({
+        patients: d.patients ? loadPatients(resolveFrom(d.patients)) : [],
+      });
       started.set(`${c.id}/${d.id}`, { host: '127.0.0.1', port: sim.port, sim });
       log.info({ channel: c.id, destination: d.id, port: sim.port }, 'CONSOMMATEUR simulator started');
     }
@@ -153,7 +208,6 @@ class SimulatedDpis extends Map<string, { host: string; port: number; sim: Conso
     return Promise.all([...this.values()].map((s) => s.sim.stop()));
   }
 }
-
 
 /**
  * The embedded default's stand-in for the DMP: a strict simulator on a free local port, with its
@@ -194,8 +248,13 @@ async function checkDurability(redis: Redis, log: Logger): Promise<void> {
     const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
     const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
     const [, fsync] = (await redis.config('GET', 'appendfsync')) as string[];
-    if (policy !== 'noeviction') log.error({ policy }, 'Redis maxmemory-policy is not noeviction: queued messages may be evicted');
-    if (aof !== 'yes' || fsync !== 'always') log.warn({ appendonly: aof, appendfsync: fsync }, 'Redis is not configured with appendfsync always: an AA may be lost on a crash');
+    if (policy !== 'noeviction')
+      log.error({ policy }, 'Redis maxmemory-policy is not noeviction: queued messages may be evicted');
+    if (aof !== 'yes' || fsync !== 'always')
+      log.warn(
+        { appendonly: aof, appendfsync: fsync },
+        'Redis is not configured with appendfsync always: an AA may be lost on a crash',
+      );
   } catch {
     log.warn('could not read Redis configuration (CONFIG disabled?): durability settings unchecked');
   }

@@ -42,13 +42,22 @@ export class BusinessAcks {
    * Resolves with the CREATEUR's ACK code (the earlier one when already sent), or undefined when the
    * channel has no listener. Throws when the CREATEUR does not accept it: the caller retries.
    */
-  async send(journalId: string, name: string, request: Hl7Message, zam: Zam, detail: string): Promise<string | undefined> {
+  async send(
+    journalId: string,
+    name: string,
+    request: Hl7Message,
+    zam: Zam,
+    detail: string,
+  ): Promise<string | undefined> {
     const { client, redis, keys, journal, log } = this.deps;
     const key = keys.businessAcks(journalId);
     const earlier = await redis.hget(key, name);
     if (earlier) return earlier;
     if (!client) {
-      log.warn({ channel: this.deps.channel, journalId }, `ZAM^${zam.kind} asked, but the channel has no businessAcks address`);
+      log.warn(
+        { channel: this.deps.channel, journalId },
+        `ZAM^${zam.kind} asked, but the channel has no businessAcks address`,
+      );
       return undefined;
     }
     const code = await sendZam(client, request, this.deps.defaultCharset, zam);

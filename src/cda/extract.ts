@@ -53,7 +53,8 @@ export const META_DMP_MSS = 'MetaDMPMSS';
 export function extractDocuments(msg: Hl7Message): ExtractedDocument[] {
   const out: ExtractedDocument[] = [];
   const d = msg.delimiters;
-  const text = (raw: string | undefined) => (raw === undefined || raw === '' ? undefined : unescape(raw, d, msg.charset));
+  const text = (raw: string | undefined) =>
+    raw === undefined || raw === '' ? undefined : unescape(raw, d, msg.charset);
   let n = 0;
   for (const seg of msg.segments) {
     if (seg.name !== 'OBX') continue;
@@ -64,7 +65,9 @@ export function extractDocuments(msg: Hl7Message): ExtractedDocument[] {
     // Volet V1.2 messages send CORPSMAIL_* without the MetaDMPMSS coding system: still a mail body.
     if (system === META_DMP_MSS || code.startsWith('CORPSMAIL_')) continue;
     const at = (component?: number): DocumentLocation =>
-      component === undefined ? { segment: 'OBX', sequence, field: 5 } : { segment: 'OBX', sequence, field: 5, component };
+      component === undefined
+        ? { segment: 'OBX', sequence, field: 5 }
+        : { segment: 'OBX', sequence, field: 5, component };
 
     const typeCode: ExtractedDocument['typeCode'] = { code };
     const label = text(seg.value(3, 1, 2));
@@ -86,7 +89,11 @@ export function extractDocuments(msg: Hl7Message): ExtractedDocument[] {
     let encoding: ExtractedDocument['encoding'];
     if (enc === 'base64') encoding = 'Base64';
     else if (enc === '' || enc === 'a') encoding = 'none';
-    else throw new DocumentError(`OBX[${sequence}]-5.4: unsupported encoding '${seg.value(5, 1, 4)}' (expected Base64)`, at(4));
+    else
+      throw new DocumentError(
+        `OBX[${sequence}]-5.4: unsupported encoding '${seg.value(5, 1, 4)}' (expected Base64)`,
+        at(4),
+      );
 
     const raw = seg.value(5, 1, 5);
     if (raw === undefined || raw === '') throw new DocumentError(`OBX[${sequence}]-5.5: the document is empty`, at(5));
@@ -123,7 +130,8 @@ function mediaTypeOf(type: string, subtype: string): ExtractedDocument['mediaTyp
  */
 function base64Problem(s: string): string | undefined {
   const body = stripPadding(s);
-  if (body.length % 4 === 1) return `${body.length} data characters cannot be 1 more than a multiple of 4: truncated value?`;
+  if (body.length % 4 === 1)
+    return `${body.length} data characters cannot be 1 more than a multiple of 4: truncated value?`;
   // Node also accepts the URL-safe alphabet: refuse it here (indexOf is a native, vectorised scan).
   const odd = Math.max(s.indexOf('-'), s.indexOf('_'));
   if (odd >= 0) return `character '${s[odd]}' at offset ${odd} is not in the base64 alphabet`;

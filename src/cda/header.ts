@@ -137,13 +137,17 @@ export function readCdaHeader(xml: Buffer | string): CdaHeader {
   let selfPresenting = false;
   if (root.ns === XSLT_NS && root.local === 'stylesheet') {
     const inner = child(child(root, 'Contenu', CISIS_NS), 'ClinicalDocument', undefined);
-    if (!inner) throw new CdaError('not-cda', 'Not a CDA document: XSLT stylesheet without data:Contenu/ClinicalDocument');
+    if (!inner)
+      throw new CdaError('not-cda', 'Not a CDA document: XSLT stylesheet without data:Contenu/ClinicalDocument');
     cd = inner;
     selfPresenting = true;
   }
   if (cd.local !== 'ClinicalDocument' || cd.ns !== CDA_NS) {
     const where = cd.ns ? `{${cd.ns}}${cd.local}` : `${cd.local} (no namespace)`;
-    throw new CdaError('not-cda', `Not a CDA document: root element is ${where}, expected ClinicalDocument in ${CDA_NS}`);
+    throw new CdaError(
+      'not-cda',
+      `Not a CDA document: root element is ${where}, expected ClinicalDocument in ${CDA_NS}`,
+    );
   }
   const header = mapHeader(cd, scan.body);
   if (selfPresenting) header.selfPresenting = true;
@@ -155,7 +159,8 @@ export function readCdaHeader(xml: Buffer | string): CdaHeader {
 
 /** The bytes of a UTF-8 document (BOM removed), or undefined when another encoding is declared. */
 function utf8Body(buf: Buffer): Buffer | undefined {
-  if (buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff))) return undefined;
+  if (buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff)))
+    return undefined;
   const body = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf;
   const label = declaredEncoding(body)?.toLowerCase();
   if (label && label !== 'utf-8' && label !== 'utf8') return undefined;
@@ -263,10 +268,15 @@ function scanDocument(text: string): Scan {
       const m = NAME.exec(text);
       const name = m?.[0] ?? '';
       const end = text.indexOf('>', i + 2);
-      if (end < 0 || /\S/.test(text.slice(i + 2 + name.length, end))) throw notXml(text, i, `malformed end tag </${name}`);
+      if (end < 0 || /\S/.test(text.slice(i + 2 + name.length, end)))
+        throw notXml(text, i, `malformed end tag </${name}`);
       const open = stack.pop();
       if (open !== name) {
-        throw notXml(text, i, open ? `end tag </${name}> does not match <${open}>` : `end tag </${name}> without start tag`);
+        throw notXml(
+          text,
+          i,
+          open ? `end tag </${name}> does not match <${open}>` : `end tag </${name}> without start tag`,
+        );
       }
       i = text.indexOf('<', end + 1);
       continue;
@@ -286,7 +296,10 @@ function scanDocument(text: string): Scan {
       if (rootSeen) throw notXml(text, i, `second root element <${name}>`);
       rootSeen = true;
       if (local !== 'ClinicalDocument' && local !== 'stylesheet') {
-        throw new CdaError('not-cda', `Not a CDA document: root element is <${name}>, expected ClinicalDocument in ${CDA_NS}`);
+        throw new CdaError(
+          'not-cda',
+          `Not a CDA document: root element is <${name}>, expected ClinicalDocument in ${CDA_NS}`,
+        );
       }
     }
     const depth = stack.length; // depth of this element (root = 0)
@@ -360,7 +373,13 @@ function toElements(nodes: PoNode[], scope: Map<string, string>): El[] {
     const children = (node[key] as PoNode[] | undefined) ?? [];
     let text = '';
     for (const c of children) if ('#text' in c) text += String(c['#text']);
-    out.push({ ns: own.get(prefix) || undefined, local: colon < 0 ? key : key.slice(colon + 1), attrs, kids: toElements(children, own), text });
+    out.push({
+      ns: own.get(prefix) || undefined,
+      local: colon < 0 ? key : key.slice(colon + 1),
+      attrs,
+      kids: toElements(children, own),
+      text,
+    });
   }
   return out;
 }
@@ -419,14 +438,20 @@ function interval(el: El | undefined): { start?: string; end?: string } {
 
 function organization(el: El | undefined): Organization | undefined {
   if (!el) return undefined;
-  const o = compact({ id: ii(child(el, 'id')), name: textOf(child(el, 'name')), standardIndustryClassCode: code(child(el, 'standardIndustryClassCode')) });
+  const o = compact({
+    id: ii(child(el, 'id')),
+    name: textOf(child(el, 'name')),
+    standardIndustryClassCode: code(child(el, 'standardIndustryClassCode')),
+  });
   return Object.keys(o).length ? o : undefined;
 }
 
 function personName(person: El | undefined): { family?: string; given?: string[] } {
   const name = child(person, 'name');
   if (!name) return {};
-  const given = children(name, 'given').map(textOf).filter((g): g is string => !!g);
+  const given = children(name, 'given')
+    .map(textOf)
+    .filter((g): g is string => !!g);
   return compact({ family: textOf(child(name, 'family')), given: given.length ? given : undefined });
 }
 
@@ -444,17 +469,28 @@ function mapHeader(cd: El, body: Scan['body']): CdaHeader {
   if (!id) throw new CdaError('missing', 'Invalid CDA document: ClinicalDocument/id (with a root) is missing');
   const docCode = code(child(cd, 'code'));
   if (!docCode?.code) throw new CdaError('missing', 'Invalid CDA document: ClinicalDocument/code is missing');
-  if (!body) throw new CdaError('missing', 'Invalid CDA document: no structuredBody or nonXMLBody in ClinicalDocument/component');
+  if (!body)
+    throw new CdaError(
+      'missing',
+      'Invalid CDA document: no structuredBody or nonXMLBody in ClinicalDocument/component',
+    );
 
   const version = attr(child(cd, 'versionNumber'), 'value');
   const h: CdaHeader = {
     id,
     code: docCode,
-    templateIds: children(cd, 'templateId').map(ii).filter((x): x is InstanceId => !!x),
+    templateIds: children(cd, 'templateId')
+      .map(ii)
+      .filter((x): x is InstanceId => !!x),
     recordTarget: recordTarget(child(cd, 'recordTarget')),
     authors: children(cd, 'author').map(author),
-    serviceEvents: children(cd, 'documentationOf').map((d) => child(d, 'serviceEvent')).filter((s): s is El => !!s).map(serviceEvent),
-    orderIds: children(cd, 'inFulfillmentOf').map((f) => ii(path(f, 'order', 'id'))).filter((x): x is InstanceId => !!x),
+    serviceEvents: children(cd, 'documentationOf')
+      .map((d) => child(d, 'serviceEvent'))
+      .filter((s): s is El => !!s)
+      .map(serviceEvent),
+    orderIds: children(cd, 'inFulfillmentOf')
+      .map((f) => ii(path(f, 'order', 'id')))
+      .filter((x): x is InstanceId => !!x),
     replaces: children(cd, 'relatedDocument')
       .filter((r) => attr(r, 'typeCode') === 'RPLC')
       .map((r) => ii(path(r, 'parentDocument', 'id')))
@@ -476,7 +512,11 @@ function mapHeader(cd: El, body: Scan['body']): CdaHeader {
   const la = child(cd, 'legalAuthenticator');
   if (la) {
     const entity = child(la, 'assignedEntity');
-    h.legalAuthenticator = compact({ time: attr(child(la, 'time'), 'value'), id: ii(child(entity, 'id')), ...personName(child(entity, 'assignedPerson')) });
+    h.legalAuthenticator = compact({
+      time: attr(child(la, 'time'), 'value'),
+      id: ii(child(entity, 'id')),
+      ...personName(child(entity, 'assignedPerson')),
+    });
   }
   const custOrg = path(cd, 'custodian', 'assignedCustodian', 'representedCustodianOrganization');
   if (custOrg) h.custodian = compact({ id: ii(child(custOrg, 'id')), name: textOf(child(custOrg, 'name')) });
@@ -499,14 +539,20 @@ function mapHeader(cd: El, body: Scan['body']): CdaHeader {
 
   if (body.kind === 'nonXMLBody') {
     const text = path(cd, 'component', 'nonXMLBody', 'text');
-    h.body = compact({ kind: 'nonXMLBody' as const, mediaType: attr(text, 'mediaType'), representation: attr(text, 'representation') });
+    h.body = compact({
+      kind: 'nonXMLBody' as const,
+      mediaType: attr(text, 'mediaType'),
+      representation: attr(text, 'representation'),
+    });
   }
   return h;
 }
 
 function recordTarget(rt: El | undefined): CdaHeader['recordTarget'] {
   const role = child(rt, 'patientRole');
-  const ids = children(role, 'id').map(ii).filter((x): x is InstanceId => !!x);
+  const ids = children(role, 'id')
+    .map(ii)
+    .filter((x): x is InstanceId => !!x);
   const patient = child(role, 'patient');
   const out: CdaHeader['recordTarget'] = { ids, givenNames: [] };
   const insId = ids.find((x) => isInsOid(x.root) && x.extension);

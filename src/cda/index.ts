@@ -1,4 +1,10 @@
-export { DocumentError, extractDocuments, META_DMP_MSS, type DocumentLocation, type ExtractedDocument } from './extract.js';
+export {
+  DocumentError,
+  extractDocuments,
+  META_DMP_MSS,
+  type DocumentLocation,
+  type ExtractedDocument,
+} from './extract.js';
 export {
   CDA_NS,
   CdaError,

@@ -132,13 +132,15 @@ function optStr(v: unknown, field: string): string | undefined {
 
 function uid(v: unknown, field: string): string {
   const s = str(v, field);
-  if (!OID.test(s) && !UUID.test(s) && !RUID.test(s)) throw new N1Error(field, `N1 document: ${field} '${s}' is not an OID or UUID`);
+  if (!OID.test(s) && !UUID.test(s) && !RUID.test(s))
+    throw new N1Error(field, `N1 document: ${field} '${s}' is not an OID or UUID`);
   return s;
 }
 
 function ts(v: unknown, field: string): string {
   const s = str(v, field);
-  if (!TS.test(s)) throw new N1Error(field, `N1 document: ${field} '${s}' is not an HL7 date/time (YYYYMMDD[HHMMSS][+ZZZZ])`);
+  if (!TS.test(s))
+    throw new N1Error(field, `N1 document: ${field} '${s}' is not an HL7 date/time (YYYYMMDD[HHMMSS][+ZZZZ])`);
   return s;
 }
 
@@ -151,7 +153,9 @@ function token(v: unknown, field: string): string {
 function id(v: N1Id | undefined, field: string, extensionRequired: boolean): N1Id {
   if (!v || typeof v !== 'object') throw missing(field);
   const root = uid(v.root, `${field}.root`);
-  const extension = extensionRequired ? str(v.extension, `${field}.extension`) : optStr(v.extension, `${field}.extension`);
+  const extension = extensionRequired
+    ? str(v.extension, `${field}.extension`)
+    : optStr(v.extension, `${field}.extension`);
   return extension === undefined ? { root } : { root, extension };
 }
 
@@ -214,23 +218,35 @@ export function buildN1(input: N1Input): Buffer {
 
   // Document
   const docId = id(d.id, 'document.id', false);
-  const setId = d.setId === undefined ? { root: '2.25.' + BigInt('0x' + randomUUID().replace(/-/g, '')).toString() } : id(d.setId, 'document.setId', false);
+  const setId =
+    d.setId === undefined
+      ? { root: '2.25.' + BigInt('0x' + randomUUID().replace(/-/g, '')).toString() }
+      : id(d.setId, 'document.setId', false);
   if (setId.root === docId.root && setId.extension === docId.extension) {
     throw new N1Error('document.setId', 'N1 document: document.setId must differ from document.id');
   }
   const version = d.versionNumber ?? 1;
-  if (!Number.isSafeInteger(version) || version < 1) throw new N1Error('document.versionNumber', 'N1 document: document.versionNumber must be a positive integer');
+  if (!Number.isSafeInteger(version) || version < 1)
+    throw new N1Error('document.versionNumber', 'N1 document: document.versionNumber must be a positive integer');
   const docCode = codeOf(d.code, 'document.code');
   const title = str(d.title, 'document.title');
   const effectiveTime = ts(d.effectiveTime, 'document.effectiveTime');
   const conf = d.confidentialityCode ?? 'N';
-  if (!(conf in CONFIDENTIALITY)) throw new N1Error('document.confidentialityCode', `N1 document: document.confidentialityCode '${String(conf)}' is not N, R or V`);
+  if (!(conf in CONFIDENTIALITY))
+    throw new N1Error(
+      'document.confidentialityCode',
+      `N1 document: document.confidentialityCode '${String(conf)}' is not N, R or V`,
+    );
   const lang = d.languageCode === undefined ? 'fr-FR' : token(d.languageCode, 'document.languageCode');
 
   // Patient
-  const ins = p.ins === undefined ? undefined : { oid: uid(p.ins.oid, 'patient.ins.oid'), matricule: token(p.ins.matricule, 'patient.ins.matricule') };
+  const ins =
+    p.ins === undefined
+      ? undefined
+      : { oid: uid(p.ins.oid, 'patient.ins.oid'), matricule: token(p.ins.matricule, 'patient.ins.matricule') };
   const localIds = (p.localIds ?? []).map((l, i) => id(l, `patient.localIds[${i}]`, true));
-  if (!ins && !localIds.length) throw new N1Error('patient.ins', 'N1 document: patient.ins or patient.localIds is required');
+  if (!ins && !localIds.length)
+    throw new N1Error('patient.ins', 'N1 document: patient.ins or patient.localIds is required');
   const birthName = str(p.birthName, 'patient.birthName');
   const usedName = optStr(p.usedName, 'patient.usedName');
   if (!Array.isArray(p.givenNames) || !p.givenNames.length) throw missing('patient.givenNames');
@@ -276,7 +292,10 @@ export function buildN1(input: N1Input): Buffer {
                   practiceSetting:
                     se.performerOrganization.practiceSetting === undefined
                       ? undefined
-                      : codeOf(se.performerOrganization.practiceSetting, 'serviceEvent.performerOrganization.practiceSetting'),
+                      : codeOf(
+                          se.performerOrganization.practiceSetting,
+                          'serviceEvent.performerOrganization.practiceSetting',
+                        ),
                 },
         };
 
@@ -292,7 +311,8 @@ export function buildN1(input: N1Input): Buffer {
 
   const pdf = input.pdf;
   if (!Buffer.isBuffer(pdf) || pdf.length === 0) throw missing('pdf');
-  if (pdf.subarray(0, 1024).indexOf('%PDF-') < 0) throw new N1Error('pdf', 'N1 document: pdf is not a PDF (no %PDF- header)');
+  if (pdf.subarray(0, 1024).indexOf('%PDF-') < 0)
+    throw new N1Error('pdf', 'N1 document: pdf is not a PDF (no %PDF- header)');
 
   // ---- XML, in POCD_MT000040 order
   const doc = create({ version: '1.0', encoding: 'UTF-8' });
@@ -306,7 +326,11 @@ export function buildN1(input: N1Input): Buffer {
   cd.ele('code', cdAttrs(docCode));
   cd.ele('title').txt(title);
   cd.ele('effectiveTime', { value: effectiveTime });
-  cd.ele('confidentialityCode', { code: conf, displayName: CONFIDENTIALITY[conf], codeSystem: '2.16.840.1.113883.5.25' });
+  cd.ele('confidentialityCode', {
+    code: conf,
+    displayName: CONFIDENTIALITY[conf],
+    codeSystem: '2.16.840.1.113883.5.25',
+  });
   cd.ele('languageCode', { code: lang });
   cd.ele('setId', iiAttrs(setId));
   cd.ele('versionNumber', { value: String(version) });
@@ -320,9 +344,14 @@ export function buildN1(input: N1Input): Buffer {
   name.ele('given').txt(givenNames.join(' '));
   name.ele('given', { qualifier: 'BR' }).txt(givenNames[0]!);
   if (usedName !== undefined) name.ele('family', { qualifier: 'CL' }).txt(usedName);
-  patient.ele('administrativeGenderCode', { code: p.sex, displayName: SEX[p.sex], codeSystem: '2.16.840.1.113883.5.1' });
+  patient.ele('administrativeGenderCode', {
+    code: p.sex,
+    displayName: SEX[p.sex],
+    codeSystem: '2.16.840.1.113883.5.1',
+  });
   patient.ele('birthTime', { value: birthDate });
-  if (birthPlaceCode !== undefined) patient.ele('birthplace').ele('place').ele('addr').ele('county').txt(birthPlaceCode);
+  if (birthPlaceCode !== undefined)
+    patient.ele('birthplace').ele('place').ele('addr').ele('county').txt(birthPlaceCode);
 
   const author = cd.ele('author');
   author.ele('time', { value: authorTime });
@@ -358,7 +387,10 @@ export function buildN1(input: N1Input): Buffer {
     ee.ele('location').ele('healthCareFacility').ele('code', cdAttrs(encounter.facility));
   }
 
-  cd.ele('component').ele('nonXMLBody').ele('text', { mediaType: 'application/pdf', representation: 'B64' }).txt(pdf.toString('base64'));
+  cd.ele('component')
+    .ele('nonXMLBody')
+    .ele('text', { mediaType: 'application/pdf', representation: 'B64' })
+    .txt(pdf.toString('base64'));
 
   return Buffer.from(doc.end({ prettyPrint: true }) + '\n', 'utf8');
 }

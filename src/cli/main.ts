@@ -23,11 +23,20 @@ Commands:
                              (exit code 1 if any ACK is not AA)
   validate [--channels DIR]  check channel and mapping files, then exit
   terminology <subcommand>   the NOS code tables (value sets, concept maps) behind the XDS metadata
-${TERMINOLOGY_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
+${TERMINOLOGY_USAGE.split('\n')
+  .slice(1)
+  .map((l) => '  ' + l)
+  .join('\n')}
   sim dmp [options]          a strict DMP simulator (HTTPS, mutual TLS, VIHF checks), for trials
-${SIM_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
+${SIM_USAGE.split('\n')
+  .slice(1)
+  .map((l) => '  ' + l)
+  .join('\n')}
   sim consommateur [options] a DPI (CONSOMMATEUR of Flow B) over MLLP: INS and traits checks, codes 900-906
-${CONSOMMATEUR_USAGE.split('\n').slice(1).map((l) => '  ' + l).join('\n')}
+${CONSOMMATEUR_USAGE.split('\n')
+  .slice(1)
+  .map((l) => '  ' + l)
+  .join('\n')}
 
 Environment:
 ${Object.entries(ENV_DOC)
@@ -84,7 +93,9 @@ async function start(args: string[]): Promise<number> {
   const e = engine;
   // A stray rejection (a library's background call during a Redis outage) must not take the
   // listeners down: log it and keep serving.
-  process.on('unhandledRejection', (reason) => e.log.error({ err: String((reason as Error)?.message ?? reason) }, 'unhandled rejection'));
+  process.on('unhandledRejection', (reason) =>
+    e.log.error({ err: String((reason as Error)?.message ?? reason) }, 'unhandled rejection'),
+  );
   await new Promise<void>((done) => {
     const onSignal = (sig: string) => {
       e.log.info({ signal: sig }, 'stopping');
@@ -103,7 +114,11 @@ async function send(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '2575' }, timeout: { type: 'string', default: '30' } },
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '2575' },
+      timeout: { type: 'string', default: '30' },
+    },
   });
   if (positionals.length !== 1) {
     process.stderr.write('usage: pfi send <file> [--host H] [--port P]\n');
@@ -114,7 +129,11 @@ async function send(args: string[]): Promise<number> {
     process.stderr.write(`${positionals[0]}: no HL7 message found (messages start with MSH)\n`);
     return 1;
   }
-  const client = new MllpClient({ host: values.host!, port: Number(values.port), ackTimeoutMs: Number(values.timeout) * 1000 });
+  const client = new MllpClient({
+    host: values.host!,
+    port: Number(values.port),
+    ackTimeoutMs: Number(values.timeout) * 1000,
+  });
   let allAccepted = true;
   try {
     for (const m of messages) {

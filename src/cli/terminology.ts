@@ -67,7 +67,9 @@ function importCommand(args: string[]): number {
     `wrote ${out} (data as of ${data.importedAt}, ${data.sources.length} source files)`,
     `  value sets:    ${Object.keys(data.valueSets).length} (${count(data.valueSets)} concepts): ${Object.keys(data.valueSets).join(' ')}`,
     `  code systems:  ${Object.keys(data.codeSystems).length} (${count(data.codeSystems)} concepts): ${Object.keys(data.codeSystems).join(' ')}`,
-    `  concept maps:  ${Object.keys(data.conceptMaps).length} (${count(data.conceptMaps)} entries): ${Object.entries(data.conceptMaps)
+    `  concept maps:  ${Object.keys(data.conceptMaps).length} (${count(data.conceptMaps)} entries): ${Object.entries(
+      data.conceptMaps,
+    )
       .map(([k, v]) => `${k}=${v.length}`)
       .join(' ')}`,
     `  files ignored: ${ignored.length}${ignored.map((i) => `\n    ${i.file}: ${i.reason}`).join('')}`,
@@ -132,7 +134,9 @@ function formatCodeCommand(args: string[]): number {
   const mediaType = values['media-type'];
   const c = load(values.file).formatCodeFor(positionals, mediaType ? { mediaType } : {});
   if (!c) {
-    process.stdout.write(`no formatCode in ASS_A11 for ${positionals.join(' ')}${mediaType ? ` (${mediaType})` : ''}\n`);
+    process.stdout.write(
+      `no formatCode in ASS_A11 for ${positionals.join(' ')}${mediaType ? ` (${mediaType})` : ''}\n`,
+    );
     return 1;
   }
   process.stdout.write(`${c.code} (system ${c.system}${c.display ? `, "${c.display}"` : ''})\n`);

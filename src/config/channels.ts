@@ -91,7 +91,16 @@ export interface SmtpConfig {
 export interface MssanteConfig {
   from: string;
   smtp: SmtpConfig;
-  imap?: { host: string; port: number; secure: boolean; tls?: MailTls; auth: MailAuth; doneFolder: string; asideFolder: string; pollSeconds: number };
+  imap?: {
+    host: string;
+    port: number;
+    secure: boolean;
+    tls?: MailTls;
+    auth: MailAuth;
+    doneFolder: string;
+    asideFolder: string;
+    pollSeconds: number;
+  };
   nil: string;
   bodies: { ps: string; patient: string };
   timeoutSeconds: number;
@@ -125,7 +134,12 @@ export interface IntakeConfig {
   smtp: SmtpConfig;
   manualMailbox?: string;
   noXdm: 'forward' | 'keep';
-  parties: { sendingApplication: string; sendingFacility: string; receivingApplication: string; receivingFacility: string };
+  parties: {
+    sendingApplication: string;
+    sendingFacility: string;
+    receivingApplication: string;
+    receivingFacility: string;
+  };
   /** `maxExpandedSize` of the file, in bytes. */
   maxExpandedBytes: number;
 }
@@ -237,7 +251,10 @@ export function loadChannelFile(file: string): ChannelConfig {
 }
 
 function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: string): string {
-  const path = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
   // Point at the deepest node that exists in the file (a missing property is reported on its parent).
   let node: unknown;
   for (let n = path.length; n >= 0 && !node; n--) node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
@@ -245,7 +262,8 @@ function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: stri
   const pos = range ? lines.linePos(range[0]) : { line: 1, col: 1 };
   const where = e.instancePath || '(top level)';
   let what = e.message ?? 'is invalid';
-  if (e.keyword === 'additionalProperties') what = `unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === 'additionalProperties')
+    what = `unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
   if (e.keyword === 'enum') what += `: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   return `${shown}:${pos.line}:${pos.col}: ${where} ${what}`;
 }
@@ -253,7 +271,9 @@ function describe(e: ErrorObject, doc: Document, lines: LineCounter, shown: stri
 const LPS_NEEDS = 'flow "lps" needs source type imap, an intake section and a destination (the DPI)';
 
 /** The file as the schema checked it, its defaults filled in: sizes still in units, accounts apart. */
-type Sized<T, K extends string> = Omit<T, 'maxMessageBytes' | 'maxExpandedBytes' | 'accounts'> & { [k in K]: string | number };
+type Sized<T, K extends string> = Omit<T, 'maxMessageBytes' | 'maxExpandedBytes' | 'accounts'> & {
+  [k in K]: string | number;
+};
 interface ChannelFile extends Omit<ChannelCommon, 'file'> {
   flow: FlowName;
   source: Sized<MllpSource, 'maxMessageSize'> | (Sized<MailboxSource, 'maxMessageSize'> & { accounts?: MailAuth[] });
@@ -273,7 +293,11 @@ function normalise(d: ChannelFile, file: string, shown: string): ChannelConfig {
     const { maxMessageSize, accounts, ...mailbox } = d.source;
     if (d.flow !== 'lps') throw new ChannelConfigError([`${shown}: source type imap is only read by flow "lps"`]);
     if (!intake || !d.destinations.length) throw new ChannelConfigError([`${shown}: ${LPS_NEEDS}`]);
-    const source = { ...mailbox, accounts: [mailbox.auth, ...(accounts ?? [])], maxMessageBytes: parseSize(maxMessageSize) };
+    const source = {
+      ...mailbox,
+      accounts: [mailbox.auth, ...(accounts ?? [])],
+      maxMessageBytes: parseSize(maxMessageSize),
+    };
     const { maxExpandedSize, ...i } = intake;
     return { ...rest, flow: 'lps', file, source, intake: { ...i, maxExpandedBytes: parseSize(maxExpandedSize) } };
   }
@@ -281,7 +305,10 @@ function normalise(d: ChannelFile, file: string, shown: string): ChannelConfig {
   const source = { ...listener, maxMessageBytes: parseSize(maxMessageSize) };
   if (d.flow === 'lps') throw new ChannelConfigError([`${shown}: ${LPS_NEEDS}`]);
   if (d.flow === 'transmission') {
-    if (!d.mapping) throw new ChannelConfigError([`${shown}: flow "transmission" needs a mapping file (e.g. mapping: mappings/transmission.yaml)`]);
+    if (!d.mapping)
+      throw new ChannelConfigError([
+        `${shown}: flow "transmission" needs a mapping file (e.g. mapping: mappings/transmission.yaml)`,
+      ]);
     return {
       ...rest,
       flow: 'transmission',
@@ -316,7 +343,8 @@ function dmpConfig(d: NonNullable<ChannelFile['dmp']>): DmpConfig {
 
 let version: string | undefined;
 function packageVersion(): string {
-  return (version ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
+  return (version ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+    .version);
 }
 
 const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -348,8 +376,10 @@ function crossCheck(channels: ChannelConfig[]): string[] {
       if (dests.has(d.id)) problems.push(`${shown}: destination id "${d.id}" appears twice`);
       dests.add(d.id);
     }
-    if (c.flow === 'forward' && c.destinations.length === 0) problems.push(`${shown}: flow "forward" needs at least one destination`);
-    if (c.mapping && !existsSync(resolveFrom(c.mapping))) problems.push(`${shown}: mapping file not found: ${c.mapping}`);
+    if (c.flow === 'forward' && c.destinations.length === 0)
+      problems.push(`${shown}: flow "forward" needs at least one destination`);
+    if (c.mapping && !existsSync(resolveFrom(c.mapping)))
+      problems.push(`${shown}: mapping file not found: ${c.mapping}`);
     const tls = c.source.type === 'mllp' ? c.source.tls : undefined;
     for (const f of [tls?.cert, tls?.key, tls?.ca]) {
       if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
@@ -358,10 +388,12 @@ function crossCheck(channels: ChannelConfig[]): string[] {
     if (c.flow !== 'transmission') continue;
     if (c.dmp) problems.push(...checkDmp(c.dmp, shown));
     for (const a of [c.mssante?.smtp.auth, c.mssante?.imap?.auth]) {
-      if (a && !a.password && !a.passwordEnv) problems.push(`${shown}: mssante: ${a.user} needs passwordEnv (or password)`);
+      if (a && !a.password && !a.passwordEnv)
+        problems.push(`${shown}: mssante: ${a.user} needs passwordEnv (or password)`);
     }
     for (const t of [c.mssante?.smtp.tls, c.mssante?.imap?.tls]) {
-      for (const f of [t?.ca, t?.cert, t?.key]) if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
+      for (const f of [t?.ca, t?.cert, t?.key])
+        if (f && !existsSync(resolveFrom(f))) problems.push(`${shown}: TLS file not found: ${f}`);
     }
   }
   return problems;
@@ -369,11 +401,13 @@ function crossCheck(channels: ChannelConfig[]): string[] {
 
 function checkDmp(d: DmpConfig, shown: string): string[] {
   const problems: string[] = [];
-  if (d.simulator && (d.url || d.tls || d.seal)) problems.push(`${shown}: dmp: give either simulator: true or url, tls and seal, not both`);
+  if (d.simulator && (d.url || d.tls || d.seal))
+    problems.push(`${shown}: dmp: give either simulator: true or url, tls and seal, not both`);
   if (!d.simulator) {
     if (!d.url) problems.push(`${shown}: dmp.url is required (or dmp.simulator: true)`);
     if (!d.tls) problems.push(`${shown}: dmp.tls (the structure's client certificate) is required`);
-    if (!d.seal) problems.push(`${shown}: dmp.seal (the structure's seal certificate, which signs the VIHF) is required`);
+    if (!d.seal)
+      problems.push(`${shown}: dmp.seal (the structure's seal certificate, which signs the VIHF) is required`);
     if (!d.sector) problems.push(`${shown}: dmp.sector (Secteur_Activite, code^1.2.250.1.71.4.2.4) is required`);
     if (!d.lps.homologation) problems.push(`${shown}: dmp.lps.homologation (LPS_ID_HOMOLOGATION_DMP) is required`);
   }

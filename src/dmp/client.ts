@@ -45,7 +45,11 @@ export class DmpClient {
   }
 
   /** ITI-41: the ProvideAndRegisterDocumentSetRequest (its xop:Include naming `documents`' content ids). */
-  provideAndRegister(identity: VihfInput, body: string, documents: { contentId: string; contentType: string; body: Buffer }[]): Promise<DmpAnswer> {
+  provideAndRegister(
+    identity: VihfInput,
+    body: string,
+    documents: { contentId: string; contentType: string; body: Buffer }[],
+  ): Promise<DmpAnswer> {
     return this.call('repository', ACTION.provideAndRegister, identity, body, documents);
   }
 
@@ -74,18 +78,26 @@ export class DmpClient {
     const envelope = soapEnvelope({ action, to, assertion: vihf(identity, this.endpoint.seal), body });
     const packed = attachments
       ? buildMtom(envelope, attachments, action)
-      : { contentType: `application/soap+xml; charset=UTF-8; action="${action}"`, chunks: [Buffer.from(envelope, 'utf8')] };
+      : {
+          contentType: `application/soap+xml; charset=UTF-8; action="${action}"`,
+          chunks: [Buffer.from(envelope, 'utf8')],
+        };
     const { status, contentType, data } = await this.post(to, packed.contentType, packed.chunks);
     let xml: string;
     try {
-      xml = contentType.toLowerCase().startsWith('multipart/') ? parseMultipart(contentType, data).root.body.toString('utf8') : data.toString('utf8');
+      xml = contentType.toLowerCase().startsWith('multipart/')
+        ? parseMultipart(contentType, data).root.body.toString('utf8')
+        : data.toString('utf8');
     } catch (e) {
       throw new DmpTransportError(`HTTP ${status}: unreadable multipart answer (${(e as Error).message})`, status);
     }
     // A SOAP answer (RegistryResponse, or a Fault, which comes with HTTP 500) says what the DMP did;
     // anything else (a proxy's error page, an empty 503) does not.
     if (!/<(\w+:)?Envelope[\s>]/.test(xml.slice(0, 4096))) {
-      throw new DmpTransportError(`HTTP ${status} without a SOAP answer${xml ? `: ${xml.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`, status);
+      throw new DmpTransportError(
+        `HTTP ${status} without a SOAP answer${xml ? `: ${xml.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`,
+        status,
+      );
     }
     try {
       return parseDmpAnswer(xml);
@@ -94,21 +106,36 @@ export class DmpClient {
     }
   }
 
-  private post(url: string, contentType: string, chunks: Buffer[]): Promise<{ status: number; contentType: string; data: Buffer }> {
+  private post(
+    url: string,
+    contentType: string,
+    chunks: Buffer[],
+  ): Promise<{ status: number; contentType: string; data: Buffer }> {
     const length = chunks.reduce((n, c) => n + c.length, 0);
     return new Promise((resolve, reject) => {
       const req = request(url, {
         method: 'POST',
         agent: this.agent,
-        headers: { 'content-type': contentType, 'content-length': length, accept: 'application/soap+xml, multipart/related' },
+        headers: {
+          'content-type': contentType,
+          'content-length': length,
+          accept: 'application/soap+xml, multipart/related',
+        },
       });
-      const timer = setTimeout(() => req.destroy(new DmpTransportError(`no answer from the DMP within ${this.endpoint.timeoutMs} ms`)), this.endpoint.timeoutMs);
+      const timer = setTimeout(
+        () => req.destroy(new DmpTransportError(`no answer from the DMP within ${this.endpoint.timeoutMs} ms`)),
+        this.endpoint.timeoutMs,
+      );
       req.on('response', (res) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('end', () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), data: Buffer.concat(parts) });
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            data: Buffer.concat(parts),
+          });
         });
         res.on('error', (e) => {
           clearTimeout(timer);
@@ -117,7 +144,9 @@ export class DmpClient {
       });
       req.on('error', (e) => {
         clearTimeout(timer);
-        reject(e instanceof DmpTransportError ? e : new DmpTransportError(`cannot reach the DMP at ${url}: ${e.message}`));
+        reject(
+          e instanceof DmpTransportError ? e : new DmpTransportError(`cannot reach the DMP at ${url}: ${e.message}`),
+        );
       });
       for (const c of chunks) req.write(c);
       req.end();

@@ -69,7 +69,12 @@ class DmpRefusal extends PfiError {
 }
 
 /** IHE codes that mean "try again later". */
-const BUSY = new Set(['XDSRegistryBusy', 'XDSRepositoryBusy', 'XDSRegistryOutOfResources', 'XDSRepositoryOutOfResources']);
+const BUSY = new Set([
+  'XDSRegistryBusy',
+  'XDSRepositoryBusy',
+  'XDSRegistryOutOfResources',
+  'XDSRepositoryOutOfResources',
+]);
 
 const FINAL: DmpState[] = ['accepted', 'refused', 'dead-lettered'];
 
@@ -141,9 +146,24 @@ export class DmpDelivery {
     };
   }
 
-  private async move(redis: Redis, journalId: string, to: DmpState, from: (DmpState | '')[], fields: Record<string, string> = {}): Promise<string | null> {
+  private async move(
+    redis: Redis,
+    journalId: string,
+    to: DmpState,
+    from: (DmpState | '')[],
+    fields: Record<string, string> = {},
+  ): Promise<string | null> {
     const key = this.stateKey(journalId);
-    const prev = (await redis.eval(TRANSITION, 1, key, to, this.now(), from.length, ...from, ...Object.entries(fields).flat())) as string | null;
+    const prev = (await redis.eval(
+      TRANSITION,
+      1,
+      key,
+      to,
+      this.now(),
+      from.length,
+      ...from,
+      ...Object.entries(fields).flat(),
+    )) as string | null;
     if (prev !== null) await redis.pexpire(key, this.deps.retentionMs);
     return prev;
   }
@@ -160,7 +180,8 @@ export class DmpDelivery {
     if (prev === null) {
       // Already planned: make sure a job exists unless the state says it is not wanted.
       const s = await this.status(journalId);
-      if (s && (s.state === 'scheduled' || s.state === 'sending')) await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId) });
+      if (s && (s.state === 'scheduled' || s.state === 'sending'))
+        await this.queue.add('dmp', { journalId }, { jobId: this.jobId(journalId) });
       return;
     }
     if (this.cfg.hold) return this.note(journalId, 'DMP: held until released (POST /submissions/:id/release)');
@@ -244,7 +265,9 @@ export class DmpDelivery {
       stalledInterval: 5_000,
       maxStalledCount: 5,
     });
-    this.worker.on('error', (err) => this.deps.log.error({ channel: this.channel.id, err: err.message }, 'DMP worker error'));
+    this.worker.on('error', (err) =>
+      this.deps.log.error({ channel: this.channel.id, err: err.message }, 'DMP worker error'),
+    );
   }
 
   async counts(): Promise<Record<string, number>> {
@@ -282,26 +305,55 @@ export class DmpDelivery {
         if (e instanceof DmpRefusal) {
           const error = { code: e.code, text: e.message, system: e.system };
           await this.move(redis, journalId, 'refused', ['sending'], { error: JSON.stringify(error) });
-          const all = e.errors.length > 1 ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}` : '';
+          const all =
+            e.errors.length > 1
+              ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}`
+              : '';
           // The message was processed; this is the outcome of one of its routes (the CREATEUR hears of it
           // by ZAM), so the message keeps its status. Only a dead letter, which needs an operator, moves it.
-          await journal.note(journalId, { status: 'rejected', destination: 'dmp', detail: `DMP: ${operation(submission)} refused${all}`, error: { code: e.code, message: e.message } });
-          deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: e.system === 'PFIERRORCODE' ? 'gated' : 'refused' });
+          await journal.note(journalId, {
+            status: 'rejected',
+            destination: 'dmp',
+            detail: `DMP: ${operation(submission)} refused${all}`,
+            error: { code: e.code, message: e.message },
+          });
+          deliveries.inc({
+            channel: this.channel.id,
+            destination: 'dmp',
+            outcome: e.system === 'PFIERRORCODE' ? 'gated' : 'refused',
+          });
           this.deps.log.warn({ channel: this.channel.id, journalId, code: e.code }, 'DMP sending refused');
         } else if (!last) {
-          await journal.note(journalId, { status: 'failed', destination: 'dmp', detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: (e as Error).message } });
+          await journal.note(journalId, {
+            status: 'failed',
+            destination: 'dmp',
+            detail: `DMP: attempt ${job.attemptsMade + 1} failed, will retry`,
+            error: { message: (e as Error).message },
+          });
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'retry' });
-          this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact((e as Error).message) }, 'DMP sending failed, will retry');
+          this.deps.log.warn(
+            { channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact((e as Error).message) },
+            'DMP sending failed, will retry',
+          );
           throw e;
         } else {
-          const error = { code: 'DMP-unreachable', text: `gave up after ${job.attemptsMade + 1} attempts: ${(e as Error).message}`, system: 'PFIERRORCODE' as const };
+          const error = {
+            code: 'DMP-unreachable',
+            text: `gave up after ${job.attemptsMade + 1} attempts: ${(e as Error).message}`,
+            system: 'PFIERRORCODE' as const,
+          };
           // Its documents may or may not be in the DMP: a later replacement asks the DMP (ITI-18) instead of waiting.
           if (submission.event !== 'delete') {
             const ins = submission.documents[0]!.entry.patientId.id;
             for (const d of submission.documents) await this.remember(ins, d.entry.uniqueId, { state: 'unknown' });
           }
           await this.move(redis, journalId, 'dead-lettered', ['sending'], { error: JSON.stringify(error) });
-          await journal.record(journalId, { status: 'dead-lettered', destination: 'dmp', detail: `DMP: gave up after attempt ${job.attemptsMade + 1}`, error: { message: (e as Error).message } });
+          await journal.record(journalId, {
+            status: 'dead-lettered',
+            destination: 'dmp',
+            detail: `DMP: gave up after attempt ${job.attemptsMade + 1}`,
+            error: { message: (e as Error).message },
+          });
           deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'dead-lettered' });
         }
       }
@@ -311,7 +363,12 @@ export class DmpDelivery {
       await this.tellCreateur(journalId, submission, msg, status);
     } catch (e) {
       // The DMP part is done; only the ZAM is retried (the job's next attempts skip the DMP).
-      const event = { status: last ? ('dead-lettered' as const) : ('failed' as const), destination: BUSINESS_ACKS, detail: `ZAM^Z01 not delivered${last ? ', gave up' : ', will retry'}`, error: { message: (e as Error).message } };
+      const event = {
+        status: last ? ('dead-lettered' as const) : ('failed' as const),
+        destination: BUSINESS_ACKS,
+        detail: `ZAM^Z01 not delivered${last ? ', gave up' : ', will retry'}`,
+        error: { message: (e as Error).message },
+      };
       await journal.recordMany([{ id: journalId, keepStatus: !last, events: [event] }]);
       throw e;
     }
@@ -319,15 +376,28 @@ export class DmpDelivery {
   }
 
   /** ZAM^Z01 when the CREATEUR asked for it (ACK_RECEPTION=Y), once. A failure retries the job. */
-  private async tellCreateur(journalId: string, submission: Submission, msg: Hl7Message, status: DmpStatus): Promise<void> {
+  private async tellCreateur(
+    journalId: string,
+    submission: Submission,
+    msg: Hl7Message,
+    status: DmpStatus,
+  ): Promise<void> {
     if (!submission.routes.acks.reception || !this.deps.acks) {
-      if (submission.routes.acks.reception) this.deps.log.warn({ channel: this.channel.id, journalId }, 'ZAM^Z01 asked, but the channel has no businessAcks address');
+      if (submission.routes.acks.reception)
+        this.deps.log.warn(
+          { channel: this.channel.id, journalId },
+          'ZAM^Z01 asked, but the channel has no businessAcks address',
+        );
       return;
     }
     const ok = status.state === 'accepted';
     const e = status.error;
     const label = e?.system === 'DMP_ERROR_CODE' ? 'Erreur DMP' : 'Envoi au DMP refusé par la PFI';
-    const zam = { kind: 'Z01' as const, ok, ...(e ? { error: { code: e.code, label, system: e.system, text: e.text } } : {}) };
+    const zam = {
+      kind: 'Z01' as const,
+      ok,
+      ...(e ? { error: { code: e.code, label, system: e.system, text: e.text } } : {}),
+    };
     await this.deps.acks.send(journalId, ZAM, msg, zam, `ZAM^Z01 ${ok ? 'Y' : 'N'} sent to the CREATEUR`);
   }
 
@@ -335,7 +405,12 @@ export class DmpDelivery {
   private async send(sub: Submission, msg: Hl7Message, uncertain: boolean): Promise<string[]> {
     const entries = sub.documents.map((d) => d.entry);
     const patient = entries[0]!.patientId;
-    const reliability = msg.segment('PID')?.field(32)?.split(msg.delimiters.repetition).map((r) => r.split(msg.delimiters.component)[0]!) ?? [];
+    const reliability =
+      msg
+        .segment('PID')
+        ?.field(32)
+        ?.split(msg.delimiters.repetition)
+        .map((r) => r.split(msg.delimiters.component)[0]!) ?? [];
     const known = await this.deps.identity.dmpGate([{ id: patient.id, authority: patient.authority }]);
     const opposed = !!known.patient && !dmpPermissions(known.patient.consent).feedingAllowed;
     const refusal = dmpGate({ reliability, opposed, documents: entries }, this.deps.terminology());
@@ -345,8 +420,23 @@ export class DmpDelivery {
 
     if (sub.event === 'delete') {
       const targets = await Promise.all(entries.map((e) => this.registered(identity, ins, e.uniqueId)));
-      if (uncertain && (await this.alreadyDone(identity, entries.map((e) => e.uniqueId), 'Deleted'))) return targets.map((t) => t.entryUUID);
-      const answer = await this.client.updateDocumentSet(identity, updateDocumentSetRequest(sub.submissionSet, targets.map((t) => ({ entryUUID: t.entryUUID, from: t.status })), STATUS_DELETED));
+      if (
+        uncertain &&
+        (await this.alreadyDone(
+          identity,
+          entries.map((e) => e.uniqueId),
+          'Deleted',
+        ))
+      )
+        return targets.map((t) => t.entryUUID);
+      const answer = await this.client.updateDocumentSet(
+        identity,
+        updateDocumentSetRequest(
+          sub.submissionSet,
+          targets.map((t) => ({ entryUUID: t.entryUUID, from: t.status })),
+          STATUS_DELETED,
+        ),
+      );
       this.check(answer);
       await Promise.all(entries.map((e) => this.remember(ins, e.uniqueId, { state: 'deleted' })));
       return targets.map((t) => t.entryUUID);
@@ -357,12 +447,27 @@ export class DmpDelivery {
     if (sub.event === 'replace') {
       for (const [i, d] of sub.documents.entries()) {
         const target = d.replaces ?? (i === 0 ? sub.replaces : undefined);
-        if (!target) throw new DmpRefusal('DMP-replaced-document', `OBX ${d.obx}: a replacement must name the replaced document (CDA relatedDocument RPLC, or TXA-13)`, 'PFIERRORCODE');
-        replacements.push({ source: d.entry.entryUUID, target: (await this.registered(identity, ins, target)).entryUUID });
+        if (!target)
+          throw new DmpRefusal(
+            'DMP-replaced-document',
+            `OBX ${d.obx}: a replacement must name the replaced document (CDA relatedDocument RPLC, or TXA-13)`,
+            'PFIERRORCODE',
+          );
+        replacements.push({
+          source: d.entry.entryUUID,
+          target: (await this.registered(identity, ins, target)).entryUUID,
+        });
         replaced.push(target);
       }
     }
-    if (uncertain && (await this.alreadyDone(identity, entries.map((e) => e.uniqueId)))) return entries.map((e) => e.entryUUID);
+    if (
+      uncertain &&
+      (await this.alreadyDone(
+        identity,
+        entries.map((e) => e.uniqueId),
+      ))
+    )
+      return entries.map((e) => e.entryUUID);
     const raws = extractDocuments(msg);
     const documents = sub.documents.map((d, i) => {
       const body = d.generatedCda ? Buffer.from(d.generatedCda, 'base64') : raws.find((r) => r.obx === d.obx)?.bytes;
@@ -398,9 +503,16 @@ export class DmpDelivery {
     if (answer.status === 'Success') return;
     const errors = answer.errors.filter((e) => e.severity === 'Error');
     const first = errors[0] ?? answer.errors[0];
-    if (errors.length && errors.every((e) => BUSY.has(e.code))) throw new Error(`DMP busy (${first!.code}): ${first!.context}`);
-    if (!first) throw new DmpRefusal('XDSRegistryError', `the DMP answered ${answer.status} without an error`, 'DMP_ERROR_CODE');
-    throw new DmpRefusal(first.code, first.context + (first.location ? ` (${first.location})` : ''), 'DMP_ERROR_CODE', answer.errors);
+    if (errors.length && errors.every((e) => BUSY.has(e.code)))
+      throw new Error(`DMP busy (${first!.code}): ${first!.context}`);
+    if (!first)
+      throw new DmpRefusal('XDSRegistryError', `the DMP answered ${answer.status} without an error`, 'DMP_ERROR_CODE');
+    throw new DmpRefusal(
+      first.code,
+      first.context + (first.location ? ` (${first.location})` : ''),
+      'DMP_ERROR_CODE',
+      answer.errors,
+    );
   }
 
   /**
@@ -408,7 +520,11 @@ export class DmpDelivery {
    * from the engine's own record when it sent it (waiting while that send is not through), else
    * asked to the DMP (ITI-18), for documents sent before the engine or by another system.
    */
-  private async registered(identity: VihfInput, ins: string, uniqueId: string): Promise<{ entryUUID: string; status: string }> {
+  private async registered(
+    identity: VihfInput,
+    ins: string,
+    uniqueId: string,
+  ): Promise<{ entryUUID: string; status: string }> {
     const mine = await this.deps.workerRedis.hgetall(this.docKey(ins, uniqueId));
     if (mine.state === 'pending') throw new Error(`waiting for document ${uniqueId} to be accepted by the DMP first`);
     if (mine.state === 'accepted' && mine.entryUUID) return { entryUUID: mine.entryUUID, status: STATUS_APPROVED };
@@ -418,9 +534,17 @@ export class DmpDelivery {
       throw new Error('the DMP answered a stored query without an AdhocQueryResponse');
     }
     if (answer.status !== 'Success') this.check({ kind: 'registry', status: answer.status, errors: answer.errors });
-    const found = answer.documents.find((d) => d.uniqueId === uniqueId && d.status === 'Approved') ?? answer.documents.find((d) => d.uniqueId === uniqueId);
-    if (!found) throw new DmpRefusal('DMP-document-unknown', `document ${uniqueId} is not in the patient’s DMP`, 'PFIERRORCODE');
-    if (found.status !== 'Approved') throw new DmpRefusal('DMP-document-not-current', `document ${uniqueId} is ${found.status} in the DMP, not Approved`, 'PFIERRORCODE');
+    const found =
+      answer.documents.find((d) => d.uniqueId === uniqueId && d.status === 'Approved') ??
+      answer.documents.find((d) => d.uniqueId === uniqueId);
+    if (!found)
+      throw new DmpRefusal('DMP-document-unknown', `document ${uniqueId} is not in the patient’s DMP`, 'PFIERRORCODE');
+    if (found.status !== 'Approved')
+      throw new DmpRefusal(
+        'DMP-document-not-current',
+        `document ${uniqueId} is ${found.status} in the DMP, not Approved`,
+        'PFIERRORCODE',
+      );
     return { entryUUID: found.entryUUID, status: STATUS_APPROVED };
   }
 
@@ -443,8 +567,18 @@ export class DmpDelivery {
     const patient = sub.documents[0]!.entry.patientId;
     const structureId = c.structureId ?? sender('8.10');
     const nameId = c.responsible?.id ?? sender('5.1');
-    if (!structureId) throw new DmpRefusal('DMP-VIHF-structure', 'Identifiant_Structure: no PRT-8.10 in the PRT SB and no dmp.structureId in the channel', 'PFIERRORCODE');
-    if (!nameId) throw new DmpRefusal('DMP-VIHF-subject', 'NameID: no PRT-5.1 in the PRT SB and no dmp.responsible.id in the channel', 'PFIERRORCODE');
+    if (!structureId)
+      throw new DmpRefusal(
+        'DMP-VIHF-structure',
+        'Identifiant_Structure: no PRT-8.10 in the PRT SB and no dmp.structureId in the channel',
+        'PFIERRORCODE',
+      );
+    if (!nameId)
+      throw new DmpRefusal(
+        'DMP-VIHF-subject',
+        'NameID: no PRT-5.1 in the PRT SB and no dmp.responsible.id in the channel',
+        'PFIERRORCODE',
+      );
     return {
       ins: { matricule: patient.id, oid: patient.authority },
       structureId,

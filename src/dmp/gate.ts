@@ -28,14 +28,25 @@ export function dmpGate(input: GateInput, terminology: Terminology): GateRefusal
   }
   if (!input.reliability.includes('QUAL')) {
     const status = input.reliability[0] || 'absent';
-    return { rule: 'DMP-INS-qualified', text: `the identity is not qualified (PID-32 ${status}): the DMP needs a qualified INS (QUAL)` };
+    return {
+      rule: 'DMP-INS-qualified',
+      text: `the identity is not qualified (PID-32 ${status}): the DMP needs a qualified INS (QUAL)`,
+    };
   }
-  if (input.opposed) return { rule: 'DMP-patient-opposed', text: 'the patient is informed and opposed to DMP feeding (PAM ZFA-9 = IO)' };
+  if (input.opposed)
+    return { rule: 'DMP-patient-opposed', text: 'the patient is informed and opposed to DMP feeding (PAM ZFA-9 = IO)' };
   for (const d of input.documents) {
     if (!terminology.inValueSet('J66', d.typeCode.code, d.typeCode.scheme)) {
-      return { rule: 'DMP-typeCode-J66', text: `document type ${d.typeCode.code} is not in JDV_J66-TypeCode-DMP: the DMP does not take it` };
+      return {
+        rule: 'DMP-typeCode-J66',
+        text: `document type ${d.typeCode.code} is not in JDV_J66-TypeCode-DMP: the DMP does not take it`,
+      };
     }
-    if (!d.serviceStartTime) return { rule: 'DMP-serviceStartTime', text: 'the CDA has no documentationOf/serviceEvent/effectiveTime/low, which the DMP requires' };
+    if (!d.serviceStartTime)
+      return {
+        rule: 'DMP-serviceStartTime',
+        text: 'the CDA has no documentationOf/serviceEvent/effectiveTime/low, which the DMP requires',
+      };
   }
   return undefined;
 }

@@ -47,4 +47,3 @@ export function buildMtom(
     `start-info="application/soap+xml"; action="${action.replace(/["\\]/g, '\\$&')}"`;
   return { contentType, chunks };
 }
-

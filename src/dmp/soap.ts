@@ -23,7 +23,13 @@ const escapeText = xmlEscape;
  * The envelope, as text: the signed assertion and the body are inserted verbatim (re-serialising a
  * signed assertion is how signatures break).
  */
-export function soapEnvelope(p: { action: string; to: string; assertion: string; body: string; messageId?: string }): string {
+export function soapEnvelope(p: {
+  action: string;
+  to: string;
+  assertion: string;
+  body: string;
+  messageId?: string;
+}): string {
   const id = p.messageId ?? `urn:uuid:${randomUUID()}`;
   return (
     `<soap:Envelope xmlns:soap="${NS_SOAP}" xmlns:wsa="${NS_WSA}">` +
@@ -47,7 +53,12 @@ export interface RegistryError {
 
 export type DmpAnswer =
   | { kind: 'registry'; status: 'Success' | 'PartialSuccess' | 'Failure'; errors: RegistryError[] }
-  | { kind: 'query'; status: 'Success' | 'PartialSuccess' | 'Failure'; errors: RegistryError[]; documents: FoundDocument[] }
+  | {
+      kind: 'query';
+      status: 'Success' | 'PartialSuccess' | 'Failure';
+      errors: RegistryError[];
+      documents: FoundDocument[];
+    }
   | { kind: 'fault'; code: string; subcode?: string; reason: string };
 
 export interface FoundDocument {
@@ -67,9 +78,14 @@ export class SoapError extends PfiError {
 const read = xmlReader({ arrays: ['RegistryError', 'ExtrinsicObject', 'ExternalIdentifier', 'Subcode', 'Text'] });
 
 type Node = Record<string, unknown>;
-const obj = (v: unknown): Node | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Node) : undefined);
-const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : (obj(v)?.['#text'] as string | undefined) ?? '');
-const last = (urn: unknown): string => String(urn ?? '').split(':').pop() ?? '';
+const obj = (v: unknown): Node | undefined =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Node) : undefined;
+const text = (v: unknown): string =>
+  typeof v === 'string' || typeof v === 'number' ? String(v) : ((obj(v)?.['#text'] as string | undefined) ?? '');
+const last = (urn: unknown): string =>
+  String(urn ?? '')
+    .split(':')
+    .pop() ?? '';
 
 function registryErrors(list: unknown): RegistryError[] {
   const errors = (obj(list)?.RegistryError as Node[] | undefined) ?? [];
@@ -101,7 +117,12 @@ export function parseDmpAnswer(xml: string): DmpAnswer {
     const code = obj(fault.Code);
     const sub = (code?.Subcode as Node[] | undefined)?.[0];
     const reasons = (obj(fault.Reason)?.Text as unknown[] | undefined) ?? [];
-    return { kind: 'fault', code: text(code?.Value), ...(sub ? { subcode: text(sub.Value) } : {}), reason: reasons.map(text).join(' ') };
+    return {
+      kind: 'fault',
+      code: text(code?.Value),
+      ...(sub ? { subcode: text(sub.Value) } : {}),
+      reason: reasons.map(text).join(' '),
+    };
   }
   const rr = obj(body.RegistryResponse);
   if (rr) return { kind: 'registry', status: status(rr['@status']), errors: registryErrors(rr.RegistryErrorList) };
@@ -111,7 +132,9 @@ export function parseDmpAnswer(xml: string): DmpAnswer {
     const documents = objects.map((o) => ({
       entryUUID: String(o['@id'] ?? ''),
       status: last(o['@status']),
-      uniqueId: ((o.ExternalIdentifier as Node[] | undefined) ?? []).find((x) => x['@identificationScheme'] === 'urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab')?.['@value'] as string | undefined,
+      uniqueId: ((o.ExternalIdentifier as Node[] | undefined) ?? []).find(
+        (x) => x['@identificationScheme'] === 'urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab',
+      )?.['@value'] as string | undefined,
     }));
     return { kind: 'query', status: status(qr['@status']), errors: registryErrors(qr.RegistryErrorList), documents };
   }

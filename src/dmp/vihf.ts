@@ -38,7 +38,11 @@ export interface VihfCode {
 }
 
 /** The IG's "Stratégie 1": the PFI signs as an automated processing. */
-export const ROLE_AUTOMATE: VihfCode = { code: 'AUTOMATE', codeSystem: '1.2.250.1.213.1.1.4.6', displayName: 'AUTOMATE' };
+export const ROLE_AUTOMATE: VihfCode = {
+  code: 'AUTOMATE',
+  codeSystem: '1.2.250.1.213.1.1.4.6',
+  displayName: 'AUTOMATE',
+};
 
 export interface VihfInput {
   /** The patient: resource-id, the same INS as the submission's patientId. */
@@ -113,7 +117,12 @@ export function buildVihf(input: VihfInput, issuer: string, id = `_${randomUUID(
     codeSystemName: 'mode acces VIHF 1.0',
     displayName: 'Accès normal',
   });
-  if (input.confidentiality) ce(attr(VIHF_ATTR.confidentiality).ele(NS_SAML, 'saml2:AttributeValue'), 'ConfidentialityCode', input.confidentiality);
+  if (input.confidentiality)
+    ce(
+      attr(VIHF_ATTR.confidentiality).ele(NS_SAML, 'saml2:AttributeValue'),
+      'ConfidentialityCode',
+      input.confidentiality,
+    );
   if (input.lps.id) text(VIHF_ATTR.lpsId, input.lps.id);
   text(VIHF_ATTR.lpsName, input.lps.name);
   text(VIHF_ATTR.lpsVersion, input.lps.version);
@@ -153,7 +162,15 @@ export function signVihf(assertion: string, seal: SealKey): string {
 const seals = new WeakMap<SealKey, { dn: string; der: string; key: KeyObject }>();
 function parsed(seal: SealKey): { dn: string; der: string; key: KeyObject } {
   let c = seals.get(seal);
-  if (!c) seals.set(seal, (c = { dn: subjectDn(seal.cert), der: new X509Certificate(seal.cert).raw.toString('base64'), key: createPrivateKey(seal.key) }));
+  if (!c)
+    seals.set(
+      seal,
+      (c = {
+        dn: subjectDn(seal.cert),
+        der: new X509Certificate(seal.cert).raw.toString('base64'),
+        key: createPrivateKey(seal.key),
+      }),
+    );
   return c;
 }
 

@@ -30,4 +30,3 @@ export interface FlowContext<C extends ChannelConfig = ChannelConfig> {
 
 /** Throws to ask for a retry (with backoff); the worker dead-letters after the channel's attempts. */
 export type Flow<C extends ChannelConfig = ChannelConfig> = (ctx: FlowContext<C>) => Promise<void>;
-

@@ -17,5 +17,9 @@ export const pamFlow: Flow<MllpChannel> = async (ctx) => {
     throw e;
   }
   const patient = await ctx.identity.apply(update, ctx.journalId);
-  await ctx.journal.saveResult(ctx.journalId, 'patient', { patientId: patient.id, event: update.event, eventTime: update.eventTime });
+  await ctx.journal.saveResult(ctx.journalId, 'patient', {
+    patientId: patient.id,
+    event: update.event,
+    eventTime: update.eventTime,
+  });
 };

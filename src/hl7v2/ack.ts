@@ -66,7 +66,10 @@ export function buildAck(original: MshHeader | undefined, opts: AckOptions): str
     esc(opts.controlId),
     copy(original?.processingId) || 'P',
     copy(original?.versionRaw) || esc(opts.fallbackVersion ?? '2.5'),
-    '', '', '', '',
+    '',
+    '',
+    '',
+    '',
     copy(original?.countryCode),
     // Echo the sender's own spelling, unless we could not read it: then say what we actually used.
     original && charsetFromMsh18(original.charsetRaw, charset) ? copy(original.charsetRaw) : charset,
@@ -80,7 +83,9 @@ export function buildAck(original: MshHeader | undefined, opts: AckOptions): str
         erl(e.location),
         `${e.code}^${esc(ERROR_TEXT[e.code])}^HL70357`,
         e.severity ?? 'E',
-        '', '', '',
+        '',
+        '',
+        '',
         esc(e.text),
       ]),
     );
@@ -113,7 +118,8 @@ export function readAck(msg: Hl7Message): AckReading {
   const errors = msg.segmentsNamed('ERR').map((_, i) => {
     const at = (path: string) => msg.get(`ERR[${i + 1}]-${path}`) || undefined;
     const eld = msg.getRaw(`ERR[${i + 1}]-1`);
-    const location = msg.getRaw(`ERR[${i + 1}]-2`) || (eld ? eld.split(msg.delimiters.component).slice(0, 3).join('^') : undefined);
+    const location =
+      msg.getRaw(`ERR[${i + 1}]-2`) || (eld ? eld.split(msg.delimiters.component).slice(0, 3).join('^') : undefined);
     return {
       code: at('3.1') ?? at('1.4.1'),
       text: at('8') ?? at('3.2') ?? at('1.4.2'),
@@ -127,7 +133,17 @@ export function readAck(msg: Hl7Message): AckReading {
 function erl(loc: ErrorLocation | undefined): string {
   if (!loc) return '';
   const n = (x: number | undefined) => (x === undefined ? '' : String(x));
-  return trimEnd([escape(loc.segment, STANDARD_DELIMITERS), n(loc.sequence ?? 1), n(loc.field), n(loc.repetition), n(loc.component), n(loc.subcomponent)], '^');
+  return trimEnd(
+    [
+      escape(loc.segment, STANDARD_DELIMITERS),
+      n(loc.sequence ?? 1),
+      n(loc.field),
+      n(loc.repetition),
+      n(loc.component),
+      n(loc.subcomponent),
+    ],
+    '^',
+  );
 }
 
 /** Drops trailing empty fields, then joins. */
@@ -153,8 +169,15 @@ function delimitersOf(h: MshHeader): Delimiters {
 
 /** Re-expresses a raw value written with `from` delimiters using `to` delimiters (structure kept, literals escaped). */
 export function translate(raw: string, from: Delimiters, to: Delimiters): string {
-  if (from.component === to.component && from.repetition === to.repetition && from.escape === to.escape &&
-      from.subcomponent === to.subcomponent && from.field === to.field && from.truncation === to.truncation) return raw;
+  if (
+    from.component === to.component &&
+    from.repetition === to.repetition &&
+    from.escape === to.escape &&
+    from.subcomponent === to.subcomponent &&
+    from.field === to.field &&
+    from.truncation === to.truncation
+  )
+    return raw;
   const map = new Map<string, string>([
     [from.component, to.component],
     [from.repetition, to.repetition],

@@ -40,14 +40,22 @@ export function unescape(raw: string, d: Delimiters, charset: Hl7Charset): strin
 
 function single(seq: string, d: Delimiters): string | undefined {
   switch (seq) {
-    case 'F': return d.field;
-    case 'S': return d.component;
-    case 'T': return d.subcomponent;
-    case 'R': return d.repetition;
-    case 'E': return d.escape;
-    case 'P': return d.truncation;
-    case '.br': return '\n';
-    default: return undefined;
+    case 'F':
+      return d.field;
+    case 'S':
+      return d.component;
+    case 'T':
+      return d.subcomponent;
+    case 'R':
+      return d.repetition;
+    case 'E':
+      return d.escape;
+    case 'P':
+      return d.truncation;
+    case '.br':
+      return '\n';
+    default:
+      return undefined;
   }
 }
 

@@ -108,7 +108,8 @@ export class Hl7Segment {
     const f = this.field(field);
     if (f === undefined) return undefined;
     // MSH-1 and MSH-2 hold the delimiters themselves: never split them.
-    if (this.#isMsh && field <= 2) return repetition === 1 && (component ?? 1) === 1 && (subcomponent ?? 1) === 1 ? f : undefined;
+    if (this.#isMsh && field <= 2)
+      return repetition === 1 && (component ?? 1) === 1 && (subcomponent ?? 1) === 1 ? f : undefined;
     const r = piece(f, this.#d.repetition, repetition);
     if (r === undefined || component === undefined) return r;
     const c = piece(r, this.#d.component, component);
@@ -127,7 +128,8 @@ export class Hl7Segment {
     let v = raw;
     if (component !== undefined) {
       const r = piece(f, d.repetition, repetition) ?? '';
-      if (subcomponent !== undefined) v = replacePiece(piece(r, d.component, component) ?? '', d.subcomponent, subcomponent, v);
+      if (subcomponent !== undefined)
+        v = replacePiece(piece(r, d.component, component) ?? '', d.subcomponent, subcomponent, v);
       v = replacePiece(r, d.component, component, v);
     }
     parts[i] = replacePiece(f, d.repetition, repetition, v);
@@ -254,7 +256,11 @@ function notMsh(): Hl7ParseError {
 }
 
 function unknownCharset(value: string | undefined): Hl7ParseError {
-  return new Hl7ParseError(`Unsupported character set in MSH-18: '${value}'`, 103, { segment: 'MSH', sequence: 1, field: 18 });
+  return new Hl7ParseError(`Unsupported character set in MSH-18: '${value}'`, 103, {
+    segment: 'MSH',
+    sequence: 1,
+    field: 18,
+  });
 }
 
 /** MSH-1 and MSH-2, at offset at (just after 'MSH'). */
@@ -268,7 +274,11 @@ function readDelimiters(text: string, at: number): Delimiters {
   const enc = text.slice(at + 1, end);
   const chars = [field, ...enc];
   if (enc.length < 4 || enc.length > 5 || new Set(chars).size !== chars.length || /[\sA-Za-z0-9]/.test(enc)) {
-    throw new Hl7ParseError(`Invalid encoding characters (MSH-2): '${enc}'`, 102, { segment: 'MSH', sequence: 1, field: 2 });
+    throw new Hl7ParseError(`Invalid encoding characters (MSH-2): '${enc}'`, 102, {
+      segment: 'MSH',
+      sequence: 1,
+      field: 2,
+    });
   }
   const d: Delimiters = { field, component: enc[0]!, repetition: enc[1]!, escape: enc[2]!, subcomponent: enc[3]! };
   if (enc[4]) d.truncation = enc[4];

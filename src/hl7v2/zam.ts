@@ -40,13 +40,40 @@ export function buildZam(o: ZamOptions): string {
   const m = o.original;
   const ts = hl7Timestamp(o.now ?? new Date());
   const segs = [
-    ['MSH', '^~\\&', m.receivingApplication, m.receivingFacility, m.sendingApplication, m.sendingFacility, ts, '', `ZAM^${o.kind}^ZAM_Z01`, e(o.controlId), m.processingId || 'P', '2.6', '', '', '', '', 'FRA', m.charsetRaw || 'UNICODE UTF-8', '', '', '2.1^CISIS_CDA_HL7_V2'].join('|'),
+    [
+      'MSH',
+      '^~\\&',
+      m.receivingApplication,
+      m.receivingFacility,
+      m.sendingApplication,
+      m.sendingFacility,
+      ts,
+      '',
+      `ZAM^${o.kind}^ZAM_Z01`,
+      e(o.controlId),
+      m.processingId || 'P',
+      '2.6',
+      '',
+      '',
+      '',
+      '',
+      'FRA',
+      m.charsetRaw || 'UNICODE UTF-8',
+      '',
+      '',
+      '2.1^CISIS_CDA_HL7_V2',
+    ].join('|'),
     `EVN||${ts}`,
   ];
   const [code, label] = FIRST[o.kind];
-  segs.push(`OBX|1|CWE|${code}^${e(label)}^AckMetierZAM|${e(m.controlId)}|${o.ok ? 'Y' : 'N'}^^expandedYes-NoIndicator||||||F|`);
+  segs.push(
+    `OBX|1|CWE|${code}^${e(label)}^AckMetierZAM|${e(m.controlId)}|${o.ok ? 'Y' : 'N'}^^expandedYes-NoIndicator||||||F|`,
+  );
   const second = SECOND[o.kind];
-  if (second && o.party) segs.push(`OBX|2|XTN|${second[0]}^${e(second[1])}^AckMetierZAM|${e(o.party.id)}|^^X.400^${e(o.party.address)}||||||F|`);
+  if (second && o.party)
+    segs.push(
+      `OBX|2|XTN|${second[0]}^${e(second[1])}^AckMetierZAM|${e(o.party.id)}|^^X.400^${e(o.party.address)}||||||F|`,
+    );
   if (!o.ok && o.error) {
     const er = o.error;
     const err = `ERR|||${er.hl7Code ?? 207}^${e(er.hl7Label ?? 'Application internal error')}^messageErrorCondition|E|${e(er.code)}^${e(er.label)}^${e(er.system)}`;

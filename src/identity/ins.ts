@@ -20,14 +20,22 @@ export function isInsOid(oid: string): oid is keyof typeof INS_OIDS {
 }
 
 export function checkIns(matricule: string, oid: string): InsCheck {
-  if (!isInsOid(oid)) return { ok: false, reason: `OID ${oid || '(none)'} is not an INS OID (NIR, NIA, NIR test, NIR demo)` };
+  if (!isInsOid(oid))
+    return { ok: false, reason: `OID ${oid || '(none)'} is not an INS OID (NIR, NIA, NIR test, NIR demo)` };
   const kind = INS_OIDS[oid];
   if (!/^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}$/.test(matricule)) {
-    return { ok: false, reason: `INS matricule "${matricule}" must be 15 characters: 13 (digits, 2A/2B for Corsica) and a 2-digit key` };
+    return {
+      ok: false,
+      reason: `INS matricule "${matricule}" must be 15 characters: 13 (digits, 2A/2B for Corsica) and a 2-digit key`,
+    };
   }
   if (kind === 'NIA') return { ok: true, kind };
   const body = matricule.slice(0, 13).replace('2A', '19').replace('2B', '18');
   const key = 97 - (Number(body) % 97);
-  if (key !== Number(matricule.slice(13))) return { ok: false, reason: `INS matricule ${matricule}: key ${matricule.slice(13)} is wrong (expected ${String(key).padStart(2, '0')})` };
+  if (key !== Number(matricule.slice(13)))
+    return {
+      ok: false,
+      reason: `INS matricule ${matricule}: key ${matricule.slice(13)} is wrong (expected ${String(key).padStart(2, '0')})`,
+    };
   return { ok: true, kind };
 }

@@ -122,17 +122,28 @@ function readMovement(msg: Hl7Message): PatientUpdate['movement'] {
   if (!msg.segment('ZBE')) return undefined;
   const action = opt(msg.get('ZBE-4'));
   if (action !== undefined && !(MOVEMENT_ACTIONS as readonly string[]).includes(action)) {
-    throw new PamError(103, `ZBE-4 "${action}" is not a movement action (INSERT, UPDATE, CANCEL)`, { segment: 'ZBE', field: 4 });
+    throw new PamError(103, `ZBE-4 "${action}" is not a movement action (INSERT, UPDATE, CANCEL)`, {
+      segment: 'ZBE',
+      field: 4,
+    });
   }
   return clean({ id: opt(msg.get('ZBE-1.1')), time: opt(msg.get('ZBE-2.1')), action });
 }
 
-function readChoice(msg: Hl7Message, field: number, allowed: readonly string[], what: string): { value: string; date?: string } | undefined {
+function readChoice(
+  msg: Hl7Message,
+  field: number,
+  allowed: readonly string[],
+  what: string,
+): { value: string; date?: string } | undefined {
   const value = opt(msg.get(`ZFA-${field}.1`));
   if (value === undefined) return undefined;
   // A wrong value would otherwise fall back to a default: refuse it rather than guess.
   if (!allowed.includes(value)) {
-    throw new PamError(103, `ZFA-${field} "${value}" is not a ${what} value (${allowed.join(', ')})`, { segment: 'ZFA', field });
+    throw new PamError(103, `ZFA-${field} "${value}" is not a ${what} value (${allowed.join(', ')})`, {
+      segment: 'ZFA',
+      field,
+    });
   }
   return clean({ value, date: opt(msg.get(`ZFA-${field + 1}.1`)) });
 }
@@ -153,7 +164,8 @@ function readPrevious(msg: Hl7Message, event: string): Identifier[] | undefined 
     return undefined;
   }
   const ids = cxList(msg, mrg, 'MRG', 1);
-  if (ids.length === 0) throw new PamError(101, 'MRG-1 (prior patient identifiers) is empty', { segment: 'MRG', field: 1 });
+  if (ids.length === 0)
+    throw new PamError(101, 'MRG-1 (prior patient identifiers) is empty', { segment: 'MRG', field: 1 });
   return ids;
 }
 
@@ -186,7 +198,10 @@ export function readPatientUpdate(msg: Hl7Message): PatientUpdate {
  * allowed unless ZFA-9 = IO. Consultation needs the patient's consent: allowed only when ZFA-11 = IC.
  * Nothing known (no ZFA, NA, empty) gives the defaults: feeding allowed, consultation not allowed.
  */
-export function dmpPermissions(consent: PatientUpdate['consent'] | undefined): { feedingAllowed: boolean; consultationAllowed: boolean } {
+export function dmpPermissions(consent: PatientUpdate['consent'] | undefined): {
+  feedingAllowed: boolean;
+  consultationAllowed: boolean;
+} {
   return {
     feedingAllowed: consent?.feeding?.value !== 'IO',
     consultationAllowed: consent?.consultation?.value === 'IC',

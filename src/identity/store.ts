@@ -70,12 +70,16 @@ export class IdentityStore {
    * May a document about this patient go to the DMP? Only with a qualified INS (PID-32 = QUAL and a
    * valid key) and no opposition to feeding (ZFA-9 = IO); an unknown patient is not qualified.
    */
-  async dmpGate(ids: Pick<Identifier, 'id' | 'authority'>[]): Promise<{ allowed: boolean; reason?: string; patient?: Patient }> {
+  async dmpGate(
+    ids: Pick<Identifier, 'id' | 'authority'>[],
+  ): Promise<{ allowed: boolean; reason?: string; patient?: Patient }> {
     let patient: Patient | undefined;
     for (const id of ids) if ((patient = await this.find(id))) break;
     if (!patient) return { allowed: false, reason: 'patient unknown to the identity store (no PAM message yet)' };
-    if (!patient.qualified) return { allowed: false, reason: `INS not qualified (PID-32 ${patient.reliability ?? 'absent'})`, patient };
-    if (!dmpPermissions(patient.consent).feedingAllowed) return { allowed: false, reason: 'patient informed and opposed to DMP feeding (ZFA-9 = IO)', patient };
+    if (!patient.qualified)
+      return { allowed: false, reason: `INS not qualified (PID-32 ${patient.reliability ?? 'absent'})`, patient };
+    if (!dmpPermissions(patient.consent).feedingAllowed)
+      return { allowed: false, reason: 'patient informed and opposed to DMP feeding (ZFA-9 = IO)', patient };
     return { allowed: true, patient };
   }
 
@@ -141,7 +145,13 @@ export class IdentityStore {
       const i = patient.stays.findIndex((s) => key(s.visit) === key(u.stay!.visit));
       const current = i >= 0 ? patient.stays[i]! : undefined;
       if (!current || at >= current.at) {
-        const stay: Stay = { ...current, ...definedOnly(u.stay), visit: u.stay.visit, consent: u.consent ?? current?.consent, at };
+        const stay: Stay = {
+          ...current,
+          ...definedOnly(u.stay),
+          visit: u.stay.visit,
+          consent: u.consent ?? current?.consent,
+          at,
+        };
         if (i >= 0) patient.stays[i] = stay;
         else patient.stays.push(stay);
         notes.push(`stay ${key(u.stay.visit)}`);

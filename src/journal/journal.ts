@@ -133,7 +133,12 @@ export class Journal {
    * Records a received message in one atomic step. With a dedup key, a second message with the
    * same key is not recorded again: the caller gets the first one's id back.
    */
-  async ingest(raw: Buffer, summary: MessageSummary, first: Omit<JournalEvent, 'at'>, dedup?: string): Promise<IngestResult> {
+  async ingest(
+    raw: Buffer,
+    summary: MessageSummary,
+    first: Omit<JournalEvent, 'at'>,
+    dedup?: string,
+  ): Promise<IngestResult> {
     return (await this.ingestMany([{ raw, summary, first, dedup }]))[0]!;
   }
 
@@ -148,13 +153,19 @@ export class Journal {
     const args: (string | number | Buffer)[] = [this.p, now, at, this.opts.retentionMs, batch, items.length];
     for (const it of items) {
       const id = newId(now);
-      const meta = { id, h: this.fields(it.summary, id, at, it.first), x: this.indexKeys(it.summary), e: JSON.stringify({ at, ...it.first }) };
+      const meta = {
+        id,
+        h: this.fields(it.summary, id, at, it.first),
+        x: this.indexKeys(it.summary),
+        e: JSON.stringify({ at, ...it.first }),
+      };
       args.push(it.dedup ?? '', it.raw, JSON.stringify(meta));
     }
     pushRecords(args, records, at);
     const reply = (await this.script('pfiWrite')(0, ...args)) as string[];
     const results: IngestResult[] = [];
-    for (let i = 0; i < reply.length; i += 3) results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate', batch: reply[i + 2] || undefined });
+    for (let i = 0; i < reply.length; i += 3)
+      results.push({ id: reply[i]!, duplicate: reply[i + 1] === 'duplicate', batch: reply[i + 2] || undefined });
     return results;
   }
 
@@ -163,8 +174,18 @@ export class Journal {
    * leaving out those already processed or dead-lettered unless `force`. Records nothing (see
    * begin.lua): the outcome is written once, with the attempt.
    */
-  async begin(ref: { batch?: string; journalIds?: string[]; force?: boolean }): Promise<{ id: string; raw: Buffer }[] | 'missing'> {
-    const reply = (await this.script('pfiBeginBuffer')(0, this.p, ref.force ? '1' : '', ref.batch ?? '', ...(ref.journalIds ?? []))) as Buffer[];
+  async begin(ref: {
+    batch?: string;
+    journalIds?: string[];
+    force?: boolean;
+  }): Promise<{ id: string; raw: Buffer }[] | 'missing'> {
+    const reply = (await this.script('pfiBeginBuffer')(
+      0,
+      this.p,
+      ref.force ? '1' : '',
+      ref.batch ?? '',
+      ...(ref.journalIds ?? []),
+    )) as Buffer[];
     if (reply[0]!.toString() === 'missing') return 'missing';
     const out: { id: string; raw: Buffer }[] = [];
     for (let i = 1; i < reply.length; i += 2) out.push({ id: reply[i]!.toString(), raw: reply[i + 1]! });
@@ -210,12 +231,18 @@ export class Journal {
 
   /** Destinations already served, so that a retry does not send twice to the ones that said AA. */
   async markDelivered(id: string, destination: string, ackCode: string): Promise<void> {
-    await this.recordMany([{ id, events: [{ status: 'delivered', destination, ackCode }], field: [`dest:${destination}`, ackCode] }]);
+    await this.recordMany([
+      { id, events: [{ status: 'delivered', destination, ackCode }], field: [`dest:${destination}`, ackCode] },
+    ]);
   }
 
   async deliveredTo(id: string): Promise<Set<string>> {
     const h = await this.redis.hgetall(this.key('m', id));
-    return new Set(Object.keys(h).filter((k) => k.startsWith('dest:')).map((k) => k.slice(5)));
+    return new Set(
+      Object.keys(h)
+        .filter((k) => k.startsWith('dest:'))
+        .map((k) => k.slice(5)),
+    );
   }
 
   /** A replay starts from scratch: every destination is served again. */
@@ -232,7 +259,9 @@ export class Journal {
       .exec()) as [[null, Record<string, string>], [null, string[]]];
     if (!hash || !hash.id) return undefined;
     // In time order: some events are written after later ones (see write.lua).
-    const list = events.map((e) => JSON.parse(e) as JournalEvent).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    const list = events
+      .map((e) => JSON.parse(e) as JournalEvent)
+      .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     return toEntry(hash, list);
   }
 
@@ -256,8 +285,8 @@ export class Journal {
           : q.sender
             ? this.key('x:snd', q.sender)
             : q.channel
-            ? this.key('x:ch', q.channel)
-            : `${this.p}:x:time`;
+              ? this.key('x:ch', q.channel)
+              : `${this.p}:x:time`;
     const max = q.to ? q.to.getTime() : '+inf';
     const min = q.from ? q.from.getTime() : '-inf';
     const out: JournalEntry[] = [];
@@ -306,12 +335,19 @@ export class Journal {
    * the entry and to the search indexes, at the message's reception time.
    */
   async identify(id: string, more: { documentIds?: string[]; patientIds?: string[] }): Promise<void> {
-    const [score, h] = await Promise.all([this.redis.zscore(`${this.p}:x:time`, id), this.redis.hmget(this.key('m', id), 'documentIds', 'patientIds')]);
+    const [score, h] = await Promise.all([
+      this.redis.zscore(`${this.p}:x:time`, id),
+      this.redis.hmget(this.key('m', id), 'documentIds', 'patientIds'),
+    ]);
     if (score === null) return;
-    const merge = (old: string | null, add: string[] = []) => [...new Set([...(old ? (JSON.parse(old) as string[]) : []), ...add])];
+    const merge = (old: string | null, add: string[] = []) => [
+      ...new Set([...(old ? (JSON.parse(old) as string[]) : []), ...add]),
+    ];
     const documentIds = merge(h[0] ?? null, more.documentIds);
     const patientIds = merge(h[1] ?? null, more.patientIds);
-    const tx = this.redis.multi().hset(this.key('m', id), 'documentIds', JSON.stringify(documentIds), 'patientIds', JSON.stringify(patientIds));
+    const tx = this.redis
+      .multi()
+      .hset(this.key('m', id), 'documentIds', JSON.stringify(documentIds), 'patientIds', JSON.stringify(patientIds));
     for (const d of more.documentIds ?? []) tx.zadd(this.key('x:doc', d), score, id);
     for (const p of more.patientIds ?? []) tx.zadd(this.key('x:pat', p), score, id);
     await tx.exec();

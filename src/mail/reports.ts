@@ -48,7 +48,15 @@ export class ReportError extends PfiError {
 
 const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
 /** Top-level header fields whose value is structured and must not be touched by RFC 2047 decoding. */
-const RAW_FIELDS = new Set(['content-type', 'content-transfer-encoding', 'content-id', 'message-id', 'in-reply-to', 'references', 'mime-version']);
+const RAW_FIELDS = new Set([
+  'content-type',
+  'content-transfer-encoding',
+  'content-id',
+  'message-id',
+  'in-reply-to',
+  'references',
+  'mime-version',
+]);
 /** How deep a multipart/report is looked for inside multipart/mixed wrappers (added disclaimers...). */
 const MAX_NESTING = 3;
 
@@ -326,7 +334,9 @@ function parseReportInner(raw: Buffer): Report {
 
   const reportType = (report.reportType ?? '').toLowerCase();
   const typeOf = (p: MimePart): string => parseContentType(p.contentType).type;
-  const dsnPart = report.parts.find((p) => ['message/delivery-status', 'message/global-delivery-status'].includes(typeOf(p)));
+  const dsnPart = report.parts.find((p) =>
+    ['message/delivery-status', 'message/global-delivery-status'].includes(typeOf(p)),
+  );
   const mdnPart = report.parts.find((p) =>
     ['message/disposition-notification', 'message/global-disposition-notification'].includes(typeOf(p)),
   );
@@ -336,17 +346,23 @@ function parseReportInner(raw: Buffer): Report {
 
   let kind: 'dsn' | 'mdn';
   if (reportType === 'delivery-status') {
-    if (!dsnPart) throw new ReportError('multipart/report with report-type=delivery-status has no message/delivery-status part');
+    if (!dsnPart)
+      throw new ReportError('multipart/report with report-type=delivery-status has no message/delivery-status part');
     kind = 'dsn';
   } else if (reportType === 'disposition-notification') {
     if (!mdnPart) {
-      throw new ReportError('multipart/report with report-type=disposition-notification has no message/disposition-notification part');
+      throw new ReportError(
+        'multipart/report with report-type=disposition-notification has no message/disposition-notification part',
+      );
     }
     kind = 'mdn';
   } else if (reportType === '') {
     if (dsnPart) kind = 'dsn';
     else if (mdnPart) kind = 'mdn';
-    else throw new ReportError('multipart/report without report-type and without a delivery-status or disposition-notification part');
+    else
+      throw new ReportError(
+        'multipart/report without report-type and without a delivery-status or disposition-notification part',
+      );
   } else {
     return { kind: 'other' }; // another kind of report (ARF feedback, TLS report...): not ours to read
   }
@@ -386,7 +402,8 @@ function findReport(
 function returnedHeaders(part: MimePart): Map<string, string> {
   const type = parseContentType(part.contentType).type;
   // text/rfc822-headers holds the header block only; message/rfc822 a whole message.
-  const block = type === 'text/rfc822-headers' || type === 'message/global-headers' ? part.body : splitEntity(part.body).head;
+  const block =
+    type === 'text/rfc822-headers' || type === 'message/global-headers' ? part.body : splitEntity(part.body).head;
   return firstOf(parseFields(bytesToText(block)));
 }
 
@@ -406,7 +423,8 @@ function readDsn(part: MimePart, originalMessageId: string | undefined): Report 
   const groups = fieldGroups(part).map(firstOf);
   if (groups.length === 0) throw new ReportError('the delivery-status part is empty');
   // The per-message group comes first; an MTA that omits it starts with a recipient group.
-  const isRecipient = (g: Map<string, string>): boolean => g.has('final-recipient') || g.has('action') || g.has('status');
+  const isRecipient = (g: Map<string, string>): boolean =>
+    g.has('final-recipient') || g.has('action') || g.has('status');
   const perMessage = isRecipient(groups[0]!) ? new Map<string, string>() : groups[0]!;
   const recipientGroups = groups.filter(isRecipient);
   if (recipientGroups.length === 0) throw new ReportError('the delivery-status part has no per-recipient fields');
@@ -487,7 +505,8 @@ function parseDisposition(value: string): { mode: string; type: string; modifier
   const semi = v.indexOf(';');
   if (semi < 0) throw new ReportError(`malformed Disposition "${value.slice(0, 80)}": no ';' between mode and type`);
   const mode = v.slice(0, semi).replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9-]+\/[A-Za-z0-9-]+$/.test(mode)) throw new ReportError(`malformed Disposition mode "${mode.slice(0, 60)}"`);
+  if (!/^[A-Za-z0-9-]+\/[A-Za-z0-9-]+$/.test(mode))
+    throw new ReportError(`malformed Disposition mode "${mode.slice(0, 60)}"`);
   const rest = v.slice(semi + 1);
   const slash = rest.indexOf('/');
   const type = (slash < 0 ? rest : rest.slice(0, slash)).trim().toLowerCase();

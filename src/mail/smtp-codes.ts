@@ -40,7 +40,11 @@ export const SMTP_ERROR_LABEL: Record<number, string> = {
  * The SMTPERRORCODE of a failure: the SMTP reply code when there is one, else from the enhanced
  * status (RFC 3463: 5.x.x permanent -> 550, 4.x.x -> 450), else the connection failure codes.
  */
-export function smtpErrorCode(f: { responseCode?: number; status?: string; network?: 'refused' | 'unreachable' }): number {
+export function smtpErrorCode(f: {
+  responseCode?: number;
+  status?: string;
+  network?: 'refused' | 'unreachable';
+}): number {
   if (f.responseCode && f.responseCode >= 200 && f.responseCode < 600) return f.responseCode;
   if (f.status?.startsWith('5.')) return 550;
   if (f.status?.startsWith('4.')) return 450;

@@ -11,11 +11,23 @@ export function mailPassword(auth: MailAuth): string {
 }
 
 /** TLS options (CA, client certificate) for nodemailer or imapflow. */
-export function mailTls(t: MailTls | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | undefined {
-  return t && { ca: readPem(t.ca), cert: readPem(t.cert), key: readPem(t.key), ...(t.servername ? { servername: t.servername } : {}) };
+export function mailTls(
+  t: MailTls | undefined,
+): { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | undefined {
+  return (
+    t && {
+      ca: readPem(t.ca),
+      cert: readPem(t.cert),
+      key: readPem(t.key),
+      ...(t.servername ? { servername: t.servername } : {}),
+    }
+  );
 }
 
-export function smtpTransport(s: MssanteConfig['smtp'], opts: { maxConnections: number; timeoutMs: number }): Transporter {
+export function smtpTransport(
+  s: MssanteConfig['smtp'],
+  opts: { maxConnections: number; timeoutMs: number },
+): Transporter {
   return nodemailer.createTransport({
     host: s.host,
     port: s.port,

@@ -28,7 +28,12 @@ export interface WatcherOptions {
 }
 
 export type MailOutcome = 'done' | 'aside';
-export type MailHandler = (mail: { uid: number; source?: Buffer; size: number; tooLarge?: boolean }) => Promise<MailOutcome>;
+export type MailHandler = (mail: {
+  uid: number;
+  source?: Buffer;
+  size: number;
+  tooLarge?: boolean;
+}) => Promise<MailOutcome>;
 
 const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
@@ -41,7 +46,8 @@ const NO_LOG: NonNullable<WatcherOptions['log']> = { info() {}, warn() {}, error
 /** What may be logged of an error: its kind and message, cut short (never a mail's content on purpose). */
 function describe(err: unknown): string {
   const e = err as { name?: unknown; message?: unknown; code?: unknown } | undefined;
-  const text = e && typeof e.message === 'string' ? `${typeof e.name === 'string' ? e.name : 'Error'}: ${e.message}` : String(err);
+  const text =
+    e && typeof e.message === 'string' ? `${typeof e.name === 'string' ? e.name : 'Error'}: ${e.message}` : String(err);
   const code = e && typeof e.code === 'string' ? ` [${e.code}]` : '';
   return (text.length > 300 ? `${text.slice(0, 300)}…` : text) + code;
 }
@@ -95,9 +101,11 @@ export class MailboxWatcher {
     opts: WatcherOptions,
     private readonly handler: MailHandler,
   ) {
-    if (!opts.doneFolder || !opts.asideFolder) throw new TypeError('MailboxWatcher: doneFolder and asideFolder are required');
+    if (!opts.doneFolder || !opts.asideFolder)
+      throw new TypeError('MailboxWatcher: doneFolder and asideFolder are required');
     if (!(opts.maxMessageBytes > 0)) throw new TypeError('MailboxWatcher: maxMessageBytes must be a positive number');
-    if (opts.pollSeconds !== undefined && !(opts.pollSeconds > 0)) throw new TypeError('MailboxWatcher: pollSeconds must be positive');
+    if (opts.pollSeconds !== undefined && !(opts.pollSeconds > 0))
+      throw new TypeError('MailboxWatcher: pollSeconds must be positive');
     this.opts = opts;
     this.log = opts.log ?? NO_LOG;
     this.mailbox = opts.mailbox ?? 'INBOX';
@@ -149,7 +157,8 @@ export class MailboxWatcher {
       try {
         connected = await this.session(firstAttemptOver);
       } catch (err) {
-        if (this.running) this.log.warn({ host: this.opts.host, port: this.opts.port, err: describe(err) }, 'IMAP connection failed');
+        if (this.running)
+          this.log.warn({ host: this.opts.host, port: this.opts.port, err: describe(err) }, 'IMAP connection failed');
       }
       firstAttemptOver();
       if (!this.running) break;
@@ -157,7 +166,10 @@ export class MailboxWatcher {
       const { initialDelayMs = MIN_BACKOFF_MS, maxDelayMs = MAX_BACKOFF_MS } = this.opts.reconnect ?? {};
       const delayMs = Math.min(maxDelayMs, initialDelayMs * 2 ** failures);
       failures++;
-      this.log.warn({ host: this.opts.host, port: this.opts.port, delayMs }, 'IMAP connection lost or refused, reconnecting');
+      this.log.warn(
+        { host: this.opts.host, port: this.opts.port, delayMs },
+        'IMAP connection lost or refused, reconnecting',
+      );
       await this.pause(delayMs);
     }
   }
@@ -235,7 +247,8 @@ export class MailboxWatcher {
           await this.pause(this.pollMs, () => this.dirty || !client.usable);
         }
       } catch (err) {
-        if (this.running) this.log.warn({ host: this.opts.host, port: this.opts.port, err: describe(err) }, 'IMAP connection broken');
+        if (this.running)
+          this.log.warn({ host: this.opts.host, port: this.opts.port, err: describe(err) }, 'IMAP connection broken');
       }
       return true;
     } finally {
@@ -312,7 +325,11 @@ export class MailboxWatcher {
         if (!uids) throw new Error(`UID SEARCH failed in ${this.mailbox}`);
         const todo = uids.filter((u) => !tried.has(u));
         if (todo.length === 0) return;
-        const sized = await this.checked(client, 'FETCH RFC822.SIZE', client.fetchAll(todo, { uid: true, size: true }, { uid: true }));
+        const sized = await this.checked(
+          client,
+          'FETCH RFC822.SIZE',
+          client.fetchAll(todo, { uid: true, size: true }, { uid: true }),
+        );
         const mails = sized.map((m) => ({ uid: m.uid, size: m.size ?? 0 })).sort((a, b) => a.uid - b.uid);
         if (mails.length === 0) return; // gone meanwhile
         for (const mail of mails) {
@@ -343,11 +360,15 @@ export class MailboxWatcher {
     let outcome: MailOutcome;
     try {
       const result = await this.handler(tooLarge ? { uid, size, tooLarge: true } : { uid, source: source!, size });
-      if (result !== 'done' && result !== 'aside') throw new TypeError(`handler resolved with ${JSON.stringify(result)}, not 'done' or 'aside'`);
+      if (result !== 'done' && result !== 'aside')
+        throw new TypeError(`handler resolved with ${JSON.stringify(result)}, not 'done' or 'aside'`);
       outcome = result;
     } catch (err) {
       this.counters.errors++;
-      this.log.error({ uid, size, err: describe(err) }, 'mail handler failed, the mail stays in the mailbox for a later try');
+      this.log.error(
+        { uid, size, err: describe(err) },
+        'mail handler failed, the mail stays in the mailbox for a later try',
+      );
       return;
     }
 

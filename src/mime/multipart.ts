@@ -81,7 +81,8 @@ export function decodeContent(body: Buffer, transferEncoding: string | undefined
   const encoding = (transferEncoding ?? 'binary').toLowerCase();
   if (encoding === 'base64') return decodeBase64(body, index);
   if (encoding === 'quoted-printable') return decodeQuotedPrintable(body);
-  if (!['binary', '8bit', '7bit'].includes(encoding)) throw new MimeError(`MIME part ${index}: unsupported Content-Transfer-Encoding "${encoding}"`);
+  if (!['binary', '8bit', '7bit'].includes(encoding))
+    throw new MimeError(`MIME part ${index}: unsupported Content-Transfer-Encoding "${encoding}"`);
   return body;
 }
 
@@ -151,7 +152,11 @@ export function parseMultipartParts(contentType: string, body: Buffer): MimePart
     if (body[cursor] === 0x2d && body[cursor + 1] === 0x2d) break; // "--": close delimiter
     while (body[cursor] === 0x20 || body[cursor] === 0x09) cursor++; // transport padding
     if (body[cursor] !== 0x0d || body[cursor + 1] !== 0x0a) {
-      throw new MimeError(cursor >= body.length ? 'no closing delimiter' : `MIME part ${list.length + 1}: boundary line not followed by CRLF`);
+      throw new MimeError(
+        cursor >= body.length
+          ? 'no closing delimiter'
+          : `MIME part ${list.length + 1}: boundary line not followed by CRLF`,
+      );
     }
     cursor += 2;
     const end = body.indexOf(nextDelimiter, cursor);

@@ -26,7 +26,8 @@ const LF = 0x0a;
 /** Offset of the 'MSH' segment start, tolerating leading whitespace. */
 function mshStart(payload: Buffer): number {
   let i = 0;
-  while (i < payload.length && (payload[i] === CR || payload[i] === LF || payload[i] === 0x20 || payload[i] === 0x09)) i++;
+  while (i < payload.length && (payload[i] === CR || payload[i] === LF || payload[i] === 0x20 || payload[i] === 0x09))
+    i++;
   if (payload.length < i + 4) return -1;
   if (payload[i] !== 0x4d || payload[i + 1] !== 0x53 || payload[i + 2] !== 0x48) return -1; // 'MSH'
   return i;

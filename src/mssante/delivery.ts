@@ -50,7 +50,6 @@ export interface MssDeps {
 /** What a recipient's SMTP exchange ended with. */
 type RcptState = 'accepted' | `refused:${number}` | `failed:${number}`;
 
-
 export class MssDelivery {
   readonly queue: Queue<MssJob>;
   private worker?: Worker<MssJob>;
@@ -65,7 +64,10 @@ export class MssDelivery {
   ) {
     this.name = `${channel.id}-mss`;
     this.queue = deliveryQueue<MssJob>(this.name, deps.queueRedis, deps.keys.queues, this.cfg);
-    this.transport = smtpTransport(this.cfg.smtp, { maxConnections: this.cfg.concurrency, timeoutMs: this.cfg.timeoutSeconds * 1000 });
+    this.transport = smtpTransport(this.cfg.smtp, {
+      maxConnections: this.cfg.concurrency,
+      timeoutMs: this.cfg.timeoutSeconds * 1000,
+    });
   }
 
   private stateKey(journalId: string): string {
@@ -86,7 +88,9 @@ export class MssDelivery {
       stalledInterval: 10_000,
       maxStalledCount: 5,
     });
-    this.worker.on('error', (err) => this.deps.log.error({ channel: this.channel.id, err: err.message }, 'MSSanté worker error'));
+    this.worker.on('error', (err) =>
+      this.deps.log.error({ channel: this.channel.id, err: err.message }, 'MSSanté worker error'),
+    );
     const i = this.cfg.imap;
     if (i) {
       this.watcher = new MailboxWatcher(
@@ -124,7 +128,8 @@ export class MssDelivery {
     const h = await this.deps.queueRedis.hgetall(this.stateKey(journalId));
     // The ZAMs sent, as `z2:<address>` / `z3:<address>` (`z2` alone: the engine refused the request).
     const acks = await this.deps.acks?.sent(journalId, this.deps.queueRedis);
-    for (const [name, code] of Object.entries(acks ?? {})) if (/^Z0[23]/.test(name)) h[`z${name[2]}${name.slice(3)}`] = code;
+    for (const [name, code] of Object.entries(acks ?? {}))
+      if (/^Z0[23]/.test(name)) h[`z${name[2]}${name.slice(3)}`] = code;
     return Object.keys(h).length ? h : undefined;
   }
 
@@ -154,11 +159,21 @@ export class MssDelivery {
       // The request cannot be served by MSSanté as it stands: say it once, no retry.
       if (!state.refused) {
         await redis.multi().hset(key, 'refused', e.rule).pexpire(key, this.deps.retentionMs).exec();
-        await this.deps.journal.note(journalId, { status: 'rejected', destination: 'mssante', detail: `MSSanté: not sent`, error: { code: e.rule, message: e.message } });
+        await this.deps.journal.note(journalId, {
+          status: 'rejected',
+          destination: 'mssante',
+          detail: `MSSanté: not sent`,
+          error: { code: e.rule, message: e.message },
+        });
         deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'refused' });
       }
       if (submission.routes.acks.reception) {
-        const error = { code: e.rule, label: 'Envoi MSSanté refusé par la PFI', system: 'PFIERRORCODE', text: e.message };
+        const error = {
+          code: e.rule,
+          label: 'Envoi MSSanté refusé par la PFI',
+          system: 'PFIERRORCODE',
+          text: e.message,
+        };
         await this.zam(journalId, msg, 'Z02', false, undefined, error);
       }
       return;
@@ -178,7 +193,10 @@ export class MssDelivery {
           retry.push(`${mail.audience}: ${err.message}`);
           continue;
         }
-        const code = smtpErrorCode({ responseCode: err.responseCode, network: err.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(err.message) ? 'refused' : 'unreachable' });
+        const code = smtpErrorCode({
+          responseCode: err.responseCode,
+          network: err.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(err.message) ? 'refused' : 'unreachable',
+        });
         results = new Map(pending.map((a) => [a, `failed:${code}` as RcptState]));
       }
       for (const [address, outcome] of results) {
@@ -187,9 +205,17 @@ export class MssDelivery {
           retry.push(`${address}: ${outcome}`);
           continue;
         }
-        await redis.multi().hset(key, `rcpt:${lower}`, outcome, `mail:${i}`, this.messageId(journalId, i)).pexpire(key, this.deps.retentionMs).exec();
+        await redis
+          .multi()
+          .hset(key, `rcpt:${lower}`, outcome, `mail:${i}`, this.messageId(journalId, i))
+          .pexpire(key, this.deps.retentionMs)
+          .exec();
         if (outcome === 'accepted') {
-          await this.deps.journal.note(journalId, { status: 'delivered', destination: `mssante:${lower}`, detail: `MSSanté: accepted by the mail server (${mail.audience})` });
+          await this.deps.journal.note(journalId, {
+            status: 'delivered',
+            destination: `mssante:${lower}`,
+            detail: `MSSanté: accepted by the mail server (${mail.audience})`,
+          });
           deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'accepted' });
           continue;
         }
@@ -198,34 +224,64 @@ export class MssDelivery {
         const event = {
           status: dead ? ('dead-lettered' as const) : ('rejected' as const),
           destination: `mssante:${lower}`,
-          detail: dead ? `MSSanté: gave up after attempt ${job.attemptsMade + 1}` : 'MSSanté: refused by the mail server',
+          detail: dead
+            ? `MSSanté: gave up after attempt ${job.attemptsMade + 1}`
+            : 'MSSanté: refused by the mail server',
           error: { code, message: smtpErrorLabel(code) },
         };
         // A dead letter needs an operator: it moves the message's status; a refusal is one route's outcome.
         await (dead ? journal.record(journalId, event) : journal.note(journalId, event));
-        deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: dead ? 'dead-lettered' : 'refused' });
+        deliveries.inc({
+          channel: this.channel.id,
+          destination: 'mssante',
+          outcome: dead ? 'dead-lettered' : 'refused',
+        });
         if (submission.routes.acks.reception) await this.recipientZam(journalId, msg, 'Z02', lower, false, code);
       }
     }
     if (retry.length) {
-      await this.deps.journal.note(journalId, { status: 'failed', destination: 'mssante', detail: `MSSanté: attempt ${job.attemptsMade + 1} failed, will retry`, error: { message: retry.join('; ') } });
-      this.deps.log.warn({ channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact(retry.join('; ')) }, 'MSSanté sending failed, will retry');
+      await this.deps.journal.note(journalId, {
+        status: 'failed',
+        destination: 'mssante',
+        detail: `MSSanté: attempt ${job.attemptsMade + 1} failed, will retry`,
+        error: { message: retry.join('; ') },
+      });
+      this.deps.log.warn(
+        { channel: this.channel.id, journalId, attempt: job.attemptsMade + 1, err: redact(retry.join('; ')) },
+        'MSSanté sending failed, will retry',
+      );
       throw new Error(retry.join('; '));
     }
   }
 
   /** One SMTP transaction; resolves with the outcome of each envelope recipient. */
-  private async send(journalId: string, i: number, mail: MssMail, to: string[], dsn: boolean): Promise<Map<string, RcptState>> {
+  private async send(
+    journalId: string,
+    i: number,
+    mail: MssMail,
+    to: string[],
+    dsn: boolean,
+  ): Promise<Map<string, RcptState>> {
     const out = new Map<string, RcptState>();
     const rejected = (errors: { recipient?: string; responseCode?: number }[] | undefined) => {
-      for (const r of errors ?? []) if (r.recipient) out.set(r.recipient, `refused:${smtpErrorCode({ responseCode: r.responseCode })}`);
+      for (const r of errors ?? [])
+        if (r.recipient) out.set(r.recipient, `refused:${smtpErrorCode({ responseCode: r.responseCode })}`);
     };
     try {
       const info = await this.transport.sendMail({
         envelope: { from: this.cfg.from, to },
         ...mailOptions(mail),
         messageId: this.messageId(journalId, i),
-        ...(dsn ? { dsn: { id: this.envelopeId(journalId, i), return: 'headers', notify: ['success', 'failure', 'delay'], recipient: this.cfg.from } } : {}),
+        ...(dsn
+          ? {
+              dsn: {
+                id: this.envelopeId(journalId, i),
+                return: 'headers',
+                notify: ['success', 'failure', 'delay'],
+                recipient: this.cfg.from,
+              },
+            }
+          : {}),
       });
       for (const a of info.accepted as string[]) out.set(a, 'accepted');
       rejected((info as { rejectedErrors?: { recipient?: string; responseCode?: number }[] }).rejectedErrors);
@@ -236,7 +292,8 @@ export class MssDelivery {
       else throw e;
     }
     // A recipient the server neither accepted nor refused (should not happen): try again.
-    for (const a of to) if (!out.has(a) && ![...out.keys()].some((k) => k.toLowerCase() === a.toLowerCase())) out.set(a, 'refused:451');
+    for (const a of to)
+      if (!out.has(a) && ![...out.keys()].some((k) => k.toLowerCase() === a.toLowerCase())) out.set(a, 'refused:451');
     return out;
   }
 
@@ -264,10 +321,22 @@ export class MssDelivery {
   }
 
   /** ZAM^Z02 / Z03 for one recipient, once; true when it went out now. */
-  private async recipientZam(journalId: string, msg: Hl7Message, kind: 'Z02' | 'Z03', address: string, ok: boolean, smtpCode?: number): Promise<boolean> {
+  private async recipientZam(
+    journalId: string,
+    msg: Hl7Message,
+    kind: 'Z02' | 'Z03',
+    address: string,
+    ok: boolean,
+    smtpCode?: number,
+  ): Promise<boolean> {
     if ((await this.deps.acks?.sent(journalId))?.[`${kind}:${address}`]) return false;
-    const error = !ok && kind === 'Z02' && smtpCode ? { code: String(smtpCode), label: smtpErrorLabel(smtpCode), system: 'SMTPERRORCODE' } : undefined;
-    return (await this.zam(journalId, msg, kind, ok, { id: this.recipientId(msg, address), address }, error)) !== undefined;
+    const error =
+      !ok && kind === 'Z02' && smtpCode
+        ? { code: String(smtpCode), label: smtpErrorLabel(smtpCode), system: 'SMTPERRORCODE' }
+        : undefined;
+    return (
+      (await this.zam(journalId, msg, kind, ok, { id: this.recipientId(msg, address), address }, error)) !== undefined
+    );
   }
 
   /** A ZAM about the request, once by name: `Z02` (the engine refused it), `Z02:<address>`, `Z03:<address>`. */
@@ -280,7 +349,10 @@ export class MssDelivery {
     error?: { code: string; label: string; system: string; text?: string },
   ): Promise<string | undefined> {
     if (!this.deps.acks) {
-      this.deps.log.warn({ channel: this.channel.id, journalId }, `ZAM^${kind} asked, but the channel has no businessAcks address`);
+      this.deps.log.warn(
+        { channel: this.channel.id, journalId },
+        `ZAM^${kind} asked, but the channel has no businessAcks address`,
+      );
       return Promise.resolve(undefined);
     }
     const name = party ? `${kind}:${party.address}` : kind;
@@ -307,7 +379,12 @@ export class MssDelivery {
     const ref = report.kind === 'dsn' ? (report.envelopeId ?? report.originalMessageId) : report.originalMessageId;
     const journalId = ref && this.journalIdOf(ref);
     const state = journalId ? await this.deps.workerRedis.hgetall(this.stateKey(journalId)) : {};
-    if (!journalId || !Object.keys(state).length) return this.aside(mail.uid, `report about a mail this channel did not send (${ref ?? 'no reference'})`, mail.source);
+    if (!journalId || !Object.keys(state).length)
+      return this.aside(
+        mail.uid,
+        `report about a mail this channel did not send (${ref ?? 'no reference'})`,
+        mail.source,
+      );
     const submission = await this.deps.journal.result<Submission>(journalId, 'submission');
     const raw = await this.deps.journal.raw(journalId);
     if (!submission || !raw) return this.aside(mail.uid, 'report about a message no longer in the journal');
@@ -317,13 +394,22 @@ export class MssDelivery {
       for (const r of report.recipients) {
         const address = r.finalRecipient.toLowerCase();
         if (r.action === 'delayed' || r.action === 'relayed' || r.action === 'expanded') {
-          await this.deps.journal.note(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})` });
+          await this.deps.journal.note(journalId, {
+            status: 'processed',
+            destination: `mssante:${address}`,
+            detail: `MSSanté: DSN ${r.action} (${r.status})`,
+          });
           continue;
         }
         const ok = r.action === 'delivered';
         const code = ok ? undefined : smtpErrorCode({ responseCode: r.smtpCode, status: r.status });
         if (submission.routes.acks.reception && (await this.recipientZam(journalId, msg, 'Z02', address, ok, code))) {
-          await this.deps.journal.note(journalId, { status: ok ? 'delivered' : 'rejected', destination: `mssante:${address}`, detail: `MSSanté: DSN ${r.action} (${r.status})`, ...(ok ? {} : { error: { code: code!, message: smtpErrorLabel(code!) } }) });
+          await this.deps.journal.note(journalId, {
+            status: ok ? 'delivered' : 'rejected',
+            destination: `mssante:${address}`,
+            detail: `MSSanté: DSN ${r.action} (${r.status})`,
+            ...(ok ? {} : { error: { code: code!, message: smtpErrorLabel(code!) } }),
+          });
           deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'delivered' : 'bounced' });
         }
       }
@@ -333,7 +419,11 @@ export class MssDelivery {
     const address = (report.finalRecipient ?? report.from ?? '').toLowerCase().replace(/^.*</, '').replace(/>.*$/, '');
     const ok = report.disposition.type === 'displayed' || report.disposition.type === 'processed';
     if (submission.routes.acks.reading && address && (await this.recipientZam(journalId, msg, 'Z03', address, ok))) {
-      await this.deps.journal.note(journalId, { status: 'processed', destination: `mssante:${address}`, detail: `MSSanté: MDN ${report.disposition.type}` });
+      await this.deps.journal.note(journalId, {
+        status: 'processed',
+        destination: `mssante:${address}`,
+        detail: `MSSanté: MDN ${report.disposition.type}`,
+      });
       deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: ok ? 'read' : 'not-read' });
     }
     return 'done';
@@ -351,11 +441,19 @@ export class MssDelivery {
    * when the watcher sees it again after a restart), so that an operator finds it.
    */
   private async aside(uid: number, why: string, source?: Buffer): Promise<MailOutcome> {
-    this.deps.log.warn({ channel: this.channel.id, uid, why: redact(why) }, 'mail of the application mailbox set aside');
+    this.deps.log.warn(
+      { channel: this.channel.id, uid, why: redact(why) },
+      'mail of the application mailbox set aside',
+    );
     deliveries.inc({ channel: this.channel.id, destination: 'mssante', outcome: 'report-aside' });
     if (source) {
       const dedup = `${this.channel.id}:mail:${createHash('sha256').update(source).digest('hex')}`;
-      await this.deps.journal.ingest(source, { channel: this.channel.id, size: source.length, messageType: 'MAIL' }, { status: 'rejected', detail: `mail set aside in ${this.cfg.imap?.asideFolder}: ${why}` }, dedup);
+      await this.deps.journal.ingest(
+        source,
+        { channel: this.channel.id, size: source.length, messageType: 'MAIL' },
+        { status: 'rejected', detail: `mail set aside in ${this.cfg.imap?.asideFolder}: ${why}` },
+        dedup,
+      );
     }
     return 'aside';
   }

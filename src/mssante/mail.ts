@@ -117,25 +117,46 @@ export function buildMails(input: MailInput): MssMail[] {
   // regles-gestion-mssante.md: the ingest refuses other combinations; checked again because a
   // document hidden from a reader must never reach that reader by mail.
   if (routes.mssantePS && flags.MASQUE_PS) {
-    throw new MailError('regles-gestion-mssante', 'DESTMSSANTEPS=Y with MASQUE_PS=Y: a document hidden from professionals is not sent to them');
+    throw new MailError(
+      'regles-gestion-mssante',
+      'DESTMSSANTEPS=Y with MASQUE_PS=Y: a document hidden from professionals is not sent to them',
+    );
   }
   if (routes.mssantePatient && flags.INVISIBLE_PATIENT) {
-    throw new MailError('regles-gestion-mssante', 'DESTMSSANTEPAT=Y with INVISIBLE_PATIENT=Y: a document invisible to the patient is not sent to the patient');
+    throw new MailError(
+      'regles-gestion-mssante',
+      'DESTMSSANTEPAT=Y with INVISIBLE_PATIENT=Y: a document invisible to the patient is not sent to the patient',
+    );
   }
   if (flags.DESTMSSANTEPS && !routes.mssantePS?.recipients.length) {
-    throw new MailError('DESTMSSANTEPS-PRT-RCT', 'DESTMSSANTEPS=Y but the request names no professional recipient (PRT with PRT-4 = RCT and an address in PRT-15.4)');
+    throw new MailError(
+      'DESTMSSANTEPS-PRT-RCT',
+      'DESTMSSANTEPS=Y but the request names no professional recipient (PRT with PRT-4 = RCT and an address in PRT-15.4)',
+    );
   }
   if (flags.DESTMSSANTEPAT && !routes.mssantePatient) {
-    throw new MailError('DESTMSSANTEPAT-address', 'DESTMSSANTEPAT=Y but the patient has no MSSanté address: no PRT RCT at @patient.mssante.fr and no INS in PID-3');
+    throw new MailError(
+      'DESTMSSANTEPAT-address',
+      'DESTMSSANTEPAT=Y but the patient has no MSSanté address: no PRT RCT at @patient.mssante.fr and no INS in PID-3',
+    );
   }
-  for (const a of [...(routes.mssantePS?.recipients ?? []), routes.mssantePS?.replyTo, routes.mssantePatient?.address, input.from]) {
+  for (const a of [
+    ...(routes.mssantePS?.recipients ?? []),
+    routes.mssantePS?.replyTo,
+    routes.mssantePatient?.address,
+    input.from,
+  ]) {
     if (a !== undefined && !ADDRESS.test(a)) throw new MailError('MSS-address', `'${a}' is not an e-mail address`);
   }
-  if (!input.nil.trim()) throw new MailError('X-MSS-NIL', 'no product reference configured for X-MSS-NIL (required on every MSSanté mail)');
+  if (!input.nil.trim())
+    throw new MailError('X-MSS-NIL', 'no product reference configured for X-MSS-NIL (required on every MSSanté mail)');
   checkDocuments(sub, documents);
   // Ref#2 (as quoted by the volets): every part of the subject is required but the birth date.
   if (!patient.family.trim() || !patient.given.trim()) {
-    throw new MailError('MSS-subject', 'the subject needs the patient\'s birth name and first given name (PID-5 with name type L)');
+    throw new MailError(
+      'MSS-subject',
+      "the subject needs the patient's birth name and first given name (PID-5 with name type L)",
+    );
   }
 
   const subject = subjectOf(documents, patient);
@@ -157,9 +178,12 @@ export function buildMails(input: MailInput): MssMail[] {
     ...(input.now ? { now: input.now } : {}),
     ...(action ? { action } : {}),
   });
-  const attachments: MssMail['attachments'] = [{ filename: XDM_ATTACHMENT, contentType: 'application/zip', content: zip }];
+  const attachments: MssMail['attachments'] = [
+    { filename: XDM_ATTACHMENT, contentType: 'application/zip', content: zip },
+  ];
   const pdf = pdfOfDocuments(documents);
-  if (pdf) attachments.push({ filename: pdfName(pdf.entry, patient), contentType: 'application/pdf', content: pdf.bytes });
+  if (pdf)
+    attachments.push({ filename: pdfName(pdf.entry, patient), contentType: 'application/pdf', content: pdf.bytes });
 
   const mails: MssMail[] = [];
   if (routes.mssantePS) {
@@ -192,11 +216,17 @@ export function buildMails(input: MailInput): MssMail[] {
 function checkDocuments(sub: Submission, documents: XdmDocument[]): void {
   if (documents.length === 0) throw new MailError('MSS-documents', 'the request carries no document to send');
   if (documents.length !== sub.documents.length) {
-    throw new MailError('MSS-documents', `${documents.length} document(s) given for the ${sub.documents.length} of the submission`);
+    throw new MailError(
+      'MSS-documents',
+      `${documents.length} document(s) given for the ${sub.documents.length} of the submission`,
+    );
   }
   documents.forEach((d, i) => {
     if (d.entry.uniqueId !== sub.documents[i]!.entry.uniqueId) {
-      throw new MailError('MSS-documents', `document ${i + 1} is ${d.entry.uniqueId}, the submission's is ${sub.documents[i]!.entry.uniqueId}`);
+      throw new MailError(
+        'MSS-documents',
+        `document ${i + 1} is ${d.entry.uniqueId}, the submission's is ${sub.documents[i]!.entry.uniqueId}`,
+      );
     }
   });
 }
@@ -212,7 +242,13 @@ export function subjectOf(documents: XdmDocument[], patient: MailPatient): strin
   const m = /^(\d{4})(\d{2})(\d{2})/.exec(patient.birthDate);
   const parts = [libelle, patient.family.toLocaleUpperCase('fr-FR'), patient.given, m ? `${m[3]}/${m[2]}/${m[1]}` : ''];
   // A header is one line: no CR/LF from a title, no doubled spaces.
-  return SUBJECT_PREFIX + parts.map((p) => p.replace(/\s+/g, ' ').trim()).filter(Boolean).join(' ');
+  return (
+    SUBJECT_PREFIX +
+    parts
+      .map((p) => p.replace(/\s+/g, ' ').trim())
+      .filter(Boolean)
+      .join(' ')
+  );
 }
 
 /**
@@ -223,7 +259,8 @@ export function subjectOf(documents: XdmDocument[], patient: MailPatient): strin
 function bodyOf(given: string | undefined, fallback: string, event: Submission['event']): string {
   if (given !== undefined && given.trim() !== '') return given;
   if (event === 'replace') return `Ce document annule et remplace la version transmise précédemment.\n\n${fallback}`;
-  if (event === 'delete') return `Le document ci-joint, transmis précédemment, est annulé par son émetteur : merci de ne plus en tenir compte.\n\n${fallback}`;
+  if (event === 'delete')
+    return `Le document ci-joint, transmis précédemment, est annulé par son émetteur : merci de ne plus en tenir compte.\n\n${fallback}`;
   return fallback;
 }
 
@@ -251,7 +288,12 @@ function pdfName(entry: XdmDocument['entry'], patient: MailPatient): string {
       .replace(/[^A-Za-z0-9]+/g, '_')
       .replace(/^_+|_+$/g, '');
   const date = (entry.serviceStartTime ?? entry.creationTime ?? '').slice(0, 8);
-  const parts = [date, ascii(entry.typeCode.display ?? entry.typeCode.code), ascii(patient.family).toUpperCase(), ascii(patient.given)];
+  const parts = [
+    date,
+    ascii(entry.typeCode.display ?? entry.typeCode.code),
+    ascii(patient.family).toUpperCase(),
+    ascii(patient.given),
+  ];
   return `${parts.filter(Boolean).join('_') || 'document'}.pdf`;
 }
 
@@ -267,7 +309,10 @@ type XmlNode = Record<string, unknown>;
 // Prefixes dropped: any prefix bound to urn:hl7-org:v3 (c:ClinicalDocument...) reads the same.
 const read = xmlReader();
 
-const list = (v: unknown): XmlNode[] => (Array.isArray(v) ? v : v === undefined || v === null ? [] : [v]).filter((x): x is XmlNode => typeof x === 'object' && x !== null);
+const list = (v: unknown): XmlNode[] =>
+  (Array.isArray(v) ? v : v === undefined || v === null ? [] : [v]).filter(
+    (x): x is XmlNode => typeof x === 'object' && x !== null,
+  );
 const attr = (n: XmlNode | undefined, name: string): string | undefined => {
   const v = n?.[`@${name}`];
   return typeof v === 'string' ? v : undefined;
@@ -298,7 +343,9 @@ function findPdf(cda: Buffer): { from: 'N1' | 'N3'; bytes: Buffer } | undefined 
       for (const organizer of descendants(body, 'organizer')) {
         if (!list(organizer['templateId']).some((t) => attr(t, 'root') === TEMPLATE_DOCUMENT_ATTACHE)) continue;
         const parts = list(organizer['component']);
-        const isCopy = parts.some((c) => list(c['observation']).some((o) => list(o['value']).some((v) => attr(v, 'code') === LOINC_COPIE_DU_DOCUMENT)));
+        const isCopy = parts.some((c) =>
+          list(c['observation']).some((o) => list(o['value']).some((v) => attr(v, 'code') === LOINC_COPIE_DU_DOCUMENT)),
+        );
         if (!isCopy) continue;
         for (const c of parts) {
           for (const media of list(c['observationMedia'])) {
@@ -314,7 +361,8 @@ function findPdf(cda: Buffer): { from: 'N1' | 'N3'; bytes: Buffer } | undefined 
 
 /** An inline base64 application/pdf value (ED), decoded; only if it really is a PDF (%PDF-). */
 function pdfValue(n: XmlNode | undefined): Buffer | undefined {
-  if (!n || (attr(n, 'mediaType') ?? '').toLowerCase() !== 'application/pdf' || attr(n, 'representation') !== 'B64') return undefined;
+  if (!n || (attr(n, 'mediaType') ?? '').toLowerCase() !== 'application/pdf' || attr(n, 'representation') !== 'B64')
+    return undefined;
   const text = n['#text'];
   if (typeof text !== 'string' || !text) return undefined;
   // Entities are not expanded (processEntities: false): a character reference in base64 can only be

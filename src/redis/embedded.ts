@@ -45,16 +45,26 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   if (!opts.port && existsSync(socket)) rmSync(socket);
 
   const args = [
-    '--bind', '127.0.0.1',
-    '--port', String(opts.port ?? 0),
-    '--dir', dir,
-    '--pidfile', pidFile,
-    '--appendonly', 'yes',
-    '--appendfsync', opts.appendfsync ?? 'always',
-    '--maxmemory-policy', 'noeviction',
-    '--save', '',
-    '--daemonize', 'no',
-    '--logfile', join(dir, 'redis.log'),
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(opts.port ?? 0),
+    '--dir',
+    dir,
+    '--pidfile',
+    pidFile,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    opts.appendfsync ?? 'always',
+    '--maxmemory-policy',
+    'noeviction',
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--logfile',
+    join(dir, 'redis.log'),
   ];
   if (!opts.port) args.push('--unixsocket', socket, '--unixsocketperm', '700');
   const binary = opts.binary ?? 'redis-server';
@@ -65,7 +75,8 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   child.unref();
 
   for (let i = 0; i < 200; i++) {
-    if (exited) throw new Error(`redis-server did not start (${exited}); is it installed? see ${join(dir, 'redis.log')}`);
+    if (exited)
+      throw new Error(`redis-server did not start (${exited}); is it installed? see ${join(dir, 'redis.log')}`);
     if (await ping(target)) return { url, adopted: false, stop: () => shutdown(target, child.pid) };
     await sleep(50);
   }

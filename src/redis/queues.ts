@@ -5,7 +5,12 @@ import type { Redis } from 'ioredis';
  * A delivery queue (DMP, MSSanté) of a channel: retries with exponential backoff, completed jobs
  * dropped (the journal and the delivery state keep the story), dead letters kept 30 days.
  */
-export function deliveryQueue<T>(name: string, connection: Redis, prefix: string, retry: { attempts: number; backoffSeconds: number }): Queue<T> {
+export function deliveryQueue<T>(
+  name: string,
+  connection: Redis,
+  prefix: string,
+  retry: { attempts: number; backoffSeconds: number },
+): Queue<T> {
   const queue = new Queue<T>(name, {
     connection,
     prefix,

@@ -54,7 +54,9 @@ export function replyTo(msg: Hl7Message): string | undefined {
 
 /** The patient's address: a recipient at @patient.mssante.fr, else the one made from the INS. */
 export function patientAddress(msg: Hl7Message, ins: string | undefined): string | undefined {
-  return recipients(msg).find((p) => isPatientAddress(p.address!))?.address ?? (ins ? patientAddressOf(ins) : undefined);
+  return (
+    recipients(msg).find((p) => isPatientAddress(p.address!))?.address ?? (ins ? patientAddressOf(ins) : undefined)
+  );
 }
 
 /** The recipient with that address (case-insensitive), e.g. for its PRT-5.1 in a ZAM. */

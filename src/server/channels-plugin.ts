@@ -7,7 +7,10 @@ import type { Logger } from '../util/log.js';
  * Hosts the channels inside Fastify's lifecycle: listeners and workers start when the app is
  * ready and stop, listeners first, when it closes.
  */
-export async function channelsPlugin(app: FastifyInstance, opts: { channels: ChannelRuntime[]; role: Role; log: Logger }) {
+export async function channelsPlugin(
+  app: FastifyInstance,
+  opts: { channels: ChannelRuntime[]; role: Role; log: Logger },
+) {
   app.addHook('onReady', async () => {
     for (const c of opts.channels) {
       if (opts.role !== 'worker') await c.startListener();

@@ -38,8 +38,18 @@ const entrySchema = {
 } as const;
 
 const STATUSES: MessageStatus[] = [
-  'received', 'acknowledged', 'rejected', 'duplicate', 'queued', 'processing',
-  'delivered', 'processed', 'failed', 'dead-lettered', 'discarded', 'replayed',
+  'received',
+  'acknowledged',
+  'rejected',
+  'duplicate',
+  'queued',
+  'processing',
+  'delivered',
+  'processed',
+  'failed',
+  'dead-lettered',
+  'discarded',
+  'replayed',
 ];
 
 interface SearchQuery {
@@ -56,8 +66,8 @@ interface SearchQuery {
 
 const searchSchema = {
   summary:
-    'Search the journal (newest first) by MSH-10 (or a mail’s Message-ID), sender, document id, patient identifier, '
-    + 'channel, status, time',
+    'Search the journal (newest first) by MSH-10 (or a mail’s Message-ID), sender, document id, patient identifier, ' +
+    'channel, status, time',
   querystring: {
     type: 'object',
     additionalProperties: false,

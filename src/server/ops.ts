@@ -41,8 +41,8 @@ const channelSchema = {
         mssante: {
           type: 'object',
           description:
-            'MSSanté recipients by outcome (accepted, refused, dead-lettered, delivered, bounced, read, not-read, '
-            + 'report-aside)',
+            'MSSanté recipients by outcome (accepted, refused, dead-lettered, delivered, bounced, read, not-read, ' +
+            'report-aside)',
           additionalProperties: { type: 'integer' },
         },
       },

@@ -62,8 +62,8 @@ export async function submissionRoutes(app: FastifyInstance, { journal, channels
     {
       schema: {
         summary:
-          'MSSanté sending of a transmission request: per recipient, the mail server’s answer (rcpt:<address>) '
-          + 'and the ZAM sent (z2:/z3:<address>)',
+          'MSSanté sending of a transmission request: per recipient, the mail server’s answer (rcpt:<address>) ' +
+          'and the ZAM sent (z2:/z3:<address>)',
         params: idParams,
         response: { 200: { type: 'object', additionalProperties: { type: 'string' } }, 404: problemSchema },
       },

@@ -67,10 +67,14 @@ export async function simCommand(argv: string[]): Promise<void> {
     throw new SimUsageError(`${(e as Error).message}\n\n${SIM_USAGE}`);
   }
   const missing = (['cert', 'key', 'ca', 'seal-cert'] as const).filter((o) => !values[o] || values[o]!.length === 0);
-  if (missing.length) throw new SimUsageError(`missing required option${missing.length > 1 ? 's' : ''}: ${missing.map((o) => `--${o}`).join(', ')}\n\n${SIM_USAGE}`);
+  if (missing.length)
+    throw new SimUsageError(
+      `missing required option${missing.length > 1 ? 's' : ''}: ${missing.map((o) => `--${o}`).join(', ')}\n\n${SIM_USAGE}`,
+    );
   const port = portOption(values.port);
   const unknown = values['unknown-patients']!;
-  if (!['open', 'closed', 'none'].includes(unknown)) throw new SimUsageError(`--unknown-patients ${unknown}: expected open, closed or none`);
+  if (!['open', 'closed', 'none'].includes(unknown))
+    throw new SimUsageError(`--unknown-patients ${unknown}: expected open, closed or none`);
 
   const sim = await DmpSimulator.start({
     host: values.host!,

@@ -49,10 +49,20 @@ export async function consommateurCommand(argv: string[]): Promise<void> {
     patients,
     answer: values.silent ? 'silent' : 'normal',
     onReceived: (e) => {
-      const line = { msg: 'received', controlId: e.controlId, event: e.event, ack: e.ack || null, conditions: e.conditions, errors: e.errors, texts: e.texts };
+      const line = {
+        msg: 'received',
+        controlId: e.controlId,
+        event: e.event,
+        ack: e.ack || null,
+        conditions: e.conditions,
+        errors: e.errors,
+        texts: e.texts,
+      };
       process.stdout.write(`${JSON.stringify(line)}\n`);
     },
   });
-  process.stdout.write(`${JSON.stringify({ msg: 'CONSOMMATEUR simulator up', port: sim.port, patients: patients.length })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'CONSOMMATEUR simulator up', port: sim.port, patients: patients.length })}\n`,
+  );
   await serveUntilSignal('CONSOMMATEUR', () => sim.stop());
 }

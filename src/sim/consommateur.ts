@@ -191,7 +191,12 @@ export class ConsommateurSimulator {
 
   /** Every message received, in order, with the answer given. */
   received(): ReceivedMessage[] {
-    return this.#state.log.map((e) => ({ ...e, errors: [...e.errors], conditions: [...e.conditions], texts: [...e.texts] }));
+    return this.#state.log.map((e) => ({
+      ...e,
+      errors: [...e.errors],
+      conditions: [...e.conditions],
+      texts: [...e.texts],
+    }));
   }
 
   /** Forgets the documents, the messages received and the duplicate memory; answers normally (or silently when started so). Patients are kept. */
@@ -228,13 +233,20 @@ class DpiRefusal extends Error {
 }
 
 /** A technical refusal (ERR-3 from table 0357, no ERR-5). */
-function tech(ackCode: 'AE' | 'AR', condition: Exclude<MessageErrorCondition, 207>, where: string | ErrorLocation | undefined, text: string): DpiRefusal {
+function tech(
+  ackCode: 'AE' | 'AR',
+  condition: Exclude<MessageErrorCondition, 207>,
+  where: string | ErrorLocation | undefined,
+  text: string,
+): DpiRefusal {
   return new DpiRefusal(ackCode, [{ condition, location: typeof where === 'string' ? loc(where) : where, text }]);
 }
 
 /** An application refusal: AE, ERR-3 = 207, ERR-5 = code ([profils] ERR, Note 2). */
 function app(code: ApplicationErrorCode, where: string | ErrorLocation | undefined, text: string): DpiRefusal {
-  return new DpiRefusal('AE', [{ condition: 207, application: code, location: typeof where === 'string' ? loc(where) : where, text }]);
+  return new DpiRefusal('AE', [
+    { condition: 207, application: code, location: typeof where === 'string' ? loc(where) : where, text },
+  ]);
 }
 
 /** 'PID-3', 'MSH-9.2', 'OBX[2]-5.5' → ERL. */
@@ -249,7 +261,14 @@ function loc(path: string): ErrorLocation {
 
 function erl(l: ErrorLocation | undefined): string {
   if (!l) return '';
-  const parts = [escape(l.segment, STANDARD_DELIMITERS), String(l.sequence ?? 1), n(l.field), n(l.repetition), n(l.component), n(l.subcomponent)];
+  const parts = [
+    escape(l.segment, STANDARD_DELIMITERS),
+    String(l.sequence ?? 1),
+    n(l.field),
+    n(l.repetition),
+    n(l.component),
+    n(l.subcomponent),
+  ];
   return trimEnd(parts, '^');
 }
 
@@ -279,7 +298,11 @@ type Change =
   | { kind: 'store'; record: StoredDocument; replaced?: string }
   | { kind: 'delete'; uniqueId: string };
 
-const EVENTS = { T02: { orc: 'NW', obx11: 'F' }, T10: { orc: 'RO', obx11: 'C' }, T04: { orc: 'CA', obx11: 'D' } } as const;
+const EVENTS = {
+  T02: { orc: 'NW', obx11: 'F' },
+  T10: { orc: 'RO', obx11: 'C' },
+  T04: { orc: 'CA', obx11: 'D' },
+} as const;
 type Event = keyof typeof EVENTS;
 
 /** [profils] OBXNTE "Groupes OBXNTE portant les métadonnées MSSanté": "requises et doivent apparaître ... dans l'ordre". */
@@ -305,7 +328,15 @@ class State {
   }
 
   async onMessage(payload: Buffer, conn: ConnectionInfo): Promise<Buffer> {
-    const entry: ReceivedMessage = { controlId: '', event: '', raw: Buffer.from(payload), ack: '', errors: [], conditions: [], texts: [] };
+    const entry: ReceivedMessage = {
+      controlId: '',
+      event: '',
+      raw: Buffer.from(payload),
+      ack: '',
+      errors: [],
+      conditions: [],
+      texts: [],
+    };
     this.log.push(entry);
     let msg: Hl7Message | undefined;
     let msh: MshHeader | undefined;
@@ -340,7 +371,9 @@ class State {
       ]);
     } else if (parseError || !msg || !msh) {
       const e = parseError!;
-      answer = this.reply(entry, msh, 'AE', [{ condition: e.code as MessageErrorCondition, location: e.location, text: e.message }]);
+      answer = this.reply(entry, msh, 'AE', [
+        { condition: e.code as MessageErrorCondition, location: e.location, text: e.message },
+      ]);
     } else {
       answer = this.handle(entry, payload, msg, msh);
     }
@@ -359,7 +392,9 @@ class State {
     } catch (e) {
       if (e instanceof DpiRefusal) return this.reply(entry, msh, e.ackCode, e.problems);
       // A bug of the simulator, or an input it did not foresee: said, not hidden behind a closed connection.
-      return this.reply(entry, msh, 'AE', [{ condition: 207, application: 906, text: `erreur interne du simulateur : ${(e as Error).message}` }]);
+      return this.reply(entry, msh, 'AE', [
+        { condition: 207, application: 906, text: `erreur interne du simulateur : ${(e as Error).message}` },
+      ]);
     }
     this.commit(change);
     let seen = this.accepted.get(msh.controlId);
@@ -397,7 +432,12 @@ class State {
     for (const id of [...this.#held.keys()]) this.release(id);
   }
 
-  private reply(entry: ReceivedMessage, msh: MshHeader | undefined, code: 'AA' | 'AE' | 'AR', problems: Problem[]): Buffer {
+  private reply(
+    entry: ReceivedMessage,
+    msh: MshHeader | undefined,
+    code: 'AA' | 'AE' | 'AR',
+    problems: Problem[],
+  ): Buffer {
     entry.ack = code;
     entry.conditions = problems.map((p) => String(p.condition));
     entry.errors = problems.filter((p) => p.application !== undefined).map((p) => String(p.application));
@@ -417,7 +457,9 @@ class State {
         erl(p.location),
         `${p.condition}^${esc(MESSAGE_ERROR_CONDITION[p.condition] ?? '')}^${MESSAGE_ERROR_CONDITION_SYSTEM}`,
         'E',
-        p.application === undefined ? '' : `${p.application}^${esc(APPLICATION_ERROR_CODE[p.application])}^${APPLICATION_ERROR_CODE_SYSTEM}`,
+        p.application === undefined
+          ? ''
+          : `${p.application}^${esc(APPLICATION_ERROR_CODE[p.application])}^${APPLICATION_ERROR_CODE_SYSTEM}`,
         '',
         '',
         esc(p.text ?? ''),
@@ -446,7 +488,11 @@ class State {
       if (existing) {
         // The same document sent again (another MSH-10): nothing to do. Another content under the same id: refused.
         if (existing.doc.status === 'current' && existing.doc.cda.equals(cda)) return { kind: 'same' };
-        throw app(906, 'TXA-12', `le document ${uniqueId} est déjà intégré (statut ${existing.doc.status}) : un remplacement passe par MDM^T10`);
+        throw app(
+          906,
+          'TXA-12',
+          `le document ${uniqueId} est déjà intégré (statut ${existing.doc.status}) : un remplacement passe par MDM^T10`,
+        );
       }
       return {
         kind: 'store',
@@ -466,16 +512,34 @@ class State {
       const parent = txaId(msg, 13);
       const rplc = header.replaces.map(idString);
       if (rplc.length && !rplc.includes(parent)) {
-        throw app(900, 'TXA-13', 'relatedDocument[@typeCode=RPLC]/parentDocument/id du document et TXA-13 désignent deux documents différents');
+        throw app(
+          900,
+          'TXA-13',
+          'relatedDocument[@typeCode=RPLC]/parentDocument/id du document et TXA-13 désignent deux documents différents',
+        );
       }
       const old = this.docs.get(parent);
       if (!old) throw app(900, 'TXA-13', `le document remplacé ${parent} est inconnu du DPI`);
-      if (old.doc.status !== 'current') throw app(900, 'TXA-13', `le document remplacé ${parent} n'est pas la version la plus récente (statut ${old.doc.status})`);
+      if (old.doc.status !== 'current')
+        throw app(
+          900,
+          'TXA-13',
+          `le document remplacé ${parent} n'est pas la version la plus récente (statut ${old.doc.status})`,
+        );
       if (this.docs.has(uniqueId)) throw app(900, 'TXA-12', `la nouvelle version ${uniqueId} est déjà connue du DPI`);
       const setId = header.setId && idString(header.setId);
-      if (setId && old.doc.setId && setId !== old.doc.setId) throw app(900, 'TXA-13', 'le setId de la nouvelle version diffère de celui du document remplacé');
-      if (header.versionNumber !== undefined && old.doc.version !== undefined && header.versionNumber !== old.doc.version + 1) {
-        throw app(900, 'TXA-13', `versionNumber ${header.versionNumber} : la version suivante de la version ${old.doc.version} intégrée est attendue`);
+      if (setId && old.doc.setId && setId !== old.doc.setId)
+        throw app(900, 'TXA-13', 'le setId de la nouvelle version diffère de celui du document remplacé');
+      if (
+        header.versionNumber !== undefined &&
+        old.doc.version !== undefined &&
+        header.versionNumber !== old.doc.version + 1
+      ) {
+        throw app(
+          900,
+          'TXA-13',
+          `versionNumber ${header.versionNumber} : la version suivante de la version ${old.doc.version} intégrée est attendue`,
+        );
       }
       if (old.doc.patient !== matricule) throw app(906, 'TXA-13', 'le document remplacé concerne un autre patient');
       this.checkRequester(old, msg, group, authorIds(header));
@@ -493,9 +557,22 @@ class State {
     // version du document envoyé au CONSOMMATEUR." The ANS example carries in TXA-12 (and OBX-5) the version to delete.
     const target = this.docs.get(uniqueId);
     if (!target) throw app(900, 'TXA-12', `le document à supprimer ${uniqueId} est inconnu du DPI`);
-    if (target.doc.status !== 'current') throw app(900, 'TXA-12', `le document à supprimer ${uniqueId} n'est pas la version la plus récente (statut ${target.doc.status})`);
-    if (header.versionNumber !== undefined && target.doc.version !== undefined && header.versionNumber !== target.doc.version) {
-      throw app(900, 'TXA-12', `versionNumber ${header.versionNumber} : la version intégrée est la ${target.doc.version}`);
+    if (target.doc.status !== 'current')
+      throw app(
+        900,
+        'TXA-12',
+        `le document à supprimer ${uniqueId} n'est pas la version la plus récente (statut ${target.doc.status})`,
+      );
+    if (
+      header.versionNumber !== undefined &&
+      target.doc.version !== undefined &&
+      header.versionNumber !== target.doc.version
+    ) {
+      throw app(
+        900,
+        'TXA-12',
+        `versionNumber ${header.versionNumber} : la version intégrée est la ${target.doc.version}`,
+      );
     }
     if (target.doc.patient !== matricule) throw app(906, 'TXA-12', 'le document à supprimer concerne un autre patient');
     // The CDA of a deletion is the document itself: its author says nothing of who asks; the e-mail's sender does.
@@ -503,8 +580,22 @@ class State {
     return { kind: 'delete', uniqueId };
   }
 
-  private newDocument(uniqueId: string, header: CdaHeader, patient: string, cda: Buffer, msh: MshHeader, mails: Mails): IntegratedDocument {
-    const doc: IntegratedDocument = { uniqueId, patient, status: 'current', cda, controlId: msh.controlId, receivedAt: new Date().toISOString() };
+  private newDocument(
+    uniqueId: string,
+    header: CdaHeader,
+    patient: string,
+    cda: Buffer,
+    msh: MshHeader,
+    mails: Mails,
+  ): IntegratedDocument {
+    const doc: IntegratedDocument = {
+      uniqueId,
+      patient,
+      status: 'current',
+      cda,
+      controlId: msh.controlId,
+      receivedAt: new Date().toISOString(),
+    };
     if (header.setId) doc.setId = idString(header.setId);
     if (header.versionNumber !== undefined) doc.version = header.versionNumber;
     if (mails.sender) doc.sender = mails.sender;
@@ -523,10 +614,16 @@ class State {
     const requester = new Set([...cdaRequester, ...prtIds(msg, group.sbOccurrence)]);
     const allowed =
       [...requester].some((id) => original.owners.has(id)) ||
-      (!!group.mails.sender && !!original.originalSender && group.mails.sender.toLowerCase() === original.originalSender.toLowerCase());
+      (!!group.mails.sender &&
+        !!original.originalSender &&
+        group.mails.sender.toLowerCase() === original.originalSender.toLowerCase());
     if (!allowed) {
       const where = cdaRequester.size ? 'OBX-5' : `PRT[${group.sbOccurrence}]-5`;
-      throw app(901, where, `le demandeur n'est ni l'auteur du document ${original.doc.uniqueId} ni de la même organisation que lui`);
+      throw app(
+        901,
+        where,
+        `le demandeur n'est ni l'auteur du document ${original.doc.uniqueId} ni de la même organisation que lui`,
+      );
     }
   }
 
@@ -539,13 +636,19 @@ class State {
     // 903 "Le document CDA contenu dans le message contient une liste d'identifiants de patient mais pas l'INS."
     const insIds = rt.ids.filter((i) => isInsOid(i.root));
     if (!insIds.length) {
-      throw app(903, 'OBX-5', "recordTarget/patientRole/id : aucun identifiant sous une OID de l'INS (NIR, NIA, NIR de test ou de démonstration)");
+      throw app(
+        903,
+        'OBX-5',
+        "recordTarget/patientRole/id : aucun identifiant sous une OID de l'INS (NIR, NIA, NIR de test ou de démonstration)",
+      );
     }
     // 905 "Le matricule INS du patient est présent dans le document CDA ... mais l'ensemble des traits de l'INS ne
     // sont pas présents." Also incomplete: an INS OID without matricule, a malformed matricule.
     const cdaIns = insIds[0]!;
-    if (!cdaIns.extension) throw app(905, 'OBX-5', "recordTarget/patientRole/id sous l'OID de l'INS sans matricule (extension)");
-    if (!checkIns(cdaIns.extension, cdaIns.root).ok) throw app(905, 'OBX-5', 'matricule INS du document mal formé (15 caractères, clé de contrôle)');
+    if (!cdaIns.extension)
+      throw app(905, 'OBX-5', "recordTarget/patientRole/id sous l'OID de l'INS sans matricule (extension)");
+    if (!checkIns(cdaIns.extension, cdaIns.root).ok)
+      throw app(905, 'OBX-5', 'matricule INS du document mal formé (15 caractères, clé de contrôle)');
     const cdaTraits: Traits = {
       birthName: rt.birthName,
       givenNames: rt.givenNames.length ? normalizeList(rt.givenNames.join(' ')) : undefined,
@@ -565,9 +668,16 @@ class State {
       const type = msg.get(`PID-3[${r}].5`) ?? '';
       if (type !== 'INS' && !isInsOid(oid)) continue;
       if (!id) throw app(905, `PID-3[${r}].1`, 'PID-3 : INS sans matricule');
-      if (!oid) throw app(905, `PID-3[${r}].4.2`, "PID-3 : matricule INS sans l'OID de son autorité d'affectation (CX-4.2)");
-      if (!isInsOid(oid)) throw app(905, `PID-3[${r}].4.2`, "PID-3 : l'OID de l'INS n'est pas une OID de l'INS (NIR, NIA, NIR de test ou de démonstration)");
-      if (!checkIns(id, oid).ok) throw app(905, `PID-3[${r}].1`, 'PID-3 : matricule INS mal formé (15 caractères, clé de contrôle)');
+      if (!oid)
+        throw app(905, `PID-3[${r}].4.2`, "PID-3 : matricule INS sans l'OID de son autorité d'affectation (CX-4.2)");
+      if (!isInsOid(oid))
+        throw app(
+          905,
+          `PID-3[${r}].4.2`,
+          "PID-3 : l'OID de l'INS n'est pas une OID de l'INS (NIR, NIA, NIR de test ou de démonstration)",
+        );
+      if (!checkIns(id, oid).ok)
+        throw app(905, `PID-3[${r}].1`, 'PID-3 : matricule INS mal formé (15 caractères, clé de contrôle)');
       pidIns = { matricule: id, oid, rep: r };
       break;
     }
@@ -584,7 +694,12 @@ class State {
 
     // 902 "Le patient pour lequel le traitement sur le document est demandé est inconnu de l'application réceptrice."
     const patient = this.patients.find((p) => p.ins.matricule === cdaIns.extension && p.ins.oid === cdaIns.root);
-    if (!patient) throw app(902, pidIns ? `PID-3[${pidIns.rep}]` : 'PID-3', 'aucun patient du DPI ne porte cet INS (matricule et OID)');
+    if (!patient)
+      throw app(
+        902,
+        pidIns ? `PID-3[${pidIns.rep}]` : 'PID-3',
+        'aucun patient du DPI ne porte cet INS (matricule et OID)',
+      );
 
     // 904 "L'INS du patient est présent dans le document CDA ... mais les traits ou le matricule ne correspondent pas
     // exactement à ceux stockés dans le système consommateur." Exact comparison: document, PID, base.
@@ -592,18 +707,37 @@ class State {
     const mismatch = (location: string, what: string, pairs: [string, string | undefined][]) => {
       const differing: string[] = [];
       for (let i = 0; i < pairs.length; i++) {
-        for (let j = i + 1; j < pairs.length; j++) if (pairs[i]![1] !== pairs[j]![1]) differing.push(`${pairs[i]![0]} et ${pairs[j]![0]}`);
+        for (let j = i + 1; j < pairs.length; j++)
+          if (pairs[i]![1] !== pairs[j]![1]) differing.push(`${pairs[i]![0]} et ${pairs[j]![0]}`);
       }
       if (differing.length) {
-        problems.push({ condition: 207, application: 904, location: loc(location), text: `${what} : ${differing.join(' ; ')} diffèrent` });
+        problems.push({
+          condition: 207,
+          application: 904,
+          location: loc(location),
+          text: `${what} : ${differing.join(' ; ')} diffèrent`,
+        });
       }
     };
     const insPath = pidIns ? `PID-3[${pidIns.rep}]` : 'PID-3';
     if (!pidIns) {
-      problems.push({ condition: 207, application: 904, location: loc('PID-3'), text: "PID-3 ne porte pas l'INS du document (PID-3 doit être identique aux identifiants du document)" });
+      problems.push({
+        condition: 207,
+        application: 904,
+        location: loc('PID-3'),
+        text: "PID-3 ne porte pas l'INS du document (PID-3 doit être identique aux identifiants du document)",
+      });
     } else {
-      mismatch(`${insPath}.1`, 'matricule INS', [['document CDA', cdaIns.extension], ['PID-3', pidIns.matricule], ['base du DPI', patient.ins.matricule]]);
-      mismatch(`${insPath}.4.2`, "OID de l'INS", [['document CDA', cdaIns.root], ['PID-3', pidIns.oid], ['base du DPI', patient.ins.oid]]);
+      mismatch(`${insPath}.1`, 'matricule INS', [
+        ['document CDA', cdaIns.extension],
+        ['PID-3', pidIns.matricule],
+        ['base du DPI', patient.ins.matricule],
+      ]);
+      mismatch(`${insPath}.4.2`, "OID de l'INS", [
+        ['document CDA', cdaIns.root],
+        ['PID-3', pidIns.oid],
+        ['base du DPI', patient.ins.oid],
+      ]);
     }
     const base: Traits = {
       birthName: patient.birthName,
@@ -638,11 +772,29 @@ interface Traits {
 
 /** The five traits of the INS referential, where each source carries them. */
 const TRAITS: { key: keyof Traits; label: string; cda: string; pid: string; path: string }[] = [
-  { key: 'birthName', label: 'nom de naissance', cda: 'family qualifier="BR"', pid: 'PID-5 (type L).1', path: 'PID-5.1' },
-  { key: 'givenNames', label: "prénoms de l'acte de naissance", cda: 'given', pid: 'PID-5 (type L).3', path: 'PID-5.3' },
+  {
+    key: 'birthName',
+    label: 'nom de naissance',
+    cda: 'family qualifier="BR"',
+    pid: 'PID-5 (type L).1',
+    path: 'PID-5.1',
+  },
+  {
+    key: 'givenNames',
+    label: "prénoms de l'acte de naissance",
+    cda: 'given',
+    pid: 'PID-5 (type L).3',
+    path: 'PID-5.3',
+  },
   { key: 'birthDate', label: 'date de naissance', cda: 'birthTime', pid: 'PID-7', path: 'PID-7' },
   { key: 'sex', label: 'sexe', cda: 'administrativeGenderCode', pid: 'PID-8', path: 'PID-8' },
-  { key: 'birthPlaceCode', label: 'code INSEE du lieu de naissance', cda: 'birthplace/place/addr/county', pid: 'PID-11 (type BDL).9', path: 'PID-11' },
+  {
+    key: 'birthPlaceCode',
+    label: 'code INSEE du lieu de naissance',
+    cda: 'birthplace/place/addr/county',
+    pid: 'PID-11 (type BDL).9',
+    path: 'PID-11',
+  },
 ];
 
 function normalizeList(s: string): string | undefined {
@@ -673,30 +825,54 @@ function bdlPath(msg: Hl7Message, pid: Hl7Segment): string {
  */
 function checkHeader(msg: Hl7Message, msh: MshHeader): Event {
   if (msh.messageType !== 'MDM') {
-    throw tech('AR', 200, 'MSH-9.1', `type de message ${msh.messageType || '(vide)'} non supporté : MDM^T02^MDM_T02, MDM^T10^MDM_T02 ou MDM^T04^MDM_T02 attendu`);
+    throw tech(
+      'AR',
+      200,
+      'MSH-9.1',
+      `type de message ${msh.messageType || '(vide)'} non supporté : MDM^T02^MDM_T02, MDM^T10^MDM_T02 ou MDM^T04^MDM_T02 attendu`,
+    );
   }
   if (!(msh.triggerEvent in EVENTS)) {
-    throw tech('AR', 201, 'MSH-9.2', `évènement ${msh.triggerEvent || '(vide)'} non supporté : T02, T10 ou T04 attendu`);
+    throw tech(
+      'AR',
+      201,
+      'MSH-9.2',
+      `évènement ${msh.triggerEvent || '(vide)'} non supporté : T02, T10 ou T04 attendu`,
+    );
   }
   const event = msh.triggerEvent as Event;
   if (!msh.messageStructure) throw tech('AE', 101, 'MSH-9.3', 'MSH-9.3 (structure du message) requis : MDM_T02');
-  if (msh.messageStructure !== 'MDM_T02') throw tech('AR', 200, 'MSH-9.3', `structure ${msh.messageStructure} non supportée : MDM_T02 attendu`);
-  if (msh.version !== '2.6') throw tech('AE', 203, 'MSH-12', `version HL7 ${msh.version || '(vide)'} non supportée : 2.6 attendu`);
+  if (msh.messageStructure !== 'MDM_T02')
+    throw tech('AR', 200, 'MSH-9.3', `structure ${msh.messageStructure} non supportée : MDM_T02 attendu`);
+  if (msh.version !== '2.6')
+    throw tech('AE', 203, 'MSH-12', `version HL7 ${msh.version || '(vide)'} non supportée : 2.6 attendu`);
   for (const f of [3, 4, 5, 6, 7, 10, 11, 17, 18, 21]) {
     if (!msg.get(`MSH-${f}`)) throw tech('AE', 101, `MSH-${f}`, `MSH-${f} requis`);
   }
   const pid = msg.get('MSH-11.1') ?? '';
-  if (!['P', 'T', 'D'].includes(pid)) throw tech('AR', 202, 'MSH-11', `processing id ${pid} non supporté : P, T ou D attendu`);
+  if (!['P', 'T', 'D'].includes(pid))
+    throw tech('AR', 202, 'MSH-11', `processing id ${pid} non supporté : P, T ou D attendu`);
   if (msh.countryCode !== 'FRA') throw tech('AE', 103, 'MSH-17', `MSH-17 ${msh.countryCode} : FRA attendu`);
   const charset = msg.get('MSH-18[1]') ?? '';
-  if (charset !== 'UNICODE UTF-8' && charset !== '8859/15') throw tech('AE', 103, 'MSH-18', `jeu de caractères ${charset} : UNICODE UTF-8 ou 8859/15 attendu`);
+  if (charset !== 'UNICODE UTF-8' && charset !== '8859/15')
+    throw tech('AE', 103, 'MSH-18', `jeu de caractères ${charset} : UNICODE UTF-8 ou 8859/15 attendu`);
   let profile = false;
   const msh21 = msg.getRaw('MSH-21') ?? '';
   for (let r = 1; r <= msh21.split(msg.delimiters.repetition).length; r++) {
     // Spaces trimmed: the volet's own MSH example writes "1.1^ CISIS_CDA_HL7_LPS".
-    if ((msg.get(`MSH-21[${r}].1`) ?? '').trim() === LPS_PROFILE.entity && (msg.get(`MSH-21[${r}].2`) ?? '').trim() === LPS_PROFILE.namespace) profile = true;
+    if (
+      (msg.get(`MSH-21[${r}].1`) ?? '').trim() === LPS_PROFILE.entity &&
+      (msg.get(`MSH-21[${r}].2`) ?? '').trim() === LPS_PROFILE.namespace
+    )
+      profile = true;
   }
-  if (!profile) throw tech('AE', 103, 'MSH-21', `profil de message ${msh21} : ${LPS_PROFILE.entity}^${LPS_PROFILE.namespace} attendu`);
+  if (!profile)
+    throw tech(
+      'AE',
+      103,
+      'MSH-21',
+      `profil de message ${msh21} : ${LPS_PROFILE.entity}^${LPS_PROFILE.namespace} attendu`,
+    );
   return event;
 }
 
@@ -715,8 +891,17 @@ function checkStructure(msg: Hl7Message): void {
   };
   const fail = (expected: string): never => {
     const found = names[i];
-    const location: ErrorLocation = found ? { segment: found, sequence: (seen.get(found) ?? 0) + 1 } : { segment: expected };
-    throw tech('AE', 100, location, found ? `segment ${found} inattendu à la position ${i + 1} : ${expected} attendu` : `segment ${expected} manquant`);
+    const location: ErrorLocation = found
+      ? { segment: found, sequence: (seen.get(found) ?? 0) + 1 }
+      : { segment: expected };
+    throw tech(
+      'AE',
+      100,
+      location,
+      found
+        ? `segment ${found} inattendu à la position ${i + 1} : ${expected} attendu`
+        : `segment ${expected} manquant`,
+    );
   };
   const one = (name: string) => (names[i] === name ? take() : fail(name));
   const many = (name: string) => {
@@ -780,7 +965,8 @@ function checkFields(msg: Hl7Message, event: Event): Group {
   fixed('PV1-2', 'classe du patient', ['N']);
   // ORC-1: NW (intégration), RO (remplacement), CA (suppression).
   const orc = fixed('ORC-1', 'order control', ['NW', 'RO', 'CA']);
-  if (orc !== EVENTS[event].orc) throw tech('AE', 199, 'ORC-1', `ORC-1 = ${orc} contredit l'évènement ${event} (${EVENTS[event].orc} attendu)`);
+  if (orc !== EVENTS[event].orc)
+    throw tech('AE', 199, 'ORC-1', `ORC-1 = ${orc} contredit l'évènement ${event} (${EVENTS[event].orc} attendu)`);
   need('OBR-4.1', 'code du document');
   // TXA: [profils] "Les données d'entête du document – Segment TXA".
   fixed('TXA-1', 'set id', ['1']);
@@ -798,14 +984,20 @@ function checkFields(msg: Hl7Message, event: Event): Group {
   need('OBX-5.5', 'document CDA');
   const ci = (path: string, what: string, expected: string) => {
     const v = need(path, what);
-    if (v.toLowerCase() !== expected.toLowerCase()) throw tech('AE', 103, path, `${path} (${what}) = ${v} : ${expected} attendu`);
+    if (v.toLowerCase() !== expected.toLowerCase())
+      throw tech('AE', 103, path, `${path} (${what}) = ${v} : ${expected} attendu`);
   };
   ci('OBX-5.2', 'type', 'text');
   ci('OBX-5.3', 'data subtype', 'XML');
   ci('OBX-5.4', 'encoding', 'Base64');
   const obx11 = fixed('OBX-11', 'statut du document', ['F', 'C', 'D']);
   if (obx11 !== EVENTS[event].obx11) {
-    throw tech('AE', 199, 'OBX-11', `OBX-11 = ${obx11} contredit l'évènement ${event} (${EVENTS[event].obx11} attendu, evenements-declenchants)`);
+    throw tech(
+      'AE',
+      199,
+      'OBX-11',
+      `OBX-11 = ${obx11} contredit l'évènement ${event} (${EVENTS[event].obx11} attendu, evenements-declenchants)`,
+    );
   }
 
   // Its PRT segments: the sender (SB, required), the recipient(s) (RCT, required if known), the reply address (REPLY).
@@ -826,10 +1018,17 @@ function checkFields(msg: Hl7Message, event: Event): Group {
       mails.recipient = address;
     }
   }
-  if (!sbOccurrence) throw tech('AE', 100, { segment: 'PRT' }, "segment PRT de l'expéditeur (PRT-4 = SB) manquant après l'OBX du document");
+  if (!sbOccurrence)
+    throw tech(
+      'AE',
+      100,
+      { segment: 'PRT' },
+      "segment PRT de l'expéditeur (PRT-4 = SB) manquant après l'OBX du document",
+    );
 
   // Second group: the e-mail ([profils] "Le groupe de segments portant les informations du courriel MSSanté").
-  if (obx.length < 2) throw tech('AE', 100, { segment: 'OBX', sequence: 2 }, 'OBX 2 (informations du courriel MSSanté) manquant');
+  if (obx.length < 2)
+    throw tech('AE', 100, { segment: 'OBX', sequence: 2 }, 'OBX 2 (informations du courriel MSSanté) manquant');
   fixed('OBX[2]-1', 'set id', ['2']);
   fixed('OBX[2]-2', 'value type', ['ED']);
   need('OBX[2]-3.1', 'Message-ID du courriel');
@@ -857,7 +1056,8 @@ function readDocument(msg: Hl7Message): { header: CdaHeader; cda: Buffer } {
   let cda: Buffer;
   try {
     const docs = extractDocuments(only);
-    if (docs.length !== 1 || docs[0]!.mediaType !== 'text/xml') throw tech('AE', 102, 'OBX-5', 'OBX 1 ne porte pas un document CDA (text^XML^Base64)');
+    if (docs.length !== 1 || docs[0]!.mediaType !== 'text/xml')
+      throw tech('AE', 102, 'OBX-5', 'OBX 1 ne porte pas un document CDA (text^XML^Base64)');
     cda = docs[0]!.bytes;
   } catch (e) {
     if (e instanceof DocumentError) throw tech('AE', 102, 'OBX-5.5', e.message);
@@ -879,7 +1079,7 @@ function readDocument(msg: Hl7Message): { header: CdaHeader; cda: Buffer } {
 function checkDocumentId(msg: Hl7Message, header: CdaHeader): string {
   const id = txaId(msg, 12);
   const cda = idString(header.id);
-  if (id !== cda) throw app(906, 'TXA-12', "TXA-12 ne désigne pas le document CDA transmis (ClinicalDocument/id)");
+  if (id !== cda) throw app(906, 'TXA-12', 'TXA-12 ne désigne pas le document CDA transmis (ClinicalDocument/id)');
   return id;
 }
 

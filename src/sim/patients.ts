@@ -19,14 +19,16 @@ export function loadPatients(file: string): SimPatient[] {
     throw new PatientsFileError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const list = Array.isArray(json) ? json : (json as { patients?: unknown } | null)?.patients;
-  if (!Array.isArray(list)) throw new PatientsFileError(`${file}: a JSON array of patients (or {"patients": [...]}) expected`);
+  if (!Array.isArray(list))
+    throw new PatientsFileError(`${file}: a JSON array of patients (or {"patients": [...]}) expected`);
   return list.map((p, i) => checkPatient(p, `${file}: patient ${i + 1}`));
 }
 
 function checkPatient(p: unknown, where: string): SimPatient {
   const o = (p ?? {}) as Record<string, unknown>;
   const str = (v: unknown, name: string, re?: RegExp): string => {
-    if (typeof v !== 'string' || v === '' || (re && !re.test(v))) throw new PatientsFileError(`${where}: "${name}" missing or invalid`);
+    if (typeof v !== 'string' || v === '' || (re && !re.test(v)))
+      throw new PatientsFileError(`${where}: "${name}" missing or invalid`);
     return v;
   };
   const ins = (o.ins ?? {}) as Record<string, unknown>;

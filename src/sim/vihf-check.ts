@@ -34,7 +34,12 @@ const ALG = {
   sha256: 'http://www.w3.org/2001/04/xmlenc#sha256',
 };
 
-export const INS_OID_LIST = ['1.2.250.1.213.1.4.8', '1.2.250.1.213.1.4.9', '1.2.250.1.213.1.4.10', '1.2.250.1.213.1.4.11'];
+export const INS_OID_LIST = [
+  '1.2.250.1.213.1.4.8',
+  '1.2.250.1.213.1.4.9',
+  '1.2.250.1.213.1.4.10',
+  '1.2.250.1.213.1.4.11',
+];
 const ROLE_ATTR = 'urn:oasis:names:tc:xacml:2.0:subject:role';
 const PURPOSE_ATTR = 'urn:oasis:names:tc:xspa:1.0:subject:purposeofuse';
 const RESOURCE_ATTR = 'urn:oasis:names:tc:xacml:2.0:resource:resource-id';
@@ -45,11 +50,19 @@ export class XmlError extends Error {}
 /** Strict parse: xmldom reports unclosed tags etc. as warnings, so every report is an error here. */
 export function parseXml(text: string): Document {
   const fail = (msg: string): never => {
-    throw new XmlError(String(msg).replace(/\s+/g, ' ').replace(/@#\[line.*$/, '').trim());
+    throw new XmlError(
+      String(msg)
+        .replace(/\s+/g, ' ')
+        .replace(/@#\[line.*$/, '')
+        .trim(),
+    );
   };
   let doc: Document;
   try {
-    doc = new DOMParser({ errorHandler: { warning: fail, error: fail, fatalError: fail } }).parseFromString(text, 'text/xml');
+    doc = new DOMParser({ errorHandler: { warning: fail, error: fail, fatalError: fail } }).parseFromString(
+      text,
+      'text/xml',
+    );
   } catch (e) {
     throw e instanceof XmlError ? e : new XmlError((e as Error).message);
   }
@@ -101,12 +114,18 @@ export function parseInsCx(value: string): ParsedIns {
   if (!m) return { ok: false, reason: 'not a CX matricule^^^&oid&ISO^NH' };
   const [, matricule, oid, type] = m as unknown as [string, string, string, string];
   if (type !== 'NH') return { ok: false, reason: `identifier type ${type || '(none)'} is not NH` };
-  if (!INS_OID_LIST.includes(oid)) return { ok: false, reason: `assigning authority ${oid || '(none)'} is not an INS OID` };
+  if (!INS_OID_LIST.includes(oid))
+    return { ok: false, reason: `assigning authority ${oid || '(none)'} is not an INS OID` };
   if (!/^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}$/.test(matricule)) {
-    return { ok: false, reason: 'the matricule must be 15 characters: 13 (digits, 2A/2B for Corsica) and a 2-digit key' };
+    return {
+      ok: false,
+      reason: 'the matricule must be 15 characters: 13 (digits, 2A/2B for Corsica) and a 2-digit key',
+    };
   }
   // The engine's own rule (src/identity/ins.ts): NIR key for the NIR OIDs.
-  return checkIns(matricule, oid).ok ? { ok: true, matricule, oid } : { ok: false, reason: 'the matricule key is wrong' };
+  return checkIns(matricule, oid).ok
+    ? { ok: true, matricule, oid }
+    : { ok: false, reason: 'the matricule key is wrong' };
 }
 
 export interface Vihf {
@@ -119,7 +138,8 @@ export interface Vihf {
 export function sealCertificatesDer(pems: Buffer[]): { der: Buffer; pem: string }[] {
   const out: { der: Buffer; pem: string }[] = [];
   for (const pem of pems) {
-    for (const block of pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+    for (const block of pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ??
+      []) {
       const cert = new X509Certificate(block);
       out.push({ der: cert.raw, pem: cert.toString() });
     }
@@ -128,44 +148,59 @@ export function sealCertificatesDer(pems: Buffer[]): { der: Buffer; pem: string 
 }
 
 function assertionFrame(assertion: Element, now: number): string {
-  if (assertion.getAttribute('Version') !== '2.0') invalid(`Assertion/@Version must be "2.0" (got "${assertion.getAttribute('Version') ?? ''}")`);
+  if (assertion.getAttribute('Version') !== '2.0')
+    invalid(`Assertion/@Version must be "2.0" (got "${assertion.getAttribute('Version') ?? ''}")`);
   const id = assertion.getAttribute('ID') ?? '';
   if (!id) invalid('Assertion/@ID is missing');
   const issued = assertion.getAttribute('IssueInstant') ?? '';
   const t = Date.parse(issued);
   if (!issued || Number.isNaN(t)) invalid(`Assertion/@IssueInstant "${issued}" is missing or not a date-time`);
-  if (Math.abs(t - now) > MAX_SKEW_MS) invalid(`Assertion/@IssueInstant ${issued} is more than 10 minutes away from the server time`);
+  if (Math.abs(t - now) > MAX_SKEW_MS)
+    invalid(`Assertion/@IssueInstant ${issued} is more than 10 minutes away from the server time`);
   if (!text(child(assertion, NS.saml, 'Issuer'))) invalid('saml2:Issuer is missing or empty');
   const conditions = child(assertion, NS.saml, 'Conditions');
-  if (conditions && child(conditions, NS.saml, 'AudienceRestriction')) invalid('saml2:Conditions/saml2:AudienceRestriction must be absent');
+  if (conditions && child(conditions, NS.saml, 'AudienceRestriction'))
+    invalid('saml2:Conditions/saml2:AudienceRestriction must be absent');
   return id;
 }
 
 const algorithm = (el: Element | undefined): string => el?.getAttribute('Algorithm') ?? '';
 
 /** Shape of ds:Signature (before any cryptography), then the trusted certificate it names. */
-function signatureShape(assertion: Element, id: string, seals: { der: Buffer; pem: string }[]): { signature: Element; pem: string } {
+function signatureShape(
+  assertion: Element,
+  id: string,
+  seals: { der: Buffer; pem: string }[],
+): { signature: Element; pem: string } {
   const kids = elements(assertion);
   const signature = kids.find((k) => is(k, NS.ds, 'Signature'));
   if (!signature) return invalid('no ds:Signature in the Assertion');
-  if (!is(kids[0], NS.saml, 'Issuer') || kids[1] !== signature) invalid('ds:Signature must be the child of the Assertion right after saml2:Issuer');
+  if (!is(kids[0], NS.saml, 'Issuer') || kids[1] !== signature)
+    invalid('ds:Signature must be the child of the Assertion right after saml2:Issuer');
   const signedInfo = child(signature, NS.ds, 'SignedInfo');
   if (!signedInfo) return invalid('ds:SignedInfo is missing');
   const c14n = algorithm(child(signedInfo, NS.ds, 'CanonicalizationMethod'));
   if (c14n !== ALG.excC14n) invalid(`CanonicalizationMethod must be exclusive c14n ${ALG.excC14n} (got "${c14n}")`);
   const sigAlg = algorithm(child(signedInfo, NS.ds, 'SignatureMethod'));
-  if (sigAlg !== ALG.rsaSha256) invalid(`SignatureMethod must be rsa-sha256 ${ALG.rsaSha256} (got "${sigAlg}"${/sha1/.test(sigAlg) ? ': SHA-1 is refused' : ''})`);
+  if (sigAlg !== ALG.rsaSha256)
+    invalid(
+      `SignatureMethod must be rsa-sha256 ${ALG.rsaSha256} (got "${sigAlg}"${/sha1/.test(sigAlg) ? ': SHA-1 is refused' : ''})`,
+    );
   const refs = children(signedInfo, NS.ds, 'Reference');
   if (refs.length !== 1) invalid(`exactly one ds:Reference expected in SignedInfo (found ${refs.length})`);
   const ref = refs[0]!;
-  if (ref.getAttribute('URI') !== `#${id}`) invalid(`ds:Reference/@URI must be "#${id}" (the Assertion ID), got "${ref.getAttribute('URI') ?? ''}"`);
+  if (ref.getAttribute('URI') !== `#${id}`)
+    invalid(`ds:Reference/@URI must be "#${id}" (the Assertion ID), got "${ref.getAttribute('URI') ?? ''}"`);
   const transformList = child(ref, NS.ds, 'Transforms');
   const transforms = transformList ? children(transformList, NS.ds, 'Transform').map(algorithm) : [];
   if (transforms.length !== 2 || transforms[0] !== ALG.enveloped || transforms[1] !== ALG.excC14n) {
     invalid(`ds:Transforms must be enveloped-signature then exclusive c14n (got ${transforms.join(', ') || 'none'})`);
   }
   const digest = algorithm(child(ref, NS.ds, 'DigestMethod'));
-  if (digest !== ALG.sha256) invalid(`DigestMethod must be sha256 ${ALG.sha256} (got "${digest}"${/sha1/.test(digest) ? ': SHA-1 is refused' : ''})`);
+  if (digest !== ALG.sha256)
+    invalid(
+      `DigestMethod must be sha256 ${ALG.sha256} (got "${digest}"${/sha1/.test(digest) ? ': SHA-1 is refused' : ''})`,
+    );
   const x509 = path(signature, NS.ds, 'KeyInfo', 'X509Data', 'X509Certificate');
   if (!text(x509)) return invalid('ds:KeyInfo/ds:X509Data/ds:X509Certificate is missing');
   const der = Buffer.from(text(x509).replace(/\s+/g, ''), 'base64');
@@ -189,13 +224,18 @@ function verifySignature(envelopeXml: string, signature: Element, pem: string, i
     ok = sig.checkSignature(envelopeXml);
   } catch (e) {
     const msg = (e as Error).message;
-    return failedAuth(/signature value/.test(msg) ? 'the VIHF SignatureValue does not verify with the seal certificate' : `VIHF signature check failed: ${msg.slice(0, 200)}`);
+    return failedAuth(
+      /signature value/.test(msg)
+        ? 'the VIHF SignatureValue does not verify with the seal certificate'
+        : `VIHF signature check failed: ${msg.slice(0, 200)}`,
+    );
   }
   if (!ok) failedAuth('the VIHF digest does not match the Assertion (content changed after signing)');
   const signed = sig.getSignedReferences();
   if (signed.length !== 1) failedAuth(`exactly one signed reference expected (got ${signed.length})`);
   const el = parseXml(signed[0]!).documentElement;
-  if (!is(el, NS.saml, 'Assertion') || el.getAttribute('ID') !== id) failedAuth('the signed element is not the Assertion');
+  if (!is(el, NS.saml, 'Assertion') || el.getAttribute('ID') !== id)
+    failedAuth('the signed element is not the Assertion');
   return el;
 }
 
@@ -225,13 +265,19 @@ function attributeChecks(assertion: Element): { patient: Vihf['patient']; attrib
   if (!roles?.length) problems.push(`attribute ${ROLE_ATTR} is missing`);
   for (const v of roles ?? []) {
     const role = child(v, NS.hl7, 'Role');
-    if (!role?.getAttribute('code') || !role.getAttribute('codeSystem')) problems.push(`attribute ${ROLE_ATTR}: each value needs a Role (urn:hl7-org:v3) with code and codeSystem`);
+    if (!role?.getAttribute('code') || !role.getAttribute('codeSystem'))
+      problems.push(`attribute ${ROLE_ATTR}: each value needs a Role (urn:hl7-org:v3) with code and codeSystem`);
   }
   const purposeValue = attributes.get(PURPOSE_ATTR)?.[0];
   const purpose = purposeValue && child(purposeValue, NS.hl7, 'PurposeOfUse');
   if (!purposeValue) problems.push(`attribute ${PURPOSE_ATTR} is missing`);
-  else if (purpose?.getAttribute('code') !== 'normal' || purpose.getAttribute('codeSystem') !== '1.2.250.1.213.1.1.4.248') {
-    problems.push(`attribute ${PURPOSE_ATTR} needs PurposeOfUse (urn:hl7-org:v3) code="normal" codeSystem="1.2.250.1.213.1.1.4.248"`);
+  else if (
+    purpose?.getAttribute('code') !== 'normal' ||
+    purpose.getAttribute('codeSystem') !== '1.2.250.1.213.1.1.4.248'
+  ) {
+    problems.push(
+      `attribute ${PURPOSE_ATTR} needs PurposeOfUse (urn:hl7-org:v3) code="normal" codeSystem="1.2.250.1.213.1.1.4.248"`,
+    );
   }
 
   let patient = { matricule: '', oid: '' };
@@ -249,10 +295,21 @@ function attributeChecks(assertion: Element): { patient: Vihf['patient']; attrib
  * All the VIHF checks on the wsse:Security header of `doc` (parsed from `envelopeXml`). Throws
  * SecurityFault; returns what the business checks need.
  */
-export function checkVihf(doc: Document, envelopeXml: string, security: Element, seals: { der: Buffer; pem: string }[], now = Date.now()): Vihf {
+export function checkVihf(
+  doc: Document,
+  envelopeXml: string,
+  security: Element,
+  seals: { der: Buffer; pem: string }[],
+  now = Date.now(),
+): Vihf {
   // Signature wrapping guard: the one Assertion of the whole message is the one in wsse:Security.
   const all = doc.getElementsByTagNameNS(NS.saml, 'Assertion');
-  if (all.length !== 1) invalid(all.length === 0 ? 'no saml2:Assertion (VIHF) in wsse:Security' : `exactly one saml2:Assertion expected in the message (found ${all.length})`);
+  if (all.length !== 1)
+    invalid(
+      all.length === 0
+        ? 'no saml2:Assertion (VIHF) in wsse:Security'
+        : `exactly one saml2:Assertion expected in the message (found ${all.length})`,
+    );
   const assertion = all.item(0)!;
   if (assertion.parentNode !== security) invalid('the saml2:Assertion must be a child of wsse:Security');
 
@@ -279,7 +336,10 @@ export const ACTION = {
   query: 'urn:ihe:iti:2007:RegistryStoredQuery',
 };
 export type Endpoint = 'repository' | 'registry';
-const ENDPOINT_ACTIONS: Record<Endpoint, string[]> = { repository: [ACTION.pnr], registry: [ACTION.update, ACTION.query] };
+const ENDPOINT_ACTIONS: Record<Endpoint, string[]> = {
+  repository: [ACTION.pnr],
+  registry: [ACTION.update, ACTION.query],
+};
 const BODY_ELEMENT: Record<string, [string, string]> = {
   [ACTION.pnr]: [NS.xds, 'ProvideAndRegisterDocumentSetRequest'],
   [ACTION.update]: [NS.lcm, 'SubmitObjectsRequest'],
@@ -288,13 +348,22 @@ const BODY_ELEMENT: Record<string, [string, string]> = {
 
 /** A SOAP 1.2 Fault to answer (HTTP 500). */
 export class Fault extends Error {
-  constructor(readonly code: string, readonly subcode: string | undefined, reason: string) {
+  constructor(
+    readonly code: string,
+    readonly subcode: string | undefined,
+    reason: string,
+  ) {
     super(reason);
   }
 }
 export const sender = (reason: string, subcode?: string) => new Fault('soap:Sender', subcode, reason);
 
-export interface Unpacked { envelope: string; parts: Map<string, MimePart>; root?: MimePart; ctAction?: string }
+export interface Unpacked {
+  envelope: string;
+  parts: Map<string, MimePart>;
+  root?: MimePart;
+  ctAction?: string;
+}
 
 /** HTTP body → envelope text (+ MTOM parts), checking the SOAP 1.2 / XOP content types. */
 export function unpack(endpoint: Endpoint, contentType: string, body: Buffer): Unpacked {
@@ -315,28 +384,50 @@ export function unpack(endpoint: Endpoint, contentType: string, body: Buffer): U
     }
     const root = parseContentType(mp.root.contentType);
     if (root.type !== 'application/xop+xml' || root.params.type?.toLowerCase() !== 'application/soap+xml') {
-      throw sender(`the root MIME part must be application/xop+xml; type="application/soap+xml" (got "${mp.root.contentType}")`);
+      throw sender(
+        `the root MIME part must be application/xop+xml; type="application/soap+xml" (got "${mp.root.contentType}")`,
+      );
     }
     const attachments = [...mp.parts.values()].filter((p) => p !== mp.root).length;
-    if (endpoint === 'registry' && attachments > 0) throw sender(`ITI-57 / ITI-18 carry no attachment (found ${attachments})`);
+    if (endpoint === 'registry' && attachments > 0)
+      throw sender(`ITI-57 / ITI-18 carry no attachment (found ${attachments})`);
     const ctAction = params.action ?? root.params.action;
-    return { envelope: mp.root.body.toString('utf8'), parts: mp.parts, root: mp.root, ...(ctAction ? { ctAction } : {}) };
+    return {
+      envelope: mp.root.body.toString('utf8'),
+      parts: mp.parts,
+      root: mp.root,
+      ...(ctAction ? { ctAction } : {}),
+    };
   }
   if (type === 'application/soap+xml') {
-    if (endpoint === 'repository') throw sender('ITI-41 must be sent as MTOM: multipart/related; type="application/xop+xml"');
+    if (endpoint === 'repository')
+      throw sender('ITI-41 must be sent as MTOM: multipart/related; type="application/xop+xml"');
     return { envelope: body.toString('utf8'), parts: new Map(), ...(params.action ? { ctAction: params.action } : {}) };
   }
-  throw sender(`Content-Type "${type || '(none)'}" is neither SOAP 1.2 (application/soap+xml) nor MTOM (multipart/related)`);
+  throw sender(
+    `Content-Type "${type || '(none)'}" is neither SOAP 1.2 (application/soap+xml) nor MTOM (multipart/related)`,
+  );
 }
 
-export interface Envelope { action: string; messageId: string; security: Element; body: Element }
+export interface Envelope {
+  action: string;
+  messageId: string;
+  security: Element;
+  body: Element;
+}
 
 const UNDERSTOOD = new Set([`${NS.wsa} Action`, `${NS.wsa} To`, `${NS.wsa} MessageID`, `${NS.wsse} Security`]);
 
 /** SOAP 1.2 + WS-Addressing checks. `ids` receives the MessageID as soon as it is known (for RelatesTo). */
-export function checkEnvelope(doc: Document, endpoint: Endpoint, basePath: string, ids: { messageId: string; action: string }): Envelope {
+export function checkEnvelope(
+  doc: Document,
+  endpoint: Endpoint,
+  basePath: string,
+  ids: { messageId: string; action: string },
+): Envelope {
   const env = doc.documentElement;
-  if (is(env, NS.soap11, 'Envelope')) throw new Fault('soap:VersionMismatch', undefined, `SOAP 1.1 envelope: SOAP 1.2 (${NS.soap}) is required`);
+  if (is(env, NS.soap11, 'Envelope'))
+    throw new Fault('soap:VersionMismatch', undefined, `SOAP 1.1 envelope: SOAP 1.2 (${NS.soap}) is required`);
   if (!is(env, NS.soap, 'Envelope')) throw sender('the root element is not a SOAP 1.2 soap:Envelope');
   const header = child(env, NS.soap, 'Header');
   const body = child(env, NS.soap, 'Body');
@@ -352,15 +443,23 @@ export function checkEnvelope(doc: Document, endpoint: Endpoint, basePath: strin
   for (const h of elements(header)) {
     const mu = h.getAttributeNS(NS.soap, 'mustUnderstand');
     if ((mu === 'true' || mu === '1') && !UNDERSTOOD.has(`${h.namespaceURI} ${h.localName}`)) {
-      throw new Fault('soap:MustUnderstand', undefined, `header block {${h.namespaceURI}}${h.localName} is not understood`);
+      throw new Fault(
+        'soap:MustUnderstand',
+        undefined,
+        `header block {${h.namespaceURI}}${h.localName} is not understood`,
+      );
     }
   }
   const actionEl = child(header, NS.wsa, 'Action')!;
   const action = text(actionEl);
   const mu = actionEl.getAttributeNS(NS.soap, 'mustUnderstand');
-  if (mu !== 'true' && mu !== '1') throw sender('wsa:Action must carry soap:mustUnderstand="true"', 'wsa:InvalidAddressingHeader');
+  if (mu !== 'true' && mu !== '1')
+    throw sender('wsa:Action must carry soap:mustUnderstand="true"', 'wsa:InvalidAddressingHeader');
   if (!ENDPOINT_ACTIONS[endpoint].includes(action)) {
-    throw sender(`action "${action}" is not served by the ${endpoint} endpoint (expected ${ENDPOINT_ACTIONS[endpoint].join(' or ')})`, 'wsa:ActionNotSupported');
+    throw sender(
+      `action "${action}" is not served by the ${endpoint} endpoint (expected ${ENDPOINT_ACTIONS[endpoint].join(' or ')})`,
+      'wsa:ActionNotSupported',
+    );
   }
   ids.action = action;
   const to = text(child(header, NS.wsa, 'To'));
@@ -371,12 +470,16 @@ export function checkEnvelope(doc: Document, endpoint: Endpoint, basePath: strin
     throw sender(`wsa:To "${to}" is not a URL`, 'wsa:InvalidAddressingHeader');
   }
   // Path only: a proxy or a host alias changes host and port, not the service path.
-  if (toPath !== `${basePath}/${endpoint}`) throw sender(`wsa:To "${to}" is not the ${endpoint} endpoint (${basePath}/${endpoint})`, 'wsa:InvalidAddressingHeader');
+  if (toPath !== `${basePath}/${endpoint}`)
+    throw sender(
+      `wsa:To "${to}" is not the ${endpoint} endpoint (${basePath}/${endpoint})`,
+      'wsa:InvalidAddressingHeader',
+    );
   const security = child(header, NS.wsse, 'Security');
   if (!security) throw new SecurityFault('wsse:InvalidSecurity', 'wsse:Security header is missing');
   const content = elements(body);
   const [ns, local] = BODY_ELEMENT[action]!;
-  if (content.length !== 1 || !is(content[0], ns, local)) throw sender(`soap:Body must hold exactly one {${ns}}${local} for ${action}`);
+  if (content.length !== 1 || !is(content[0], ns, local))
+    throw sender(`soap:Body must hold exactly one {${ns}}${local} for ${action}`);
   return { action, messageId: ids.messageId, security, body: content[0]! };
 }
-

@@ -70,7 +70,8 @@ export function buildXdm(set: SubmissionSet, documents: XdmDocument[], opts: Xdm
     'README.TXT': strToU8(readmeTxt(files, opts, now)),
     [`${XDM_SUBSET}/METADATA.XML`]: strToU8(`<?xml version="1.0" encoding="UTF-8"?>\n${metadata}\n`),
   };
-  for (const f of files) zippable[`${XDM_SUBSET}/${f.name}`] = new Uint8Array(f.bytes.buffer, f.bytes.byteOffset, f.bytes.length);
+  for (const f of files)
+    zippable[`${XDM_SUBSET}/${f.name}`] = new Uint8Array(f.bytes.buffer, f.bytes.byteOffset, f.bytes.length);
   return Buffer.from(zipSync(zippable, { level: 6, mtime: dosTime(now) }));
 }
 
@@ -79,7 +80,14 @@ export function buildXdm(set: SubmissionSet, documents: XdmDocument[], opts: Xdm
  * now's UTC ones makes the archive the same whatever the server's time zone (the zip shows UTC).
  */
 function dosTime(now: Date): Date {
-  return new Date(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), now.getUTCHours(), now.getUTCMinutes(), now.getUTCSeconds());
+  return new Date(
+    now.getUTCFullYear(),
+    now.getUTCMonth(),
+    now.getUTCDate(),
+    now.getUTCHours(),
+    now.getUTCMinutes(),
+    now.getUTCSeconds(),
+  );
 }
 
 /**
@@ -89,10 +97,13 @@ function dosTime(now: Date): Date {
  */
 function withActionSlot(xml: string, action: 'C' | 'D'): string {
   let found = 0;
-  const out = xml.replace(/(<rim:ExtrinsicObject\b[^>]*>[\s\S]*?)(\n([ \t]*)<rim:Name>)/g, (_m, before: string, name: string, indent: string) => {
-    found++;
-    return `${before}\n${indent}<rim:Slot name="${XDM_ACTION_SLOT}"><rim:ValueList><rim:Value>${action}</rim:Value></rim:ValueList></rim:Slot>${name}`;
-  });
+  const out = xml.replace(
+    /(<rim:ExtrinsicObject\b[^>]*>[\s\S]*?)(\n([ \t]*)<rim:Name>)/g,
+    (_m, before: string, name: string, indent: string) => {
+      found++;
+      return `${before}\n${indent}<rim:Slot name="${XDM_ACTION_SLOT}"><rim:ValueList><rim:Value>${action}</rim:Value></rim:ValueList></rim:Slot>${name}`;
+    },
+  );
   if (found === 0) throw new Error('METADATA.XML: no DocumentEntry to mark with the action slot');
   return out;
 }
@@ -105,7 +116,9 @@ const html = xmlEscape;
  */
 function indexHtm(files: { name: string; entry: DocumentEntry }[], sender: string): string {
   const items = files
-    .map((f) => `      <li><a href="${XDM_SUBSET}/${f.name}">${html(f.entry.title || f.name)}</a> (${html(f.name)})</li>`)
+    .map(
+      (f) => `      <li><a href="${XDM_SUBSET}/${f.name}">${html(f.entry.title || f.name)}</a> (${html(f.name)})</li>`,
+    )
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
@@ -131,7 +144,11 @@ ${items}
  * no patient data. ASCII only and CRLF, so that any reader shows it as written.
  */
 function readmeTxt(files: { name: string }[], opts: XdmOptions, now: Date): string {
-  const ascii = (s: string) => s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[^\x20-\x7e]/g, '?');
+  const ascii = (s: string) =>
+    s
+      .normalize('NFD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .replace(/[^\x20-\x7e]/g, '?');
   const lines = [
     'IHE XDM - Cross-Enterprise Document Media Interchange',
     '',

@@ -113,7 +113,14 @@ export interface Intake {
    * (documents[i].entry.uniqueId) and this is still its parent, as TXA-13 of the ANS deletion example.
    */
   replaces?: string;
-  submissionSet: { uniqueId?: string; sourceId?: string; patientId?: string; submissionTime?: string; authorPerson?: string; authorInstitution?: string[] };
+  submissionSet: {
+    uniqueId?: string;
+    sourceId?: string;
+    patientId?: string;
+    submissionTime?: string;
+    authorPerson?: string;
+    authorInstitution?: string[];
+  };
   /** At least one. */
   documents: ReceivedDocument[];
   /** From the first CDA's recordTarget (all documents must be of this patient). */
@@ -135,7 +142,10 @@ export interface Intake {
  */
 export function readXdm(zip: Buffer, limits: IntakeLimits = DEFAULT_LIMITS): Intake {
   if (zip.length > limits.maxArchiveBytes) {
-    throw new IntakeError('zip-bomb', `IHE_XDM.ZIP: the archive is ${zip.length} bytes, over the limit of ${limits.maxArchiveBytes}`);
+    throw new IntakeError(
+      'zip-bomb',
+      `IHE_XDM.ZIP: the archive is ${zip.length} bytes, over the limit of ${limits.maxArchiveBytes}`,
+    );
   }
   const files = unzip(zip, limits);
 
@@ -158,13 +168,19 @@ export function readXdm(zip: Buffer, limits: IntakeLimits = DEFAULT_LIMITS): Int
   const operations = [...new Set(documents.map((d) => d.operation))];
   if (operations.length > 1) {
     const detail = documents.map((d) => `${d.fileName}: ${d.operation}`).join(', ');
-    throw new IntakeError('bad-metadata', `IHE_XDM.ZIP: the documents ask different operations (${detail}); one archive must ask one`);
+    throw new IntakeError(
+      'bad-metadata',
+      `IHE_XDM.ZIP: the documents ask different operations (${detail}); one archive must ask one`,
+    );
   }
   // ...for one patient (def-proc-collab.md: "des documents de santé d'un patient").
   const first = documents[0]!;
   for (const d of documents.slice(1)) {
     if (!samePatient(first.cda, d.cda)) {
-      throw new IntakeError('bad-metadata', `IHE_XDM.ZIP: ${d.fileName} is not for the patient of ${first.fileName}; one archive must be for one patient`);
+      throw new IntakeError(
+        'bad-metadata',
+        `IHE_XDM.ZIP: ${d.fileName} is not for the patient of ${first.fileName}; one archive must be for one patient`,
+      );
     }
   }
 
@@ -232,19 +248,26 @@ function unzip(zip: Buffer, limits: IntakeLimits): Map<string, Buffer> {
   }
   for (const e of entries) {
     if (e.flags & 1) throw notZip(`entry ${show(e.name)} is encrypted`);
-    if (e.method !== 0 && e.method !== 8) throw notZip(`entry ${show(e.name)} uses compression method ${e.method}; only stored and deflate are read`);
+    if (e.method !== 0 && e.method !== 8)
+      throw notZip(`entry ${show(e.name)} uses compression method ${e.method}; only stored and deflate are read`);
   }
 
   // Declared sizes may only reject early; the real bytes are counted while inflating.
   let declared = 0;
   for (const e of entries) {
     if (e.size > limits.maxDocumentBytes) {
-      throw new IntakeError('zip-bomb', `IHE_XDM.ZIP: entry ${show(e.name)} declares ${e.size} bytes, over the limit of ${limits.maxDocumentBytes} per entry`);
+      throw new IntakeError(
+        'zip-bomb',
+        `IHE_XDM.ZIP: entry ${show(e.name)} declares ${e.size} bytes, over the limit of ${limits.maxDocumentBytes} per entry`,
+      );
     }
     declared += e.size;
   }
   if (declared > limits.maxExpandedBytes) {
-    throw new IntakeError('zip-bomb', `IHE_XDM.ZIP: the entries declare ${declared} bytes in all, over the limit of ${limits.maxExpandedBytes}`);
+    throw new IntakeError(
+      'zip-bomb',
+      `IHE_XDM.ZIP: the entries declare ${declared} bytes in all, over the limit of ${limits.maxExpandedBytes}`,
+    );
   }
 
   const files = new Map<string, Buffer>();
@@ -281,7 +304,8 @@ function centralDirectory(zip: Buffer, limits: IntakeLimits): ZipEntry[] {
     const loc = eocd - 20;
     if (loc < 0 || zip.readUInt32LE(loc) !== 0x07064b50) throw notZip('ZIP64 locator missing');
     const rec = safeNumber(zip.readBigUInt64LE(loc + 8));
-    if (rec < 0 || rec + 56 > loc || zip.readUInt32LE(rec) !== 0x06064b50) throw notZip('ZIP64 end of central directory missing');
+    if (rec < 0 || rec + 56 > loc || zip.readUInt32LE(rec) !== 0x06064b50)
+      throw notZip('ZIP64 end of central directory missing');
     count = safeNumber(zip.readBigUInt64LE(rec + 32));
     cdSize = safeNumber(zip.readBigUInt64LE(rec + 40));
     cdOffset = safeNumber(zip.readBigUInt64LE(rec + 48));
@@ -318,13 +342,15 @@ function centralDirectory(zip: Buffer, limits: IntakeLimits): ZipEntry[] {
 
     // The local header must name the same file (else two readers would see two archives).
     const l = e.localOffset;
-    if (l + 30 > cdOffset || zip.readUInt32LE(l) !== 0x04034b50) throw notZip(`no local header for entry ${show(e.name)}`);
+    if (l + 30 > cdOffset || zip.readUInt32LE(l) !== 0x04034b50)
+      throw notZip(`no local header for entry ${show(e.name)}`);
     const localNameLength = zip.readUInt16LE(l + 26);
     if (!zip.subarray(l + 30, l + 30 + localNameLength).equals(rawName)) {
       throw notZip(`local header of entry ${show(e.name)} names another file`);
     }
     e.dataStart = l + 30 + localNameLength + zip.readUInt16LE(l + 28);
-    if (e.dataStart + e.compressedSize > cdOffset) throw notZip(`entry ${show(e.name)} runs past the central directory`);
+    if (e.dataStart + e.compressedSize > cdOffset)
+      throw notZip(`entry ${show(e.name)} runs past the central directory`);
     entries.push(e);
     p = end;
   }
@@ -335,7 +361,10 @@ function centralDirectory(zip: Buffer, limits: IntakeLimits): ZipEntry[] {
   for (let i = 1; i < byOffset.length; i++) {
     const prev = byOffset[i - 1]!;
     if (byOffset[i]!.localOffset < prev.dataStart + prev.compressedSize) {
-      throw new IntakeError('zip-bomb', `IHE_XDM.ZIP: entries ${show(prev.name)} and ${show(byOffset[i]!.name)} overlap`);
+      throw new IntakeError(
+        'zip-bomb',
+        `IHE_XDM.ZIP: entries ${show(prev.name)} and ${show(byOffset[i]!.name)} overlap`,
+      );
     }
   }
   return entries;
@@ -348,7 +377,7 @@ function safeNumber(n: bigint): number {
 
 /** ZIP64 extended information (header 0x0001): the 64-bit values of the fields set to 0xFFFFFFFF. */
 function zip64Extra(extra: Buffer, e: ZipEntry): void {
-  for (let i = 0; i + 4 <= extra.length; ) {
+  for (let i = 0; i + 4 <= extra.length;) {
     const id = extra.readUInt16LE(i);
     const len = extra.readUInt16LE(i + 2);
     if (id === 0x0001) {
@@ -398,10 +427,13 @@ function inflate(zip: Buffer, e: ZipEntry, limits: IntakeLimits, budget: { total
     if (err) throw err instanceof IntakeError ? err : notZip(`entry ${show(e.name)}: ${err.message}`);
     size += data.length;
     budget.total += data.length;
-    const bomb = (why: string) => new IntakeError('zip-bomb', `IHE_XDM.ZIP: entry ${show(e.name)} ${why}; inflation stopped`);
+    const bomb = (why: string) =>
+      new IntakeError('zip-bomb', `IHE_XDM.ZIP: entry ${show(e.name)} ${why}; inflation stopped`);
     if (size > e.size) throw bomb(`inflates past the ${e.size} bytes it declares`);
-    if (size > limits.maxDocumentBytes) throw bomb(`inflates past the limit of ${limits.maxDocumentBytes} bytes per entry`);
-    if (budget.total > limits.maxExpandedBytes) throw bomb(`brings the archive past the limit of ${limits.maxExpandedBytes} inflated bytes`);
+    if (size > limits.maxDocumentBytes)
+      throw bomb(`inflates past the limit of ${limits.maxDocumentBytes} bytes per entry`);
+    if (budget.total > limits.maxExpandedBytes)
+      throw bomb(`brings the archive past the limit of ${limits.maxExpandedBytes} inflated bytes`);
     if (budget.total > RATIO_FLOOR && budget.total > BOMB_RATIO * zip.length) {
       throw bomb(`brings the archive past ${BOMB_RATIO} times its own size (${zip.length} bytes)`);
     }
@@ -411,7 +443,8 @@ function inflate(zip: Buffer, e: ZipEntry, limits: IntakeLimits, budget: { total
   };
   const end = e.dataStart + e.compressedSize;
   if (e.compressedSize === 0) decoder.push(new Uint8Array(0), true);
-  for (let at = e.dataStart; at < end; at += CHUNK) decoder.push(zip.subarray(at, Math.min(end, at + CHUNK)), at + CHUNK >= end);
+  for (let at = e.dataStart; at < end; at += CHUNK)
+    decoder.push(zip.subarray(at, Math.min(end, at + CHUNK)), at + CHUNK >= end);
   if (!done) throw notZip(`entry ${show(e.name)}: compressed data ends early`);
   if (size !== e.size) throw notZip(`entry ${show(e.name)} inflates to ${size} bytes, the archive declares ${e.size}`);
   if (crc !== e.crc) throw notZip(`entry ${show(e.name)}: CRC-32 mismatch, the archive is corrupted`);
@@ -465,7 +498,11 @@ function readMetadata(fileName: string, bytes: Buffer): Subset {
   const entries = request.entries.map(({ uri, slots, size, ...e }): MetadataEntry => {
     const entry: ReceivedDocument['entry'] = e;
     if (size !== undefined) {
-      if (!/^\d+$/.test(size)) throw new IntakeError('size-mismatch', `${fileName}: entry ${e.entryUUID}: size slot ${show(size)} is not a number of bytes`);
+      if (!/^\d+$/.test(size))
+        throw new IntakeError(
+          'size-mismatch',
+          `${fileName}: entry ${e.entryUUID}: size slot ${show(size)} is not a number of bytes`,
+        );
       entry.size = Number(size);
     }
     const m: MetadataEntry = { id: e.entryUUID, entry };
@@ -497,16 +534,23 @@ function receive(
   const unsafe = unsafePath(m.uri);
   if (unsafe) throw new IntakeError('path-traversal', `${where}: URI ${show(m.uri)} has ${unsafe}; refused`);
   const fileName = findFile(files, `${dir}/${m.uri}`) ?? findFile(files, m.uri);
-  if (!fileName) throw new IntakeError('missing-document', `${where} names ${show(m.uri)}, which is not in the archive`);
+  if (!fileName)
+    throw new IntakeError('missing-document', `${where} names ${show(m.uri)}, which is not in the archive`);
   const bytes = files.get(fileName)!;
 
   if (m.entry.size !== undefined && m.entry.size !== bytes.length) {
-    throw new IntakeError('size-mismatch', `${where}: size slot says ${m.entry.size} bytes, ${fileName} has ${bytes.length}`);
+    throw new IntakeError(
+      'size-mismatch',
+      `${where}: size slot says ${m.entry.size} bytes, ${fileName} has ${bytes.length}`,
+    );
   }
   if (m.entry.hash !== undefined) {
     const sha1 = createHash('sha1').update(bytes).digest('hex');
     if (m.entry.hash.toLowerCase() !== sha1) {
-      throw new IntakeError('hash-mismatch', `${where}: hash slot says ${show(m.entry.hash)}, the SHA-1 of ${fileName} is ${sha1}`);
+      throw new IntakeError(
+        'hash-mismatch',
+        `${where}: hash slot says ${show(m.entry.hash)}, the SHA-1 of ${fileName} is ${sha1}`,
+      );
     }
   }
   let cda: CdaHeader;
@@ -522,11 +566,25 @@ function receive(
   const target = rplc.get(m.id);
   if (action === 'C') operation = 'replace';
   else if (action === 'D') operation = 'delete';
-  else if (action !== undefined) throw new IntakeError('bad-metadata', `${where}: action slot ${show(m.action!)} is neither C (replace) nor D (delete)`);
+  else if (action !== undefined)
+    throw new IntakeError(
+      'bad-metadata',
+      `${where}: action slot ${show(m.action!)} is neither C (replace) nor D (delete)`,
+    );
   else if (target !== undefined || cda.replaces.length > 0) operation = 'replace';
 
-  const parent = cda.replaces[0] ? uniqueIdOf(cda.replaces[0]) : target !== undefined && UNIQUE_ID.test(target) ? target : undefined;
-  const doc: ReceivedDocument & { operation: Intake['operation']; parent?: string } = { fileName, bytes, entry: m.entry, cda, operation };
+  const parent = cda.replaces[0]
+    ? uniqueIdOf(cda.replaces[0])
+    : target !== undefined && UNIQUE_ID.test(target)
+      ? target
+      : undefined;
+  const doc: ReceivedDocument & { operation: Intake['operation']; parent?: string } = {
+    fileName,
+    bytes,
+    entry: m.entry,
+    cda,
+    operation,
+  };
   if (parent) doc.parent = parent;
   return doc;
 }

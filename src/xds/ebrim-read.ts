@@ -55,25 +55,38 @@ export interface SubmitObjectsRequest {
   rplc: Map<string, string>;
 }
 
-const ARRAYS = ['RegistryPackage', 'ExtrinsicObject', 'Association', 'Classification', 'ExternalIdentifier', 'Slot', 'Value', 'LocalizedString'];
+const ARRAYS = [
+  'RegistryPackage',
+  'ExtrinsicObject',
+  'Association',
+  'Classification',
+  'ExternalIdentifier',
+  'Slot',
+  'Value',
+  'LocalizedString',
+];
 const read = xmlReader({ arrays: ARRAYS });
 
 export function readSubmitObjectsRequest(bytes: Buffer): SubmitObjectsRequest {
-  if (bytes.length > MAX_EBRIM_BYTES) throw new EbrimError(`${bytes.length} bytes, over the limit of ${MAX_EBRIM_BYTES} for metadata`);
+  if (bytes.length > MAX_EBRIM_BYTES)
+    throw new EbrimError(`${bytes.length} bytes, over the limit of ${MAX_EBRIM_BYTES} for metadata`);
   const text = decodeXml(bytes);
   if (text === undefined) throw new EbrimError('not XML: bytes invalid in its encoding');
   let doc: Node;
   try {
     doc = read(text) as Node;
   } catch (e) {
-    throw new EbrimError(e instanceof XmlError ? e.message.replace(/^not well-formed XML/, 'not XML') : `not readable XML (${String(e)})`);
+    throw new EbrimError(
+      e instanceof XmlError ? e.message.replace(/^not well-formed XML/, 'not XML') : `not readable XML (${String(e)})`,
+    );
   }
   const roots = Object.keys(doc).filter((k) => !k.startsWith('?') && !k.startsWith('#'));
   if (roots.length !== 1 || roots[0] !== 'SubmitObjectsRequest') {
     throw new EbrimError(`root element is ${roots.join(', ') || '(none)'}, expected an ebRIM lcm:SubmitObjectsRequest`);
   }
   const request = nodes(doc.SubmitObjectsRequest)[0];
-  if (request?.RegistryObjectList === undefined) throw new EbrimError('no rim:RegistryObjectList in the SubmitObjectsRequest');
+  if (request?.RegistryObjectList === undefined)
+    throw new EbrimError('no rim:RegistryObjectList in the SubmitObjectsRequest');
   const list = nodes(request.RegistryObjectList)[0] ?? {}; // an empty element parses as ''
   const eos = nodes(list.ExtrinsicObject);
   if (eos.length === 0) throw new EbrimError('no rim:ExtrinsicObject (DocumentEntry) in the SubmitObjectsRequest');
@@ -135,7 +148,9 @@ function submissionSet(list: Node, loose: Node[]): EbrimSubmissionSet {
   const isSet = (p: Node) =>
     externalId(p, S.uniqueId) !== undefined ||
     nodes(p.Classification).some((c) => attr(c, 'classificationNode') === S.classificationNode) ||
-    loose.some((c) => attr(c, 'classificationNode') === S.classificationNode && attr(c, 'classifiedObject') === attr(p, 'id'));
+    loose.some(
+      (c) => attr(c, 'classificationNode') === S.classificationNode && attr(c, 'classifiedObject') === attr(p, 'id'),
+    );
   const rp = packages.find(isSet) ?? (packages.length === 1 ? packages[0] : undefined);
   if (!rp) return {};
   const out: EbrimSubmissionSet = {};
@@ -165,9 +180,7 @@ function slot(o: Node | undefined, name: string): string[] {
 /** The values of a Slot (trimmed, empty ones dropped). */
 function values(s: Node | undefined): string[] {
   const list = nodes(s?.ValueList)[0]?.Value;
-  return (Array.isArray(list) ? list : [])
-    .map((v) => (typeof v === 'string' ? v.trim() : ''))
-    .filter((v) => v !== '');
+  return (Array.isArray(list) ? list : []).map((v) => (typeof v === 'string' ? v.trim() : '')).filter((v) => v !== '');
 }
 
 function externalId(o: Node, scheme: string): string | undefined {
@@ -180,7 +193,10 @@ function externalId(o: Node, scheme: string): string | undefined {
 /** The object's Classifications in a scheme: nested in it, or standing alone and pointing at it. */
 function classifications(o: Node, id: string, scheme: string, loose: Node[]): Node[] {
   const own = nodes(o.Classification).filter((c) => attr(c, 'classificationScheme') === scheme);
-  return [...own, ...loose.filter((c) => attr(c, 'classificationScheme') === scheme && attr(c, 'classifiedObject') === id)];
+  return [
+    ...own,
+    ...loose.filter((c) => attr(c, 'classificationScheme') === scheme && attr(c, 'classifiedObject') === id),
+  ];
 }
 
 /** rim:Name/rim:LocalizedString/@value. */

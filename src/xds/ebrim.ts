@@ -121,7 +121,17 @@ export function xcn(p: XcnPerson): string {
 export function xon(o: XdsOrganization): string {
   const c: string[] = [hl7(o.name)];
   if (o.id) {
-    c.push('', '', '', '', o.idAuthority ? `&${hl7(o.idAuthority)}&ISO` : '', o.idAuthority ? 'IDNST' : '', '', '', hl7(o.id));
+    c.push(
+      '',
+      '',
+      '',
+      '',
+      o.idAuthority ? `&${hl7(o.idAuthority)}&ISO` : '',
+      o.idAuthority ? 'IDNST' : '',
+      '',
+      '',
+      hl7(o.id),
+    );
   }
   return trimComponents(c);
 }
@@ -273,7 +283,13 @@ class Writer {
     );
     e.eventCodes.forEach((c, i) => this.code(eo, `DocumentEntry.eventCodeList[${i}]`, D.eventCodeList, id, c));
     this.code(eo, 'DocumentEntry.formatCode', D.formatCode, id, e.formatCode);
-    this.code(eo, 'DocumentEntry.healthcareFacilityTypeCode', D.healthcareFacilityTypeCode, id, e.healthcareFacilityTypeCode);
+    this.code(
+      eo,
+      'DocumentEntry.healthcareFacilityTypeCode',
+      D.healthcareFacilityTypeCode,
+      id,
+      e.healthcareFacilityTypeCode,
+    );
     this.code(eo, 'DocumentEntry.practiceSettingCode', D.practiceSettingCode, id, e.practiceSettingCode);
     this.code(eo, 'DocumentEntry.typeCode', D.typeCode, id, e.typeCode);
     this.externalId(eo, D.patientId, id, cx(e.patientId), 'XDSDocumentEntry.patientId');
@@ -299,14 +315,21 @@ class Writer {
       this.association(list, ASSOCIATION_RPLC, entries[0]!.entryUUID, opts.replaces.entryUUID);
     }
     for (const r of opts.replacements ?? []) {
-      if (!ids.has(r.source)) throw new MetadataError('replacements.source', `${r.source} is not an entry of this submission`);
-      if (ids.has(r.target)) throw new MetadataError('replacements.target', 'the replaced entry cannot be part of this submission');
+      if (!ids.has(r.source))
+        throw new MetadataError('replacements.source', `${r.source} is not an entry of this submission`);
+      if (ids.has(r.target))
+        throw new MetadataError('replacements.target', 'the replaced entry cannot be part of this submission');
       this.association(list, ASSOCIATION_RPLC, r.source, r.target);
     }
   }
 
   /** ITI-57: the SubmissionSet and one UpdateAvailabilityStatus association per target entry. */
-  statusUpdates(list: XMLBuilder, set: SubmissionSet, targets: { entryUUID: string; from: string }[], to: string): void {
+  statusUpdates(
+    list: XMLBuilder,
+    set: SubmissionSet,
+    targets: { entryUUID: string; from: string }[],
+    to: string,
+  ): void {
     if (targets.length === 0) throw new MetadataError('Association.targetObject', 'no document to update');
     this.submissionSet(list, set);
     for (const t of targets) {
@@ -378,7 +401,11 @@ export function provideAndRegisterRequest(
 }
 
 /** ITI-57 Update Document Set: change the availability status of registered entries (deletion: TD3.3c). */
-export function updateDocumentSetRequest(set: SubmissionSet, targets: { entryUUID: string; from: string }[], to: string): string {
+export function updateDocumentSetRequest(
+  set: SubmissionSet,
+  targets: { entryUUID: string; from: string }[],
+  to: string,
+): string {
   const doc = create();
   const root = declare(doc.ele(NS.lcm, 'lcm:SubmitObjectsRequest'), ['rim']);
   new Writer('fr-FR').statusUpdates(root.ele(NS.rim, 'rim:RegistryObjectList'), set, targets, to);
@@ -392,6 +419,10 @@ export function getDocumentsQuery(uniqueIds: string[]): string {
   root.ele(NS.query, 'query:ResponseOption').att('returnComposedObjects', 'true').att('returnType', 'LeafClass');
   const q = root.ele(NS.rim, 'rim:AdhocQuery').att('id', QUERY_GET_DOCUMENTS);
   const quoted = `(${uniqueIds.map((u) => `'${u.replace(/'/g, "''")}'`).join(',')})`;
-  q.ele(NS.rim, 'rim:Slot').att('name', '$XDSDocumentEntryUniqueId').ele(NS.rim, 'rim:ValueList').ele(NS.rim, 'rim:Value').txt(quoted);
+  q.ele(NS.rim, 'rim:Slot')
+    .att('name', '$XDSDocumentEntryUniqueId')
+    .ele(NS.rim, 'rim:ValueList')
+    .ele(NS.rim, 'rim:Value')
+    .txt(quoted);
   return doc.end({ headless: true, prettyPrint: true });
 }

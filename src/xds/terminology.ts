@@ -121,7 +121,11 @@ export function importNosWithReport(dir: string): ImportReport {
       for (const inc of arr(((p.body as Json).compose as Json | undefined)?.include)) {
         const system = (inc as Json).system;
         if (typeof system !== 'string') continue;
-        const oids = new Set(arr((inc as Json).concept).map((c) => designationOid(c as Json)).filter(Boolean));
+        const oids = new Set(
+          arr((inc as Json).concept)
+            .map((c) => designationOid(c as Json))
+            .filter(Boolean),
+        );
         if (oids.size === 1 && !urlToOid.has(system)) urlToOid.set(system, [...oids][0]!);
       }
     }
@@ -151,7 +155,8 @@ export function importNosWithReport(dir: string): ImportReport {
   const displays = new Map<string, string>();
   for (const rec of [codeSystems, valueSets]) {
     for (const k of Object.keys(rec).sort()) {
-      for (const c of rec[k]!) if (c.display && !displays.has(c.system + '|' + c.code)) displays.set(c.system + '|' + c.code, c.display);
+      for (const c of rec[k]!)
+        if (c.display && !displays.has(c.system + '|' + c.code)) displays.set(c.system + '|' + c.code, c.display);
     }
   }
   const withDisplay = (c: Concept, given?: unknown): Concept => {
@@ -171,7 +176,11 @@ export function importNosWithReport(dir: string): ImportReport {
         if (typeof e.code !== 'string') continue;
         const id = sourceSystem + '|' + e.code;
         let entry = entries.get(id);
-        if (!entry) entries.set(id, (entry = { source: withDisplay({ code: e.code, system: sourceSystem }, e.display), targets: [] }));
+        if (!entry)
+          entries.set(
+            id,
+            (entry = { source: withDisplay({ code: e.code, system: sourceSystem }, e.display), targets: [] }),
+          );
         for (const t of arr(e.target)) {
           const tt = t as Json;
           if (typeof tt.code !== 'string') continue;
@@ -179,7 +188,8 @@ export function importNosWithReport(dir: string): ImportReport {
           const target: MapTarget = withDisplay({ code: tt.code, system: targetSystem }, tt.display);
           if (typeof tt.equivalence === 'string') target.equivalence = tt.equivalence;
           if (typeof tt.comment === 'string') target.comment = tt.comment;
-          if (!entry.targets.some((x) => x.code === target.code && x.system === target.system)) entry.targets.push(target);
+          if (!entry.targets.some((x) => x.code === target.code && x.system === target.system))
+            entry.targets.push(target);
         }
       }
     }
@@ -210,7 +220,10 @@ export function serializeTerminology(data: TerminologyData): string {
 // ---------------------------------------------------------------------------------------------
 // Readers
 
-const readSvsXml = xmlReader({ arrays: ['ValueSet', 'DescribedValueSet', 'ConceptList', 'Concept'], attributePrefix: '' });
+const readSvsXml = xmlReader({
+  arrays: ['ValueSet', 'DescribedValueSet', 'ConceptList', 'Concept'],
+  attributePrefix: '',
+});
 
 function readSvs(file: string, text: string): Parsed | string {
   let doc: Json;
@@ -259,11 +272,15 @@ function readFhir(file: string, text: string): Parsed | string {
       return key ? { ...base, kind: 'ValueSet', key } : 'ValueSet without a JDV_Jnn name';
     }
     case 'CodeSystem': {
-      const key = firstKey(name, (s) => /(?:^|[^A-Z])TRE[_-]([A-Z]+\d+)/i.exec(s)?.[1]?.toUpperCase().replace(/^/, 'TRE_'));
+      const key = firstKey(name, (s) =>
+        /(?:^|[^A-Z])TRE[_-]([A-Z]+\d+)/i.exec(s)?.[1]?.toUpperCase().replace(/^/, 'TRE_'),
+      );
       return key ? { ...base, kind: 'CodeSystem', key } : 'CodeSystem without a TRE_xnn name';
     }
     case 'ConceptMap': {
-      const key = firstKey(name, (s) => /(?:^|[^A-Z])ASS[_-]([A-Z]+\d+)/i.exec(s)?.[1]?.toUpperCase().replace(/^/, 'ASS_'));
+      const key = firstKey(name, (s) =>
+        /(?:^|[^A-Z])ASS[_-]([A-Z]+\d+)/i.exec(s)?.[1]?.toUpperCase().replace(/^/, 'ASS_'),
+      );
       return key ? { ...base, kind: 'ConceptMap', key } : 'ConceptMap without an ASS_xnn name';
     }
     default:
@@ -279,7 +296,10 @@ function fhirValueSet(p: Parsed, sys: (s: unknown) => string, warnings: string[]
     const inc = i as Json;
     const concepts = arr(inc.concept);
     if (!concepts.length) {
-      if (!vs.expansion) warnings.push(`${p.file}: include of ${String(inc.system ?? inc.valueSet)} without a concept list, not expanded`);
+      if (!vs.expansion)
+        warnings.push(
+          `${p.file}: include of ${String(inc.system ?? inc.valueSet)} without a concept list, not expanded`,
+        );
       continue;
     }
     for (const c of concepts) {
@@ -315,7 +335,12 @@ function fhirCodeSystem(p: Parsed, sys: (s: unknown) => string, warnings: string
       const c = x as Json;
       if (typeof c.code === 'string') {
         const props = arr(c.property) as Json[];
-        const retired = props.some((pr) => pr.code === 'dateFin' || (pr.code === 'status' && pr.valueCode === 'retired') || (pr.code === 'deprecated' && pr.valueBoolean === true));
+        const retired = props.some(
+          (pr) =>
+            pr.code === 'dateFin' ||
+            (pr.code === 'status' && pr.valueCode === 'retired') ||
+            (pr.code === 'deprecated' && pr.valueBoolean === true),
+        );
         if (retired) warnings.push(`${p.file}: retired concept ${c.code} skipped`);
         else {
           const concept: Concept = { code: c.code, system };
@@ -477,7 +502,8 @@ export class Terminology {
   formatCodeFor(templateIds: string[], opts: { pdfBody?: boolean; mediaType?: string } = {}): Concept | undefined {
     const map = this.maps.get('ASS_A11');
     if (!map) return undefined;
-    const mediaType = opts.mediaType?.toLowerCase().split(';')[0]!.trim() || (opts.pdfBody ? 'application/pdf' : undefined);
+    const mediaType =
+      opts.mediaType?.toLowerCase().split(';')[0]!.trim() || (opts.pdfBody ? 'application/pdf' : undefined);
     const n1 = mediaType !== undefined || templateIds.includes(XDS_SD_TEMPLATE_ID);
     if (n1) {
       const kind = mediaType ? N1_KIND[mediaType] : undefined;

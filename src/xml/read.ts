@@ -33,7 +33,11 @@ export function hasDoctype(text: string): boolean {
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   for (;;) {
     while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
-    const end = text.startsWith('<?', i) ? text.indexOf('?>', i + 2) + 2 : text.startsWith('<!--', i) ? text.indexOf('-->', i + 4) + 3 : -1;
+    const end = text.startsWith('<?', i)
+      ? text.indexOf('?>', i + 2) + 2
+      : text.startsWith('<!--', i)
+        ? text.indexOf('-->', i + 4) + 3
+        : -1;
     if (end === -1) return text.slice(i, i + 9).toUpperCase() === '<!DOCTYPE';
     if (end < i) return false; // an unclosed PI or comment: not well-formed, the validator says so
     i = end;
@@ -77,7 +81,9 @@ export function decodeXml(bytes: Buffer): string | undefined {
   else if (bytes[0] === 0xff && bytes[1] === 0xfe) [label, body] = ['utf-16le', bytes.subarray(2)];
   else if (bytes[0] === 0xfe && bytes[1] === 0xff) [label, body] = ['utf-16be', bytes.subarray(2)];
   else {
-    const declared = /^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']/.exec(bytes.subarray(0, 200).toString('latin1'));
+    const declared = /^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']/.exec(
+      bytes.subarray(0, 200).toString('latin1'),
+    );
     label = declared?.[1] ?? 'utf-8';
   }
   try {

@@ -71,7 +71,10 @@ export interface TestEngine {
  * An engine in this process with its own real Redis (so test files never share queues), channels
  * written from YAML strings.
  */
-export async function startTestEngine(channels: Record<string, string>, opts: { redis?: EmbeddedRedis; env?: Record<string, string>; clock?: Clock } = {}): Promise<TestEngine> {
+export async function startTestEngine(
+  channels: Record<string, string>,
+  opts: { redis?: EmbeddedRedis; env?: Record<string, string>; clock?: Clock } = {},
+): Promise<TestEngine> {
   const dir = tempDir('engine');
   const channelsDir = join(dir, 'channels');
   mkdirSync(channelsDir);
@@ -93,7 +96,8 @@ export async function startTestEngine(channels: Record<string, string>, opts: { 
       const c = channel ? engine.channels.find((x) => x.config.id === channel) : engine.channels[0];
       return c!.listeningPort!;
     },
-    api: (path, init) => fetch(engine.adminUrl + path, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...init?.headers } }),
+    api: (path, init) =>
+      fetch(engine.adminUrl + path, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...init?.headers } }),
     stop: async () => {
       await engine.stop();
       if (!opts.redis) await redis.stop();
@@ -220,19 +224,35 @@ export function ackOf(payload: Buffer) {
 }
 
 /** A minimal valid message of the given type; extra segments appended. */
-export function hl7(opts: { type?: string; version?: string; controlId?: string; charset?: string; segments?: string[]; app?: string } = {}): string {
+export function hl7(
+  opts: {
+    type?: string;
+    version?: string;
+    controlId?: string;
+    charset?: string;
+    segments?: string[];
+    app?: string;
+  } = {},
+): string {
   const type = opts.type ?? 'MDM^T02^MDM_T02';
   const segs = [
     `MSH|^~\\&|${opts.app ?? 'DPI-TEST'}|CHU-TEST|PFI|CHU-TEST|20261121101500||${type}|${opts.controlId ?? 'MSG' + Math.random().toString(36).slice(2, 10)}|P|${opts.version ?? '2.6'}|||||FRA|${opts.charset ?? 'UNICODE UTF-8'}|||2.1^CISIS_CDA_HL7_V2`,
     'EVN||20261121101500',
     'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI||TEST^PATIENT^^^^^L||19800101|F',
     'PV1|1|O',
-    ...(opts.segments ?? ['TXA|1|11488-4|TEXT|20261121101500||||||||DOC-0001|||||AU', 'OBX|1|ED|11488-4^CR consultation^LN||^TEXT^XML^Base64^PGRvYy8+||||||F']),
+    ...(opts.segments ?? [
+      'TXA|1|11488-4|TEXT|20261121101500||||||||DOC-0001|||||AU',
+      'OBX|1|ED|11488-4^CR consultation^LN||^TEXT^XML^Base64^PGRvYy8+||||||F',
+    ]),
   ];
   return segs.join('\r') + '\r';
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

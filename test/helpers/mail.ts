@@ -63,7 +63,14 @@ export const MAILBOXES: string[] = [
 ];
 
 /** The domains of MAILBOXES: all delivered locally (Postfix virtual mailbox domains). */
-export const DOMAINS: string[] = ['hopital.test', 'hopitalA.mssante.fr', 'medecin.mssante.fr', 'patient.mssante.fr', 'pro.test', 'test-ci-sis.mssante.fr'];
+export const DOMAINS: string[] = [
+  'hopital.test',
+  'hopitalA.mssante.fr',
+  'medecin.mssante.fr',
+  'patient.mssante.fr',
+  'pro.test',
+  'test-ci-sis.mssante.fr',
+];
 
 const START_TIMEOUT_MS = 30_000;
 const POSTFIX_LOG = '/var/log/pfi-test-postfix.log';
@@ -81,7 +88,12 @@ let current: MailEnv | undefined;
  * stdout and stderr go to that file instead of a pipe: for `dovecot` and `postfix start|reload`, whose daemons inherit
  * them and may keep them open (or write to them) long after we stopped reading.
  */
-async function run(cmd: string, args: string[], timeoutMs = 15_000, logFile?: string): Promise<{ stdout: string; stderr: string }> {
+async function run(
+  cmd: string,
+  args: string[],
+  timeoutMs = 15_000,
+  logFile?: string,
+): Promise<{ stdout: string; stderr: string }> {
   const out = logFile ? await open(logFile, 'a') : undefined;
   try {
     return await new Promise((ok, fail) => {
@@ -105,7 +117,11 @@ async function run(cmd: string, args: string[], timeoutMs = 15_000, logFile?: st
       });
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
-        finish(code === 0 ? undefined : new Error(signal ? `killed by ${signal} (time limit ${timeoutMs} ms)` : `exit code ${code}`));
+        finish(
+          code === 0
+            ? undefined
+            : new Error(signal ? `killed by ${signal} (time limit ${timeoutMs} ms)` : `exit code ${code}`),
+        );
       });
     });
   } finally {
@@ -146,7 +162,13 @@ function greeting(port: number, ms: number): Promise<string> {
   });
 }
 
-async function waitGreeting(what: string, port: number, expect: RegExp, deadline: number, diagnose: () => Promise<string>): Promise<void> {
+async function waitGreeting(
+  what: string,
+  port: number,
+  expect: RegExp,
+  deadline: number,
+  diagnose: () => Promise<string>,
+): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
     try {
@@ -158,7 +180,9 @@ async function waitGreeting(what: string, port: number, expect: RegExp, deadline
     }
     await sleep(200);
   }
-  throw new Error(`mail test environment: ${what} did not come up on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s (${last})\n${await diagnose()}`);
+  throw new Error(
+    `mail test environment: ${what} did not come up on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s (${last})\n${await diagnose()}`,
+  );
 }
 
 const sleep = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
@@ -318,7 +342,8 @@ async function withLock<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
         await rm(LOCK, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`mail test environment: ${LOCK} held by pid ${holder || '?'} for ${Math.round(age / 1000)} s`);
+      if (Date.now() > deadline)
+        throw new Error(`mail test environment: ${LOCK} held by pid ${holder || '?'} for ${Math.round(age / 1000)} s`);
       await sleep(100);
     }
   }
@@ -345,7 +370,10 @@ async function healthy(s: State): Promise<boolean> {
     if (!(await greeting(s.lmtpPort, 2000)).startsWith('220 ')) return false;
     if (!(await greeting(25, 2000)).startsWith('220 mx.pfi.test ')) return false;
     const { stdout } = await run('postconf', ['-h', 'virtual_transport', 'virtual_mailbox_maps'], 5000);
-    return stdout.split('\n')[0] === `lmtp:inet:127.0.0.1:${s.lmtpPort}` && stdout.split('\n')[1] === `texthash:${s.env.dir}/vmailbox`;
+    return (
+      stdout.split('\n')[0] === `lmtp:inet:127.0.0.1:${s.lmtpPort}` &&
+      stdout.split('\n')[1] === `texthash:${s.env.dir}/vmailbox`
+    );
   } catch {
     return false;
   }
@@ -353,9 +381,19 @@ async function healthy(s: State): Promise<boolean> {
 
 async function start(): Promise<MailEnv> {
   const deadline = Date.now() + START_TIMEOUT_MS;
-  if (process.getuid?.() !== 0) throw new Error('mail test environment: must run as root (Postfix on port 25, Dovecot delivering as `mail`)');
-  for (const bin of ['/usr/sbin/postfix', '/usr/sbin/postconf', '/usr/sbin/dovecot', '/usr/lib/dovecot/lmtp', '/usr/lib/dovecot/imap']) {
-    if (!existsSync(bin)) throw new Error(`mail test environment: ${bin} is missing; run scripts/setup.sh (installs postfix dovecot-imapd dovecot-lmtpd)`);
+  if (process.getuid?.() !== 0)
+    throw new Error('mail test environment: must run as root (Postfix on port 25, Dovecot delivering as `mail`)');
+  for (const bin of [
+    '/usr/sbin/postfix',
+    '/usr/sbin/postconf',
+    '/usr/sbin/dovecot',
+    '/usr/lib/dovecot/lmtp',
+    '/usr/lib/dovecot/imap',
+  ]) {
+    if (!existsSync(bin))
+      throw new Error(
+        `mail test environment: ${bin} is missing; run scripts/setup.sh (installs postfix dovecot-imapd dovecot-lmtpd)`,
+      );
   }
   return withLock(deadline, async () => {
     const old = await readState();
@@ -405,7 +443,8 @@ async function startFresh(deadline: number): Promise<{ env: MailEnv; lmtpPort: n
 
     // Postfix: one instance per machine (port 25). The Debian package is installed with "No configuration": no main.cf.
     if (!existsSync('/etc/postfix/main.cf')) {
-      if (existsSync('/usr/share/postfix/main.cf.debian')) await copyFile('/usr/share/postfix/main.cf.debian', '/etc/postfix/main.cf');
+      if (existsSync('/usr/share/postfix/main.cf.debian'))
+        await copyFile('/usr/share/postfix/main.cf.debian', '/etc/postfix/main.cf');
       else await writeFile('/etc/postfix/main.cf', '');
     }
     await run('postconf', ['-e', ...postfixSettings(dir, lmtpPort)], left());
@@ -425,10 +464,12 @@ async function startFresh(deadline: number): Promise<{ env: MailEnv; lmtpPort: n
     await waitGreeting('Dovecot IMAP', imapPort, /^\* OK/, deadline, diagnose);
     await waitGreeting('Dovecot LMTP', lmtpPort, /^220 /, deadline, diagnose);
     await waitGreeting('Postfix SMTP', 25, /^220 mx\.pfi\.test /, deadline, diagnose);
-    if (!(await postfixRunning())) throw new Error('mail test environment: `postfix status` says Postfix is not running');
+    if (!(await postfixRunning()))
+      throw new Error('mail test environment: `postfix status` says Postfix is not running');
   } catch (e) {
     const err = e as Error;
-    if (!/^mail test environment/.test(err.message)) err.message = `mail test environment: ${err.message}\n${await diagnose()}`;
+    if (!/^mail test environment/.test(err.message))
+      err.message = `mail test environment: ${err.message}\n${await diagnose()}`;
     await stopAll(env).catch(() => undefined);
     throw err;
   }
@@ -444,9 +485,11 @@ async function stopAll(env: MailEnv): Promise<void> {
   } catch {
     /* not started */
   }
-  if (existsSync(join(env.dir, 'dovecot.conf'))) await run('dovecot', ['-c', join(env.dir, 'dovecot.conf'), 'stop'], 10_000).catch(() => undefined);
+  if (existsSync(join(env.dir, 'dovecot.conf')))
+    await run('dovecot', ['-c', join(env.dir, 'dovecot.conf'), 'stop'], 10_000).catch(() => undefined);
   for (let i = 0; alive(pid) && i < 50; i++) await sleep(100);
-  if (!process.env.PFI_KEEP_MAIL_DIR && /\/pfi-mail-[^/]+$/.test(env.dir)) await rm(env.dir, { recursive: true, force: true });
+  if (!process.env.PFI_KEEP_MAIL_DIR && /\/pfi-mail-[^/]+$/.test(env.dir))
+    await rm(env.dir, { recursive: true, force: true });
 }
 
 /**
@@ -521,7 +564,10 @@ async function withImap<T>(address: string, fn: (client: ImapFlow) => Promise<T>
  * Reads a mailbox over IMAP (imapflow): every message of a folder (default INBOX) as raw RFC 5322 source, with uid
  * and flags, in uid order. A folder that does not exist reads as empty.
  */
-export async function readMailbox(address: string, folder = 'INBOX'): Promise<{ uid: number; source: Buffer; flags: string[] }[]> {
+export async function readMailbox(
+  address: string,
+  folder = 'INBOX',
+): Promise<{ uid: number; source: Buffer; flags: string[] }[]> {
   return withImap(address, async (client) => {
     if (folder.toUpperCase() !== 'INBOX' && !(await client.list()).some((b) => b.path === folder)) return [];
     const box = await client.mailboxOpen(folder, { readOnly: true });
@@ -549,7 +595,9 @@ export async function waitForMail(
     const hits = all.filter((m) => filter(m.source.toString('latin1'))).map((m) => m.source);
     if (hits.length >= n) return hits;
     if (Date.now() >= deadline) {
-      throw new Error(`waitForMail: ${address} ${opts.folder ?? 'INBOX'} has ${hits.length} matching message(s) of ${seen} after ${timeoutMs} ms, wanted ${n}`);
+      throw new Error(
+        `waitForMail: ${address} ${opts.folder ?? 'INBOX'} has ${hits.length} matching message(s) of ${seen} after ${timeoutMs} ms, wanted ${n}`,
+      );
     }
     await sleep(250);
   }
@@ -597,7 +645,13 @@ export async function emptyMailboxes(): Promise<void> {
 /** Sends a raw message through Postfix (127.0.0.1:25) with the given envelope sender and recipients. */
 export async function sendRaw(from: string, to: string[], raw: Buffer | string): Promise<void> {
   const env = await mailEnv();
-  const transport = nodemailer.createTransport({ host: env.smtp.host, port: env.smtp.port, secure: false, ignoreTLS: true, connectionTimeout: 10_000 });
+  const transport = nodemailer.createTransport({
+    host: env.smtp.host,
+    port: env.smtp.port,
+    secure: false,
+    ignoreTLS: true,
+    connectionTimeout: 10_000,
+  });
   try {
     await transport.sendMail({ envelope: { from, to }, raw });
   } finally {

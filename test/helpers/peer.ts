@@ -15,7 +15,11 @@ export class Peer {
         const msg = Hl7Message.parse(payload);
         this.received.push(msg.get('MSH-10')!);
         this.messages.push(msg);
-        return ackBytes(readMsh(msg), { code: this.answer, controlId: `PEER-${this.received.length}`, errors: this.answer === 'AE' ? [{ code: 207, text: 'peer says no' }] : [] });
+        return ackBytes(readMsh(msg), {
+          code: this.answer,
+          controlId: `PEER-${this.received.length}`,
+          errors: this.answer === 'AE' ? [{ code: 207, text: 'peer says no' }] : [],
+        });
       },
       onOversize: async () => undefined,
     },
@@ -27,6 +31,8 @@ export class Peer {
   }
   /** ZAM business acknowledgements received about the request whose MSH-10 is `controlId`. */
   zams(controlId: string, kind = 'Z01'): Hl7Message[] {
-    return this.messages.filter((m) => m.get('MSH-9.1') === 'ZAM' && m.get('MSH-9.2') === kind && m.get('OBX-4') === controlId);
+    return this.messages.filter(
+      (m) => m.get('MSH-9.1') === 'ZAM' && m.get('MSH-9.2') === kind && m.get('OBX-4') === controlId,
+    );
   }
 }

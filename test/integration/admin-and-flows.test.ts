@@ -5,7 +5,18 @@ import { Peer } from '../helpers/peer.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitMessages } from '../../src/cli/split.js';
-import { ackOf, channelYaml, EXAMPLES, frame, hl7, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import {
+  ackOf,
+  channelYaml,
+  EXAMPLES,
+  frame,
+  hl7,
+  RawMllp,
+  ROOT,
+  startTestEngine,
+  waitFor,
+  type TestEngine,
+} from '../helpers/engine.js';
 
 const peer = new Peer();
 let t: TestEngine;
@@ -44,11 +55,15 @@ async function send(channel: string, payload: string) {
 }
 
 async function entryByControlId(id: string, status?: string): Promise<JournalEntry> {
-  return waitFor(async () => {
-    const r = (await (await t.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] };
-    const e = r.messages[0];
-    return e && (!status || e.status === status) ? e : undefined;
-  }, 30_000, `${id} ${status ?? ''}`);
+  return waitFor(
+    async () => {
+      const r = (await (await t.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] };
+      const e = r.messages[0];
+      return e && (!status || e.status === status) ? e : undefined;
+    },
+    30_000,
+    `${id} ${status ?? ''}`,
+  );
 }
 
 describe('admin API', () => {
@@ -61,11 +76,21 @@ describe('admin API', () => {
     }
     const h = await fetch(t.engine.adminUrl + '/health');
     expect(h.status).toBe(200);
-    expect(await h.json()).toEqual({ status: 'ok', redis: 'up', listeners: { createur: 'up', inbox: 'up', relay: 'up' } });
+    expect(await h.json()).toEqual({
+      status: 'ok',
+      redis: 'up',
+      listeners: { createur: 'up', inbox: 'up', relay: 'up' },
+    });
   });
 
   test('GET /channels shows listeners, ports, flows and queue depths', async () => {
-    const list = (await (await t.api('/channels')).json()) as { id: string; port: number; listener: string; flow: string; queue: Record<string, number> }[];
+    const list = (await (await t.api('/channels')).json()) as {
+      id: string;
+      port: number;
+      listener: string;
+      flow: string;
+      queue: Record<string, number>;
+    }[];
     expect(list.map((c) => [c.id, c.flow, c.listener])).toEqual([
       ['createur', 'transmission', 'up'],
       ['inbox', 'journal', 'up'],
@@ -75,7 +100,10 @@ describe('admin API', () => {
     expect(list[1]!.queue).toHaveProperty('waiting');
     await send('inbox', hl7({ controlId: 'COUNT-1' }));
     await send('inbox', hl7({ controlId: 'COUNT-2', type: 'XYZ^Z99^XYZ' }));
-    const after = (await (await t.api('/channels')).json()) as { id: string; counts: { received: number; acks: Record<string, number> } }[];
+    const after = (await (await t.api('/channels')).json()) as {
+      id: string;
+      counts: { received: number; acks: Record<string, number> };
+    }[];
     const inbox = after.find((c) => c.id === 'inbox')!;
     expect(inbox.counts.acks.AA).toBeGreaterThanOrEqual(1);
     expect(inbox.counts.acks.AR).toBeGreaterThanOrEqual(1);
@@ -83,10 +111,18 @@ describe('admin API', () => {
   });
 
   test('search by MSH-10, TXA-12 document id and patient identifier', async () => {
-    const m = hl7({ controlId: 'SEARCH-1', segments: ['TXA|1|11488-4|TEXT|20261121101500||||||||1.2.250.1.999.42^DOCX|||||AU'] }).replace('IPP0001', 'IPP-SEARCH');
+    const m = hl7({
+      controlId: 'SEARCH-1',
+      segments: ['TXA|1|11488-4|TEXT|20261121101500||||||||1.2.250.1.999.42^DOCX|||||AU'],
+    }).replace('IPP0001', 'IPP-SEARCH');
     expect((await send('inbox', m)).code).toBe('AA');
     const e = await entryByControlId('SEARCH-1', 'processed');
-    for (const q of ['documentId=1.2.250.1.999.42', 'patientId=IPP-SEARCH', 'controlId=SEARCH-1', 'channel=inbox&status=processed']) {
+    for (const q of [
+      'documentId=1.2.250.1.999.42',
+      'patientId=IPP-SEARCH',
+      'controlId=SEARCH-1',
+      'channel=inbox&status=processed',
+    ]) {
       const r = (await (await t.api(`/messages?${q}`)).json()) as { messages: JournalEntry[] };
       expect(r.messages.map((x) => x.id)).toContain(e.id);
     }
@@ -113,7 +149,16 @@ describe('admin API', () => {
 
   test('OpenAPI document lists the routes', async () => {
     const doc = (await (await fetch(t.engine.adminUrl + '/openapi.json')).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/channels', '/messages', '/messages/{id}', '/messages/{id}/replay', '/metrics']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/health',
+        '/channels',
+        '/messages',
+        '/messages/{id}',
+        '/messages/{id}/replay',
+        '/metrics',
+      ]),
+    );
   });
 });
 
@@ -133,7 +178,9 @@ describe('forward flow', () => {
     const e = await entryByControlId('FWD-AE', 'dead-lettered');
     const one = (await (await t.api(`/messages/${e.id}`)).json()) as JournalEntry;
     expect(one.events.filter((x) => x.status === 'processing')).toHaveLength(2);
-    expect(one.events.find((x) => x.status === 'dead-lettered')!.error!.message).toContain('dpi: AE (207 peer says no)');
+    expect(one.events.find((x) => x.status === 'dead-lettered')!.error!.message).toContain(
+      'dpi: AE (207 peer says no)',
+    );
 
     peer.answer = 'AA';
     const r = await t.api(`/messages/${e.id}/replay`, { method: 'POST' });
@@ -152,7 +199,10 @@ describe('forward flow', () => {
 
 describe('business acknowledgements', () => {
   test('a request refused at interpretation that asked for ACK_RECEPTION gets a ZAM^Z01 N naming the rule', async () => {
-    const file = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7');
+    const file = join(
+      EXAMPLES,
+      'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7',
+    );
     const msg = Hl7Message.parse(splitMessages(readFileSync(file))[0]!);
     msg.set('MSH-10', 'ZAM-ME');
     msg.set('OBX-5.5', Buffer.from('this is not a CDA').toString('base64'));
@@ -169,6 +219,9 @@ describe('business acknowledgements', () => {
     expect(zam.get('ERR-5.1')).toBe('OBX-5-cda');
     expect(zam.get('ERR-8')).toMatch(/Not a CDA document/);
     const one = (await (await t.api(`/messages/${entry.id}`)).json()) as JournalEntry;
-    expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({ destination: 'business-acks', ackCode: 'AA' });
+    expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({
+      destination: 'business-acks',
+      ackCode: 'AA',
+    });
   });
 });

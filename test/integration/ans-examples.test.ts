@@ -9,10 +9,13 @@ import { sendFile } from '../helpers/send.js';
 import { ackOf, EXAMPLES, frame, RawMllp, ROOT, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
 import { readFileSync as read } from 'node:fs';
 
-
 /** Every MDM and ORU request of the volet Transmission (V2.0, V2.1, Vague 2), ACK files left out. */
 function exampleFiles(): string[] {
-  const roots = ['Volets/TRANS_DOC_CDA_HL7V2/V2.0', 'Volets/TRANS_DOC_CDA_HL7V2/V2.1', 'Vague 2/Trans_Doc-CDA-HL7V2'].map((r) => join(EXAMPLES, r));
+  const roots = [
+    'Volets/TRANS_DOC_CDA_HL7V2/V2.0',
+    'Volets/TRANS_DOC_CDA_HL7V2/V2.1',
+    'Vague 2/Trans_Doc-CDA-HL7V2',
+  ].map((r) => join(EXAMPLES, r));
   const out: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir)) {
@@ -22,7 +25,9 @@ function exampleFiles(): string[] {
     }
   };
   roots.forEach(walk);
-  return out.filter((p) => /^MSH\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|(MDM|ORU)/.test(readFileSync(p, 'utf8')));
+  return out.filter((p) =>
+    /^MSH\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|(MDM|ORU)/.test(readFileSync(p, 'utf8')),
+  );
 }
 
 /** The message after MSH, without trailing segment terminators (mllp_send strips them). */
@@ -37,7 +42,9 @@ let t: TestEngine;
 
 beforeAll(async () => {
   // The bundled default channel, as shipped.
-  t = await startTestEngine({ transmission: read(join(ROOT, 'channels/transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0') });
+  t = await startTestEngine({
+    transmission: read(join(ROOT, 'channels/transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0'),
+  });
 });
 afterAll(() => t?.stop());
 
@@ -62,7 +69,9 @@ describe('ANS example messages of the volet Transmission, sent by an external cl
       // In the journal, with its bytes intact: either as a new message or, when an earlier example
       // had the same sender, control id and content, as a retransmission of it.
       const entries = await waitFor(async () => {
-        const r = (await (await t.api(`/messages?controlId=${encodeURIComponent(controlId)}&limit=100`)).json()) as { messages: JournalEntry[] };
+        const r = (await (await t.api(`/messages?controlId=${encodeURIComponent(controlId)}&limit=100`)).json()) as {
+          messages: JournalEntry[];
+        };
         return r.messages.length ? r.messages : undefined;
       });
       let found = false;
@@ -76,7 +85,10 @@ describe('ANS example messages of the volet Transmission, sent by an external cl
 });
 
 describe('the bundled channel checks the volet at ingest (profile cisis-transmission)', () => {
-  const replacement = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7');
+  const replacement = join(
+    EXAMPLES,
+    'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7',
+  );
 
   async function send(payload: Buffer) {
     const c = await RawMllp.open(t.port());
@@ -116,7 +128,10 @@ describe('the bundled channel checks the volet at ingest (profile cisis-transmis
 });
 
 describe('the bundled channel interprets transmission requests (flow transmission)', () => {
-  const dir = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM');
+  const dir = join(
+    EXAMPLES,
+    'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM',
+  );
 
   async function sendAs(file: string, controlId: string) {
     const msg = Hl7Message.parse(splitMessages(readFileSync(join(dir, file)))[0]!);
@@ -138,7 +153,11 @@ describe('the bundled channel interprets transmission requests (flow transmissio
     expect(entry.status).toBe('processed');
     const sub = (await (await t.api(`/messages/${entry.id}/submission`)).json()) as Submission;
     expect(sub.event).toBe('new');
-    expect(sub.documents[0]!.entry.patientId).toEqual({ id: '279035121518989', authority: '1.2.250.1.213.1.4.10', type: 'NH' });
+    expect(sub.documents[0]!.entry.patientId).toEqual({
+      id: '279035121518989',
+      authority: '1.2.250.1.213.1.4.10',
+      type: 'NH',
+    });
     expect(sub.documents[0]!.entry.typeCode.code).toBe('18748-4');
     expect(sub.routes.dmp).toBe(true);
   });

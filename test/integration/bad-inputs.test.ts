@@ -1,7 +1,16 @@
 import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { ackOf, channelYaml, frame, hl7, RawMllp, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import {
+  ackOf,
+  channelYaml,
+  frame,
+  hl7,
+  RawMllp,
+  startTestEngine,
+  waitFor,
+  type TestEngine,
+} from '../helpers/engine.js';
 
 let t: TestEngine;
 
@@ -30,10 +39,34 @@ async function journalOf(controlId: string): Promise<JournalEntry> {
 
 describe('refused messages get the precise ACK and are journaled', () => {
   const cases: { name: string; message: string; code: string; error: string; location: string }[] = [
-    { name: 'unknown message type', message: hl7({ type: 'QRY^A19^QRY_A19', controlId: 'BAD-200' }), code: 'AR', error: '200', location: 'MSH-9.1' },
-    { name: 'unsupported event', message: hl7({ type: 'MDM^T01^MDM_T01', controlId: 'BAD-201' }), code: 'AR', error: '201', location: 'MSH-9.2' },
-    { name: 'unsupported version', message: hl7({ type: 'MDM^T02^MDM_T02', version: '2.3', controlId: 'BAD-203' }), code: 'AR', error: '203', location: 'MSH-12.1' },
-    { name: 'missing MSH-9', message: hl7({ type: '', controlId: 'BAD-101-9' }), code: 'AE', error: '101', location: 'MSH-9' },
+    {
+      name: 'unknown message type',
+      message: hl7({ type: 'QRY^A19^QRY_A19', controlId: 'BAD-200' }),
+      code: 'AR',
+      error: '200',
+      location: 'MSH-9.1',
+    },
+    {
+      name: 'unsupported event',
+      message: hl7({ type: 'MDM^T01^MDM_T01', controlId: 'BAD-201' }),
+      code: 'AR',
+      error: '201',
+      location: 'MSH-9.2',
+    },
+    {
+      name: 'unsupported version',
+      message: hl7({ type: 'MDM^T02^MDM_T02', version: '2.3', controlId: 'BAD-203' }),
+      code: 'AR',
+      error: '203',
+      location: 'MSH-12.1',
+    },
+    {
+      name: 'missing MSH-9',
+      message: hl7({ type: '', controlId: 'BAD-101-9' }),
+      code: 'AE',
+      error: '101',
+      location: 'MSH-9',
+    },
   ];
   for (const c of cases) {
     test(c.name, async () => {
@@ -57,17 +90,32 @@ describe('refused messages get the precise ACK and are journaled', () => {
     expect(ack.msg.get('ERR-2.1')).toBe('MSH');
     expect(ack.msg.get('ERR-2.3')).toBe('10');
     const list = (await (await t.api('/messages?status=rejected&limit=100')).json()) as { messages: JournalEntry[] };
-    expect(list.messages.some((m) => m.events[0]?.error?.code === 101 && m.events[0]?.error?.location === 'MSH-10')).toBe(true);
+    expect(
+      list.messages.some((m) => m.events[0]?.error?.code === 101 && m.events[0]?.error?.location === 'MSH-10'),
+    ).toBe(true);
   });
 
   test('an INS with a wrong key is answered AE 102 at PID-3, never stored as an accepted message', async () => {
-    const message = hl7({ controlId: 'BAD-INS' }).replace('PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI', 'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI~279035121518988^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS');
+    const message = hl7({ controlId: 'BAD-INS' }).replace(
+      'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI',
+      'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI~279035121518988^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
+    );
     const ack = await sendOne(message);
     expect(ack).toMatchObject({ code: 'AE', error: '102', controlId: 'BAD-INS' });
-    expect([ack.msg.get('ERR-2.1'), ack.msg.get('ERR-2.3'), ack.msg.get('ERR-2.4'), ack.msg.get('ERR-2.5')]).toEqual(['PID', '3', '2', '1']);
+    expect([ack.msg.get('ERR-2.1'), ack.msg.get('ERR-2.3'), ack.msg.get('ERR-2.4'), ack.msg.get('ERR-2.5')]).toEqual([
+      'PID',
+      '3',
+      '2',
+      '1',
+    ]);
     expect(ack.msg.get('ERR-8')).toMatch(/expected 89/);
     expect((await journalOf('BAD-INS')).status).toBe('rejected');
-    const unknown = await sendOne(hl7({ controlId: 'BAD-INS-OID' }).replace('PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI', 'PID|||279035121518989^^^X&1.2.3.4&ISO^INS'));
+    const unknown = await sendOne(
+      hl7({ controlId: 'BAD-INS-OID' }).replace(
+        'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI',
+        'PID|||279035121518989^^^X&1.2.3.4&ISO^INS',
+      ),
+    );
     expect(unknown).toMatchObject({ code: 'AE', error: '102' });
     expect(unknown.msg.get('ERR-8')).toMatch(/not an INS OID/);
   });
@@ -114,7 +162,10 @@ describe('framing faults', () => {
   test('a message over the size limit gets AR then a clean close; other connections keep working', async () => {
     const other = await RawMllp.open(t.port());
     const c = await RawMllp.open(t.port());
-    const big = hl7({ controlId: 'TOO-BIG', segments: [`OBX|1|ED|x||^TEXT^XML^Base64^${'A'.repeat(100 * 1024)}||||||F`] });
+    const big = hl7({
+      controlId: 'TOO-BIG',
+      segments: [`OBX|1|ED|x||^TEXT^XML^Base64^${'A'.repeat(100 * 1024)}||||||F`],
+    });
     await c.write(frame(big));
     const [ack] = await c.waitAcks(1);
     expect(ackOf(ack!)).toMatchObject({ code: 'AR', controlId: 'TOO-BIG', error: '207' });
@@ -134,7 +185,10 @@ describe('charsets', () => {
     const text = hl7({
       controlId: 'LATIN9-€',
       charset: '8859/15',
-      segments: ['TXA|1|11488-4|TEXT|20261121101500||||||||DOC-€é|||||AU', 'OBX|1|TX|NOTE^Note||Coût 15 € réglé||||||F'],
+      segments: [
+        'TXA|1|11488-4|TEXT|20261121101500||||||||DOC-€é|||||AU',
+        'OBX|1|TX|NOTE^Note||Coût 15 € réglé||||||F',
+      ],
     });
     const bytes = iconv.encode(text, 'iso-8859-15');
     expect(bytes.includes(0xa4)).toBe(true); // € in 8859-15

@@ -7,7 +7,19 @@ import { ChannelConfigError, loadChannels } from '../../src/config/channels.js';
 import { readCdaHeader } from '../../src/cda/header.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { ackOf, EXAMPLES, frame, RawMllp, ROOT, channelYaml, spawnEngine, startTestEngine, tempDir, TOKEN, waitFor } from '../helpers/engine.js';
+import {
+  ackOf,
+  EXAMPLES,
+  frame,
+  RawMllp,
+  ROOT,
+  channelYaml,
+  spawnEngine,
+  startTestEngine,
+  tempDir,
+  TOKEN,
+  waitFor,
+} from '../helpers/engine.js';
 import { sendFile } from '../helpers/send.js';
 
 const run = promisify(execFile);
@@ -74,7 +86,10 @@ describe('channel files', () => {
     dirs.push(home);
     mkdirSync(join(home, 'channels'));
     writeFileSync(join(home, 'channels', 'x.yaml'), channelYaml('x').replace('type: mllp', 'type: mlp'));
-    const err = await run(process.execPath, [CLI, 'start'], { cwd: home, env: { ...process.env, PFI_HOME: home } }).catch((e) => e);
+    const err = await run(process.execPath, [CLI, 'start'], {
+      cwd: home,
+      env: { ...process.env, PFI_HOME: home },
+    }).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/invalid channel configuration, not starting/);
     expect(err.stderr).toMatch(/x\.yaml:4:9: \/source\/type must be equal to constant/);
@@ -93,9 +108,14 @@ describe('channel files', () => {
     const mappingFile = join(channelsDir({}), 'map.yaml'); // not in the channels folder: it would be read as a channel
     writeFileSync(
       mappingFile,
-      readFileSync(join(ROOT, 'mappings', 'transmission.yaml'), 'utf8').replace('I: { code: "03"', 'I: { code: "ZZ"').replace('defaults: {}', 'defaults:\n  practiceSettingCode: { code: NOPE, scheme: 1.2.250.1.213.1.1.4.9 }'),
+      readFileSync(join(ROOT, 'mappings', 'transmission.yaml'), 'utf8')
+        .replace('I: { code: "03"', 'I: { code: "ZZ"')
+        .replace('defaults: {}', 'defaults:\n  practiceSettingCode: { code: NOPE, scheme: 1.2.250.1.213.1.1.4.9 }'),
     );
-    writeFileSync(join(dir, 'c.yaml'), channelYaml('c').replace('flow: journal', `flow: transmission\nmapping: ${mappingFile}`));
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      channelYaml('c').replace('flow: journal', `flow: transmission\nmapping: ${mappingFile}`),
+    );
     const err = await run(process.execPath, [CLI, 'validate', '--channels', dir]).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toContain('contentTypeCode.I: ZZ (1.2.250.1.213.2.2) is not in JDV_J59 (DMP)');
@@ -111,27 +131,67 @@ describe('pfi terminology', () => {
   test('import of the official NOS files gives the committed terminology, and drives class and format codes', async () => {
     const out = join(tempDir('terminology'), 'terminology.json');
     dirs.push(join(out, '..'));
-    const imp = await run(process.execPath, [CLI, 'terminology', 'import', join(ROOT, '..', 'shared', 'reference', 'nos'), '--out', out]);
+    const imp = await run(process.execPath, [
+      CLI,
+      'terminology',
+      'import',
+      join(ROOT, '..', 'shared', 'reference', 'nos'),
+      '--out',
+      out,
+    ]);
     expect(imp.stdout).toMatch(/value sets/);
     expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(ROOT, 'mappings', 'terminology.json'), 'utf8'));
     const cls = await run(process.execPath, [CLI, 'terminology', 'class-code', '18748-4', '--file', out]);
     expect(cls.stdout).toMatch(/^18748-4 -> 31 \(system 1\.2\.250\.1\.213\.1\.1\.4\.1/);
-    const fmt = await run(process.execPath, [CLI, 'terminology', 'format-code', '1.3.6.1.4.1.19376.1.2.20', '--media-type', 'application/pdf', '--file', out]);
+    const fmt = await run(process.execPath, [
+      CLI,
+      'terminology',
+      'format-code',
+      '1.3.6.1.4.1.19376.1.2.20',
+      '--media-type',
+      'application/pdf',
+      '--file',
+      out,
+    ]);
     expect(fmt.stdout).toMatch(/^urn:ihe:iti:xds-sd:pdf:2008/);
-    const no = await run(process.execPath, [CLI, 'terminology', 'check', 'ZZ', '--value-set', 'J57', '--file', out]).catch((e) => e);
+    const no = await run(process.execPath, [
+      CLI,
+      'terminology',
+      'check',
+      'ZZ',
+      '--value-set',
+      'J57',
+      '--file',
+      out,
+    ]).catch((e) => e);
     expect(no.code).toBe(1);
   });
 });
 
 describe('a destination played by the engine’s CONSOMMATEUR simulator', () => {
   test('simulator: consommateur starts a DPI with the patients of the file; the ANS LPS MDM sent to it is integrated (AA)', async () => {
-    const lps = join(EXAMPLES, 'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1/Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7');
+    const lps = join(
+      EXAMPLES,
+      'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1/Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7',
+    );
     const msg = Hl7Message.parse(readFileSync(lps));
     const rt = readCdaHeader(Buffer.from(msg.get('OBX-5.5')!, 'base64')).recordTarget;
     const dir = tempDir('sim-dest');
     dirs.push(dir);
     const patients = join(dir, 'patients.json');
-    writeFileSync(patients, JSON.stringify([{ ins: rt.ins, birthName: rt.birthName, givenNames: rt.givenNames.join(' '), birthDate: rt.birthDate, sex: rt.sex, birthPlaceCode: rt.birthPlaceCode }]));
+    writeFileSync(
+      patients,
+      JSON.stringify([
+        {
+          ins: rt.ins,
+          birthName: rt.birthName,
+          givenNames: rt.givenNames.join(' '),
+          birthDate: rt.birthDate,
+          sex: rt.sex,
+          birthPlaceCode: rt.birthPlaceCode,
+        },
+      ]),
+    );
     const t = await startTestEngine({
       relay: channelYaml('relay', {
         extra: `flow: forward
@@ -205,8 +265,21 @@ describe('embedded default', () => {
     const demo = join(ROOT, 'fixtures', 'mdm-t02-demo.hl7');
     expect(await sendFile(demo, readFileSync(demo), e.ports.transmission!)).toMatch(/^MSA\|AA\|DEMO-MDM-0001$/m);
     const auth = { headers: { authorization: `Bearer ${token}` } };
-    const id = await waitFor(async () => ((await (await fetch(`${e.adminUrl}/messages?controlId=DEMO-MDM-0001`, auth)).json()) as { messages: { id: string }[] }).messages[0]?.id);
-    await waitFor(async () => ((await (await fetch(`${e.adminUrl}/submissions/${id}`, auth)).json()) as { state?: string }).state === 'accepted', 15_000, 'the demo document in the DMP simulator');
+    const id = await waitFor(
+      async () =>
+        (
+          (await (await fetch(`${e.adminUrl}/messages?controlId=DEMO-MDM-0001`, auth)).json()) as {
+            messages: { id: string }[];
+          }
+        ).messages[0]?.id,
+    );
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${e.adminUrl}/submissions/${id}`, auth)).json()) as { state?: string }).state ===
+        'accepted',
+      15_000,
+      'the demo document in the DMP simulator',
+    );
     const pid = Number(readFileSync(join(home, 'var', 'redis', 'redis.pid'), 'utf8'));
     e.child.kill('SIGTERM');
     expect(await e.stopped).toBe(0);

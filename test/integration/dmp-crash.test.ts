@@ -10,7 +10,10 @@ import { EXAMPLES, spawnEngine, tempDir, TOKEN, waitFor, type SpawnedEngine } fr
 import { sendFile } from '../helpers/send.js';
 import { makeTestPki } from '../helpers/tls.js';
 
-const INIT = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7');
+const INIT = join(
+  EXAMPLES,
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7',
+);
 
 let dir: string;
 let redis: EmbeddedRedis;
@@ -50,7 +53,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const get = async (e: SpawnedEngine, path: string) => (await fetch(e.adminUrl + path, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+const get = async (e: SpawnedEngine, path: string) =>
+  (await fetch(e.adminUrl + path, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
 
 /** Sends the ANS example (qualified identity), returns the journal id. */
 async function send(e: SpawnedEngine, controlId: string): Promise<string> {
@@ -60,7 +64,9 @@ async function send(e: SpawnedEngine, controlId: string): Promise<string> {
   const file = join(dir, `${controlId}.hl7`);
   writeFileSync(file, msg.toBuffer());
   expect(await sendFile(file, msg.toBuffer(), e.ports.dmp!)).toMatch(new RegExp(`^MSA\\|AA\\|${controlId}$`, 'm'));
-  return waitFor(async () => ((await get(e, `/messages?controlId=${controlId}`)) as { messages: JournalEntry[] }).messages[0]?.id);
+  return waitFor(
+    async () => ((await get(e, `/messages?controlId=${controlId}`)) as { messages: JournalEntry[] }).messages[0]?.id,
+  );
 }
 
 describe('engine killed -9 during a DMP call', () => {
@@ -68,36 +74,40 @@ describe('engine killed -9 during a DMP call', () => {
     ['slow', 'the DMP had stored the document: after restart the engine finds it (ITI-18) and does not send it again'],
     ['timeout', 'the DMP had not stored it: after restart the engine sends it'],
   ] as const) {
-    test(what, async () => {
-      sim.reset();
-      const env = { PFI_HOME: dir, PFI_REDIS_URL: redis.url, PFI_VAR_DIR: join(dir, 'var') };
-      const first = await spawnEngine(env);
-      sim.failNext(1, mode, { delayMs: 20_000 });
-      const id = await send(first, `CRASH-${mode}`);
-      // Killed while the ITI-41 is in flight (the simulator holds its answer).
-      await waitFor(async () => sim.requests().length === 1, 40_000, 'the ITI-41 to reach the simulator');
-      first.child.kill('SIGKILL');
-      await first.stopped;
+    test(
+      what,
+      async () => {
+        sim.reset();
+        const env = { PFI_HOME: dir, PFI_REDIS_URL: redis.url, PFI_VAR_DIR: join(dir, 'var') };
+        const first = await spawnEngine(env);
+        sim.failNext(1, mode, { delayMs: 20_000 });
+        const id = await send(first, `CRASH-${mode}`);
+        // Killed while the ITI-41 is in flight (the simulator holds its answer).
+        await waitFor(async () => sim.requests().length === 1, 40_000, 'the ITI-41 to reach the simulator');
+        first.child.kill('SIGKILL');
+        await first.stopped;
 
-      const second = await spawnEngine(env);
-      try {
-        const s = await waitFor(
-          async () => {
-            const r = (await get(second, `/submissions/${id}`)) as DmpStatus;
-            return r.state === 'accepted' ? r : undefined;
-          },
-          60_000,
-          'the DMP sending to be accepted after restart',
-        );
-        expect(s.entries).toHaveLength(1);
-        expect(sim.documents()).toHaveLength(1);
-        expect(sim.documents()[0]!.entryUUID).toBe(s.entries![0]);
-        const iti41 = sim.requests().filter((r) => r.action.endsWith('ProvideAndRegisterDocumentSet-b'));
-        expect(iti41).toHaveLength(mode === 'slow' ? 1 : 2);
-      } finally {
-        second.child.kill('SIGTERM');
-        await second.stopped;
-      }
-    }, 150_000);
+        const second = await spawnEngine(env);
+        try {
+          const s = await waitFor(
+            async () => {
+              const r = (await get(second, `/submissions/${id}`)) as DmpStatus;
+              return r.state === 'accepted' ? r : undefined;
+            },
+            60_000,
+            'the DMP sending to be accepted after restart',
+          );
+          expect(s.entries).toHaveLength(1);
+          expect(sim.documents()).toHaveLength(1);
+          expect(sim.documents()[0]!.entryUUID).toBe(s.entries![0]);
+          const iti41 = sim.requests().filter((r) => r.action.endsWith('ProvideAndRegisterDocumentSet-b'));
+          expect(iti41).toHaveLength(mode === 'slow' ? 1 : 2);
+        } finally {
+          second.child.kill('SIGTERM');
+          await second.stopped;
+        }
+      },
+      150_000,
+    );
   }
 });

@@ -9,7 +9,14 @@ import type { JournalEntry } from '../../src/journal/journal.js';
 import { DmpSimulator, type SimDocument } from '../../src/sim/dmp.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { Terminology } from '../../src/xds/terminology.js';
-import { EXAMPLES, ROOT, startTestEngine, transmissionChannelYaml, waitFor, type TestEngine } from '../helpers/engine.js';
+import {
+  EXAMPLES,
+  ROOT,
+  startTestEngine,
+  transmissionChannelYaml,
+  waitFor,
+  type TestEngine,
+} from '../helpers/engine.js';
 import { Peer } from '../helpers/peer.js';
 import { sendFile } from '../helpers/send.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
@@ -60,9 +67,9 @@ beforeAll(async () => {
   createur = await new Peer().start();
   t = await startTestEngine(
     {
-    dmp: channel('dmp', 'attempts: 4\nbackoffSeconds: 0.3'),
-    deferred: channel('deferred', `delaySeconds: ${DELAY_S}\nattempts: 2\nbackoffSeconds: 0.3`),
-    pam: `id: pam
+      dmp: channel('dmp', 'attempts: 4\nbackoffSeconds: 0.3'),
+      deferred: channel('deferred', `delaySeconds: ${DELAY_S}\nattempts: 2\nbackoffSeconds: 0.3`),
+      pam: `id: pam
 flow: pam
 source:
   type: mllp
@@ -92,7 +99,11 @@ let seq = 0;
  * and, unless told otherwise, a qualified identity (the examples declare PID-32 VALI, which the DMP
  * refuses). Written to a file and sent with python-hl7.
  */
-async function send(file: string, edit: (m: Hl7Message) => void = () => {}, opts: { qualified?: boolean; port?: string } = {}) {
+async function send(
+  file: string,
+  edit: (m: Hl7Message) => void = () => {},
+  opts: { qualified?: boolean; port?: string } = {},
+) {
   const msg = Hl7Message.parse(readFileSync(file));
   const controlId = `DMP-${++seq}-${Date.now()}`;
   msg.set('MSH-10', controlId);
@@ -114,7 +125,10 @@ async function send(file: string, edit: (m: Hl7Message) => void = () => {}, opts
 }
 
 /** The DMP state once final and told to the CREATEUR (every request here asks ACK_RECEPTION=Y). */
-async function dmpState(id: string, until: (s: DmpStatus) => boolean = (s) => ['accepted', 'refused', 'dead-lettered'].includes(s.state) && !!s.zam): Promise<DmpStatus> {
+async function dmpState(
+  id: string,
+  until: (s: DmpStatus) => boolean = (s) => ['accepted', 'refused', 'dead-lettered'].includes(s.state) && !!s.zam,
+): Promise<DmpStatus> {
   try {
     return await waitFor(
       async () => {
@@ -128,7 +142,9 @@ async function dmpState(id: string, until: (s: DmpStatus) => boolean = (s) => ['
     );
   } catch (e) {
     // Say where the message stopped.
-    const events = (await entry(id)).events.map((x) => `${x.status} ${x.destination ?? ''} ${x.detail ?? ''} ${x.error?.message ?? ''}`);
+    const events = (await entry(id)).events.map(
+      (x) => `${x.status} ${x.destination ?? ''} ${x.detail ?? ''} ${x.error?.message ?? ''}`,
+    );
     throw new Error(`${(e as Error).message}; journal: ${events.join(' | ')}`);
   }
 }
@@ -195,10 +211,19 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
     await accepted(init.id);
     const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000081')!;
     expect(v1).toMatchObject({ status: 'Approved', patientId: '274075176079430' });
-    const rplc = await send(join(dir, 'Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7'), withCda('Remplacement MDM/CR_Radio_CDAN1_v2.XML'));
+    const rplc = await send(
+      join(dir, 'Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7'),
+      withCda('Remplacement MDM/CR_Radio_CDAN1_v2.XML'),
+    );
     await accepted(rplc.id);
-    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000082')).toMatchObject({ status: 'Approved', replaces: v1.entryUUID });
-    const del = await send(join(dir, 'Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7'), withCda('Suppression MDM/CR_Radio_CDAN1_v2.XML'));
+    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000082')).toMatchObject({
+      status: 'Approved',
+      replaces: v1.entryUUID,
+    });
+    const del = await send(
+      join(dir, 'Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7'),
+      withCda('Suppression MDM/CR_Radio_CDAN1_v2.XML'),
+    );
     await accepted(del.id);
     expect(sim.documents().map((d) => [d.uniqueId.split('^')[1], d.status])).toEqual([
       ['A71024000081', 'Deprecated'],
@@ -232,7 +257,12 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
       m.set('OBX[2]-5.5', readFileSync(join(dir, 'CR_Bio_CDA_Niv3_v1.XML')).toString('base64'));
     });
     await accepted(init.id);
-    expect(sim.documents().map((d) => d.uniqueId).sort()).toEqual(['1.2.250.1.213.1.1.10', '1.2.250.1.213.1.1.9']);
+    expect(
+      sim
+        .documents()
+        .map((d) => d.uniqueId)
+        .sort(),
+    ).toEqual(['1.2.250.1.213.1.1.10', '1.2.250.1.213.1.1.9']);
     // As published, the replacement's N3 does not say which document it replaces (no relatedDocument):
     // refused before any call, nothing changes in the DMP.
     const file = join(V20, 'ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7');
@@ -294,10 +324,17 @@ describe('gates: nothing reaches the DMP, the CREATEUR hears why, the journal ke
 
   test('document type outside JDV_J66 (a CR de consultation is not in the DMP’s list)', async () => {
     const terminology = Terminology.load(join(ROOT, 'mappings/terminology.json'));
-    const outside = terminology.data.valueSets.J07!.find((c) => c.system === '2.16.840.1.113883.6.1' && !terminology.inValueSet('J66', c.code, c.system) && terminology.classCodeFor(c.code, c.system))!;
+    const outside = terminology.data.valueSets.J07!.find(
+      (c) =>
+        c.system === '2.16.840.1.113883.6.1' &&
+        !terminology.inValueSet('J66', c.code, c.system) &&
+        terminology.classCodeFor(c.code, c.system),
+    )!;
     expect(outside).toBeDefined();
     const m = await send(MDM.init, (msg) => {
-      const cda = cdaOf(MDM.init).toString('utf8').replace(/(<code\s+code=")18748-4(")/, `$1${outside.code}$2`);
+      const cda = cdaOf(MDM.init)
+        .toString('utf8')
+        .replace(/(<code\s+code=")18748-4(")/, `$1${outside.code}$2`);
       msg.set('OBX-5.5', Buffer.from(cda).toString('base64'));
       msg.set('OBX-3.1', outside.code);
       msg.set('TXA-2', outside.code);
@@ -329,7 +366,9 @@ describe('gates: nothing reaches the DMP, the CREATEUR hears why, the journal ke
       expect(sim.requests()).toHaveLength(0);
     } finally {
       // The patient changes their mind (ZFA-9 INO, a later event): later tests feed the DMP again.
-      const later = Hl7Message.parse(readFileSync(join(CONSENT, 'ConsentementConsultation_NonOppositionAlimentation.er7')));
+      const later = Hl7Message.parse(
+        readFileSync(join(CONSENT, 'ConsentementConsultation_NonOppositionAlimentation.er7')),
+      );
       later.set('MSH-10', `INO-${Date.now()}`);
       const now = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
       later.set('EVN-2', now);
@@ -339,7 +378,9 @@ describe('gates: nothing reaches the DMP, the CREATEUR hears why, the journal ke
       writeFileSync(f, later.toBuffer());
       expect(await sendFile(f, later.toBuffer(), t.port('pam'))).toMatch(/^MSA\|AA\|/m);
       await waitFor(async () => {
-        const p = (await (await t.api(`/patients?id=${INS}&authority=1.2.250.1.213.1.4.10`)).json()) as { consent?: { feeding?: { value?: string } } };
+        const p = (await (await t.api(`/patients?id=${INS}&authority=1.2.250.1.213.1.4.10`)).json()) as {
+          consent?: { feeding?: { value?: string } };
+        };
         return p.consent?.feeding?.value === 'INO';
       });
     }
@@ -364,7 +405,10 @@ describe('reliability', () => {
     await accepted(m.id);
     expect(sim.documents()).toHaveLength(1);
     // The second attempt found it registered and did not send it again.
-    expect(sim.requests().map((r) => r.action.split(':').pop())).toEqual(['ProvideAndRegisterDocumentSet-b', 'RegistryStoredQuery']);
+    expect(sim.requests().map((r) => r.action.split(':').pop())).toEqual([
+      'ProvideAndRegisterDocumentSet-b',
+      'RegistryStoredQuery',
+    ]);
   });
 
   test('the DMP keeps failing: dead letter after the configured attempts, ZAM N, visible in /channels and the journal', async () => {
@@ -380,7 +424,11 @@ describe('reliability', () => {
     const z = await zam(m.controlId);
     expect([z.get('OBX-5.1'), z.get('ERR-5.1')]).toEqual(['N', 'DMP-unreachable']);
     expect((await entry(m.id)).status).toBe('dead-lettered');
-    const channels = (await (await t.api('/channels')).json()) as { id: string; dmpQueue: Record<string, number>; counts: { dmp: Record<string, number> } }[];
+    const channels = (await (await t.api('/channels')).json()) as {
+      id: string;
+      dmpQueue: Record<string, number>;
+      counts: { dmp: Record<string, number> };
+    }[];
     const c = channels.find((x) => x.id === 'dmp')!;
     expect(c.dmpQueue.failed).toBeGreaterThanOrEqual(1);
     expect(c.counts.dmp['dead-lettered']).toBeGreaterThanOrEqual(1);
@@ -402,10 +450,15 @@ describe('ordering and business acknowledgements', () => {
     const rplc = await send(MDM.rplc);
     await accepted(init.id);
     await accepted(rplc.id);
-    const sent = sim.requests().filter((r) => r.status === 'Success' && r.action.endsWith('ProvideAndRegisterDocumentSet-b'));
+    const sent = sim
+      .requests()
+      .filter((r) => r.status === 'Success' && r.action.endsWith('ProvideAndRegisterDocumentSet-b'));
     expect(sent).toHaveLength(2);
     const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789.71024000081')!;
-    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789.71024000082')).toMatchObject({ status: 'Approved', replaces: v1.entryUUID });
+    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789.71024000082')).toMatchObject({
+      status: 'Approved',
+      replaces: v1.entryUUID,
+    });
     expect(v1.status).toBe('Deprecated');
     // While it waited, the journal said why.
     const waited = (await entry(rplc.id)).events.filter((x) => x.destination === 'dmp' && x.status === 'failed');
@@ -417,7 +470,11 @@ describe('ordering and business acknowledgements', () => {
     createur.answer = 'AE';
     try {
       const m = await send(MDM.init);
-      await waitFor(async () => (await entry(m.id)).events.some((x) => x.destination === 'business-acks' && x.status === 'failed'), 10_000, 'a failed ZAM');
+      await waitFor(
+        async () => (await entry(m.id)).events.some((x) => x.destination === 'business-acks' && x.status === 'failed'),
+        10_000,
+        'a failed ZAM',
+      );
       createur.answer = 'AA';
       expect(await dmpState(m.id)).toMatchObject({ state: 'accepted', zam: 'AA' });
       expect(createur.zams(m.controlId).length).toBeGreaterThanOrEqual(2);

@@ -4,7 +4,18 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JournalEntry } from '../../src/journal/journal.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis/embedded.js';
-import { ackOf, channelYaml, frame, hl7, RawMllp, spawnEngine, startTestEngine, tempDir, TOKEN, waitFor } from '../helpers/engine.js';
+import {
+  ackOf,
+  channelYaml,
+  frame,
+  hl7,
+  RawMllp,
+  spawnEngine,
+  startTestEngine,
+  tempDir,
+  TOKEN,
+  waitFor,
+} from '../helpers/engine.js';
 
 async function get(adminUrl: string, path: string) {
   return (await fetch(adminUrl + path, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
@@ -57,13 +68,17 @@ describe('kill -9 right after AA', () => {
       // Once the event is there and the queue has nothing waiting, delayed or running, any such job has run
       // (the job of its group commit, which stores nothing new, is retried twice with backoff, 5 then 10 s,
       // before it is let go: hence the limit).
-      const events = await waitFor(async () => {
-        const e = (await get(second.adminUrl, `/messages/${entry.id}`)) as JournalEntry;
-        const channels = (await get(second.adminUrl, '/channels')) as { id: string; queue: Record<string, number> }[];
-        const q = channels.find((c) => c.id === 'main')!.queue;
-        const idle = ['waiting', 'active', 'delayed', 'prioritized'].every((k) => !q[k]);
-        return idle && e.events.some((x) => x.status === 'duplicate') ? e : undefined;
-      }, 60_000, 'the retransmission journaled, the queue idle');
+      const events = await waitFor(
+        async () => {
+          const e = (await get(second.adminUrl, `/messages/${entry.id}`)) as JournalEntry;
+          const channels = (await get(second.adminUrl, '/channels')) as { id: string; queue: Record<string, number> }[];
+          const q = channels.find((c) => c.id === 'main')!.queue;
+          const idle = ['waiting', 'active', 'delayed', 'prioritized'].every((k) => !q[k]);
+          return idle && e.events.some((x) => x.status === 'duplicate') ? e : undefined;
+        },
+        60_000,
+        'the retransmission journaled, the queue idle',
+      );
       const r = (await get(second.adminUrl, '/messages?controlId=CRASH-1')) as { messages: JournalEntry[] };
       expect(r.messages).toHaveLength(1);
       expect(events.events.filter((e) => e.status === 'processed')).toHaveLength(1);
@@ -98,10 +113,14 @@ describe('Redis stopped', () => {
       expect(health.status).toBe(503);
 
       redis = await startEmbeddedRedis({ dir, port });
-      const ack = await waitFor(async () => {
-        const a = await sendAndAck(t.port(), hl7({ controlId: `BACK-${Date.now()}` }));
-        return a.code === 'AA' ? a : undefined;
-      }, 30_000, 'AA after Redis restart');
+      const ack = await waitFor(
+        async () => {
+          const a = await sendAndAck(t.port(), hl7({ controlId: `BACK-${Date.now()}` }));
+          return a.code === 'AA' ? a : undefined;
+        },
+        30_000,
+        'AA after Redis restart',
+      );
       expect(ack.code).toBe('AA');
       // What was acknowledged before the outage survived it (AOF).
       const r = new Redis(redis.url);

@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { splitMessages } from '../../src/cli/split.js';
-import { ackOf, channelYaml, EXAMPLES, frame, hl7, RawMllp, startTestEngine, type TestEngine } from '../helpers/engine.js';
+import {
+  ackOf,
+  channelYaml,
+  EXAMPLES,
+  frame,
+  hl7,
+  RawMllp,
+  startTestEngine,
+  type TestEngine,
+} from '../helpers/engine.js';
 
 let t: TestEngine;
 beforeAll(async () => {
@@ -12,7 +21,7 @@ afterAll(() => t?.stop());
 
 /** Deterministic pseudo-random numbers, so that a failure can be replayed. */
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 }
 
 test('mangled messages: every frame gets exactly one well-formed ACK, the engine keeps serving', async () => {

@@ -48,8 +48,23 @@ describe('identity store', () => {
   });
 
   test('updates received out of order end with the newest state', async () => {
-    await store.apply(update({ ids: [IPP('O1')], eventTime: '20260105120000', traits: { birthName: 'NEWEST', givenNames: [] }, reliability: 'QUAL', ins: INS }));
-    const p = await store.apply(update({ ids: [IPP('O1')], eventTime: '20260102120000', traits: { birthName: 'OLDER', givenNames: [] }, reliability: 'PROV' }));
+    await store.apply(
+      update({
+        ids: [IPP('O1')],
+        eventTime: '20260105120000',
+        traits: { birthName: 'NEWEST', givenNames: [] },
+        reliability: 'QUAL',
+        ins: INS,
+      }),
+    );
+    const p = await store.apply(
+      update({
+        ids: [IPP('O1')],
+        eventTime: '20260102120000',
+        traits: { birthName: 'OLDER', givenNames: [] },
+        reliability: 'PROV',
+      }),
+    );
     expect(p.traits.birthName).toBe('NEWEST');
     expect(p.reliability).toBe('QUAL');
     const h = await store.history(p.id);
@@ -58,8 +73,19 @@ describe('identity store', () => {
 
   test('A40 merge: the old identifier resolves to the surviving patient, with its stays', async () => {
     const visit = { id: 'V9', authority: '1.2.250.1.999.2', type: 'VN' };
-    const old = await store.apply(update({ ids: [IPP('M-OLD')], event: 'A01', stay: { visit, admitTime: '20260101080000' } }));
-    const survivor = await store.apply(update({ ids: [IPP('M-NEW')], event: 'A40', eventTime: '20260103000000', previousIds: [IPP('M-OLD')], ins: INS, reliability: 'QUAL' }));
+    const old = await store.apply(
+      update({ ids: [IPP('M-OLD')], event: 'A01', stay: { visit, admitTime: '20260101080000' } }),
+    );
+    const survivor = await store.apply(
+      update({
+        ids: [IPP('M-NEW')],
+        event: 'A40',
+        eventTime: '20260103000000',
+        previousIds: [IPP('M-OLD')],
+        ins: INS,
+        reliability: 'QUAL',
+      }),
+    );
     expect(survivor.id).not.toBe(old.id);
     const found = await store.find({ id: 'M-OLD', authority: '1.2.250.1.999.1' });
     expect(found?.id).toBe(survivor.id);
@@ -68,8 +94,18 @@ describe('identity store', () => {
   });
 
   test('A47 identifier change: the old identifier still finds the patient, now under its new identifier', async () => {
-    const before = await store.apply(update({ ids: [IPP('CHG-OLD')], event: 'A28', traits: { birthName: 'MARTIN', givenNames: ['LOU'] } }));
-    const after = await store.apply(update({ ids: [IPP('CHG-NEW')], event: 'A47', eventTime: '20260102000000', previousIds: [IPP('CHG-OLD')], traits: { birthName: 'MARTIN', givenNames: ['LOU'] } }));
+    const before = await store.apply(
+      update({ ids: [IPP('CHG-OLD')], event: 'A28', traits: { birthName: 'MARTIN', givenNames: ['LOU'] } }),
+    );
+    const after = await store.apply(
+      update({
+        ids: [IPP('CHG-NEW')],
+        event: 'A47',
+        eventTime: '20260102000000',
+        previousIds: [IPP('CHG-OLD')],
+        traits: { birthName: 'MARTIN', givenNames: ['LOU'] },
+      }),
+    );
     expect((await store.find({ id: 'CHG-OLD', authority: '1.2.250.1.999.1' }))?.id).toBe(after.id);
     expect((await store.find({ id: 'CHG-NEW', authority: '1.2.250.1.999.1' }))?.id).toBe(after.id);
     expect((await store.history(after.id)).at(-1)!.note).toContain(`merged ${before.id}`);
@@ -77,8 +113,12 @@ describe('identity store', () => {
 
   test('consent kept per patient and per stay, newest first', async () => {
     const visit = { id: 'S1', authority: '1.2.250.1.999.2', type: 'VN' };
-    await store.apply(update({ ids: [IPP('C1')], eventTime: '20260110000000', stay: { visit }, consent: { feeding: { value: 'IO' } } }));
-    const p = await store.apply(update({ ids: [IPP('C1')], eventTime: '20260109000000', consent: { feeding: { value: 'INO' } } }));
+    await store.apply(
+      update({ ids: [IPP('C1')], eventTime: '20260110000000', stay: { visit }, consent: { feeding: { value: 'IO' } } }),
+    );
+    const p = await store.apply(
+      update({ ids: [IPP('C1')], eventTime: '20260109000000', consent: { feeding: { value: 'INO' } } }),
+    );
     expect(p.consent?.feeding?.value).toBe('IO');
     expect(p.stays[0]!.consent?.feeding?.value).toBe('IO');
   });
@@ -87,7 +127,13 @@ describe('identity store', () => {
 describe('concurrent updates in one process', () => {
   test('applied one after the other: none lost', async () => {
     const visits = Array.from({ length: 20 }, (_, i) => ({ id: `CV${i}`, authority: '1.2.250.1.999.2', type: 'VN' }));
-    await Promise.all(visits.map((visit, i) => store.apply(update({ ids: [IPP('CONC')], eventTime: `202601${String(10 + i).padStart(2, '0')}000000`, stay: { visit } }))));
+    await Promise.all(
+      visits.map((visit, i) =>
+        store.apply(
+          update({ ids: [IPP('CONC')], eventTime: `202601${String(10 + i).padStart(2, '0')}000000`, stay: { visit } }),
+        ),
+      ),
+    );
     const p = await store.find({ id: 'CONC', authority: '1.2.250.1.999.1' });
     expect(p!.stays.map((s) => s.visit.id).sort()).toEqual(visits.map((v) => v.id).sort());
   });

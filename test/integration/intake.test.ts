@@ -30,7 +30,16 @@ beforeAll(async () => {
   const mail = inject('mail');
   const rt = readCdaHeader(V1).recordTarget;
   dpi = await ConsommateurSimulator.start({
-    patients: [{ ins: rt.ins!, birthName: rt.birthName!, givenNames: rt.givenNames.join(' '), birthDate: rt.birthDate!, sex: rt.sex as 'F', birthPlaceCode: rt.birthPlaceCode! }],
+    patients: [
+      {
+        ins: rt.ins!,
+        birthName: rt.birthName!,
+        givenNames: rt.givenNames.join(' '),
+        birthDate: rt.birthDate!,
+        sex: rt.sex as 'F',
+        birthPlaceCode: rt.birthPlaceCode!,
+      },
+    ],
   });
   t = await startTestEngine({
     lps: `id: lps
@@ -64,7 +73,9 @@ function xdmOf(cda: Buffer, action?: 'C' | 'D'): Buffer {
   const h = readCdaHeader(cda);
   const first = h.recordTarget.ids[0]!;
   const ins = h.recordTarget.ins;
-  const patientId = ins ? { id: ins.matricule, authority: ins.oid, type: 'NH' } : { id: first.extension ?? '', authority: first.root, type: 'PI' };
+  const patientId = ins
+    ? { id: ins.matricule, authority: ins.oid, type: 'NH' }
+    : { id: first.extension ?? '', authority: first.root, type: 'PI' };
   const code = (c: string, s: string, d: string) => ({ code: c, scheme: s, display: d });
   const entry: DocumentEntry = {
     entryUUID: `urn:uuid:${randomUUID()}`,
@@ -73,7 +84,11 @@ function xdmOf(cda: Buffer, action?: 'C' | 'D'): Buffer {
     title: h.title ?? 'Document',
     typeCode: code(h.code.code!, h.code.codeSystem!, h.code.displayName!),
     classCode: code('10', '1.2.250.1.213.1.1.4.1', 'Compte rendu'),
-    formatCode: code('urn:ihe:iti:xds-sd:pdf:2008', '1.3.6.1.4.1.19376.1.2.3', 'Document à corps non structuré en Pdf/A-1'),
+    formatCode: code(
+      'urn:ihe:iti:xds-sd:pdf:2008',
+      '1.3.6.1.4.1.19376.1.2.3',
+      'Document à corps non structuré en Pdf/A-1',
+    ),
     confidentialityCodes: [code('N', '2.16.840.1.113883.5.25', 'Normal')],
     healthcareFacilityTypeCode: code('SA01', '1.2.250.1.71.4.2.4', 'Etablissement public de santé'),
     practiceSettingCode: code('ETABLISSEMENT', '1.2.250.1.213.1.1.4.9', 'Etablissement de santé'),
@@ -95,13 +110,23 @@ function xdmOf(cda: Buffer, action?: 'C' | 'D'): Buffer {
     submissionTime: '20261122000000',
     contentTypeCode: code('04', '1.2.250.1.213.1.1.4.12', 'Hospitalisation'),
     patientId,
-    author: { institutions: [{ name: 'Hôpital B' }], roles: [], specialties: [], person: { id: '801234564895', family: 'Eric', given: 'Thomas' } },
+    author: {
+      institutions: [{ name: 'Hôpital B' }],
+      roles: [],
+      specialties: [],
+      person: { id: '801234564895', family: 'Eric', given: 'Thomas' },
+    },
   };
-  return buildXdm(set, [{ entry, bytes: cda }], { sender: SENDER, softwareName: 'test-sender', ...(action ? { action } : {}) });
+  return buildXdm(set, [{ entry, bytes: cda }], {
+    sender: SENDER,
+    softwareName: 'test-sender',
+    ...(action ? { action } : {}),
+  });
 }
 
 /** A mail about the sent one (In-Reply-To / Original-Message-ID) whose decoded subject holds `code`. */
-const answerTo = (tag: string, code: string) => (s: string) => s.includes(`${tag}@medecin.mssante.fr`) && !!readHeaders(Buffer.from(s, 'latin1')).get('subject')?.includes(code);
+const answerTo = (tag: string, code: string) => (s: string) =>
+  s.includes(`${tag}@medecin.mssante.fr`) && !!readHeaders(Buffer.from(s, 'latin1')).get('subject')?.includes(code);
 
 let seq = 0;
 /** A professional's mail software sends the XDM to the hospital's application mailbox. */
@@ -115,7 +140,7 @@ async function mail(zip: Buffer | undefined, opts: { mdn?: boolean; to?: string 
       subject: 'XDM/1.0/DDM+CR d’imagerie médicale PAT-TROIS DOMINIQUE 28/03/1979',
       text: `Corps du courriel ${tag}`,
       messageId: `<${tag}@medecin.mssante.fr>`,
-      ...(opts.mdn ?? true ? { headers: { 'Disposition-Notification-To': SENDER } } : {}),
+      ...((opts.mdn ?? true) ? { headers: { 'Disposition-Notification-To': SENDER } } : {}),
       attachments: zip ? [{ filename: 'IHE_XDM.ZIP', content: zip, contentType: 'application/zip' }] : [],
     });
   } finally {
@@ -125,11 +150,17 @@ async function mail(zip: Buffer | undefined, opts: { mdn?: boolean; to?: string 
 }
 
 async function entryOf(tag: string, statuses = ['processed', 'dead-lettered']): Promise<JournalEntry> {
-  return waitFor(async () => {
-    const r = (await (await t.api(`/messages?controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)).json()) as { messages: JournalEntry[] };
-    const e = r.messages[0];
-    return e && statuses.includes(e.status) ? e : undefined;
-  }, 45_000, `the mail ${tag} processed`);
+  return waitFor(
+    async () => {
+      const r = (await (
+        await t.api(`/messages?controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)
+      ).json()) as { messages: JournalEntry[] };
+      const e = r.messages[0];
+      return e && statuses.includes(e.status) ? e : undefined;
+    },
+    45_000,
+    `the mail ${tag} processed`,
+  );
 }
 
 describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () => {
@@ -148,12 +179,26 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
       expect([got.event, got.ack]).toEqual([event, 'AA']);
       const sent = Hl7Message.parse(got.raw);
       const ans = example(file);
-      for (const path of ['MSH-9', 'PID-3[1].1', 'PID-3[1].4.2', 'PID-5.1', 'PID-5.2', 'PID-7', 'PID-8', 'TXA-12.1', 'TXA-13.1', 'ORC-1']) {
+      for (const path of [
+        'MSH-9',
+        'PID-3[1].1',
+        'PID-3[1].4.2',
+        'PID-5.1',
+        'PID-5.2',
+        'PID-7',
+        'PID-8',
+        'TXA-12.1',
+        'TXA-13.1',
+        'ORC-1',
+      ]) {
         expect(sent.get(path) ?? '', path).toBe(ans.get(path) ?? '');
       }
       expect(sent.get('PID-11[1].9'), 'birthplace').toBe(ans.get('PID-11[2].9'));
       expect(Buffer.from(sent.get('OBX-5.5')!, 'base64').equals(cda)).toBe(true);
-      const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+      const [mdn] = await waitForMail(
+        SENDER,
+        (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s),
+      );
       expect(mdn!.toString('latin1')).toMatch(/Disposition: automatic-action\/MDN-sent-automatically; processed\r?\n/);
       expect(readHeaders(mdn!).get('return-path')).toBe('<>'); // null return path (RFC 8098)
     }
@@ -161,33 +206,52 @@ describe('documents received by MSSanté reach the DPI (ANS LPS examples)', () =
   });
 
   test('a second application mailbox of the channel: watched too, answered from that mailbox', async () => {
-    const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000501'), 'utf8')), { to: BAL2 });
+    const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000501'), 'utf8')), {
+      to: BAL2,
+    });
     expect((await entryOf(tag)).status).toBe('processed');
-    const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+    const [mdn] = await waitForMail(
+      SENDER,
+      (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s),
+    );
     expect(readHeaders(mdn!).get('from')).toBe(BAL2);
   });
 
   test('traceability: each received mail is found by Message-ID, sender, patient and document id, with every step', async () => {
     const tag = await mail(xdmOf(Buffer.from(V1.toString('utf8').replace('71024000081', '71024000095'), 'utf8')));
     const e = await entryOf(tag);
-    const find = async (q: string) => ((await (await t.api(`/messages?${q}&channel=lps&limit=500`)).json()) as { messages: JournalEntry[] }).messages.map((m) => m.id);
+    const find = async (q: string) =>
+      (
+        (await (await t.api(`/messages?${q}&channel=lps&limit=500`)).json()) as { messages: JournalEntry[] }
+      ).messages.map((m) => m.id);
     expect(await find(`controlId=${encodeURIComponent(`<${tag}@medecin.mssante.fr>`)}`)).toEqual([e.id]);
     expect(await find(`sender=${SENDER}`)).toContain(e.id);
     expect(await find('patientId=279035121518989')).toContain(e.id);
     expect(await find('documentId=1.2.250.1.71.4.2.2.120456789.71024000095')).toContain(e.id);
     const steps = e.events.map((x) => `${x.status}${x.destination ? ` ${x.destination}` : ''}`);
-    expect(steps, steps.join(', ')).toEqual(expect.arrayContaining(['received', 'queued', 'processing', 'delivered dpi', 'delivered mdn', 'processed']));
+    expect(steps, steps.join(', ')).toEqual(
+      expect.arrayContaining(['received', 'queued', 'processing', 'delivered dpi', 'delivered mdn', 'processed']),
+    );
   });
 });
 
 describe('the DPI refuses: the sender and the manual mailbox are told', () => {
   test('identity mismatch (one trait changed): MDN [KO Intégration système !][904] with processed/Error, the attachments, and a copy for manual handling', async () => {
-    const changed = Buffer.from(V1.toString('utf8').replace('19790328', '19790329').replace('71024000081', '71024000091'), 'utf8');
+    const changed = Buffer.from(
+      V1.toString('utf8').replace('19790328', '19790329').replace('71024000081', '71024000091'),
+      'utf8',
+    );
     const tag = await mail(xdmOf(changed));
     const e = await entryOf(tag);
     expect(e.status).toBe('dead-lettered');
-    expect(e.events.some((x) => x.destination === 'dpi' && x.status === 'rejected' && x.error?.code === '904'), JSON.stringify(e.events)).toBe(true);
-    const [mdn] = await waitForMail(SENDER, (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s));
+    expect(
+      e.events.some((x) => x.destination === 'dpi' && x.status === 'rejected' && x.error?.code === '904'),
+      JSON.stringify(e.events),
+    ).toBe(true);
+    const [mdn] = await waitForMail(
+      SENDER,
+      (s) => s.includes(`${tag}@medecin.mssante.fr`) && /disposition-notification/i.test(s),
+    );
     const h = readHeaders(mdn!);
     expect(h.get('subject')).toMatch(/^\[KO Intégration système !\]\[904\] XDM\/1\.0\/DDM\+/);
     const text = mdn!.toString('latin1');
@@ -198,14 +262,21 @@ describe('the DPI refuses: the sender and the manual mailbox are told', () => {
   });
 
   test('no MDN asked: a plain notification with the code, and the XDM attached', async () => {
-    const other = Buffer.from(V1.toString('utf8').replace(/279035121518989/g, '277076322082910').replace('71024000081', '71024000092'), 'utf8');
+    const other = Buffer.from(
+      V1.toString('utf8')
+        .replace(/279035121518989/g, '277076322082910')
+        .replace('71024000081', '71024000092'),
+      'utf8',
+    );
     const tag = await mail(xdmOf(other), { mdn: false });
     await entryOf(tag);
     const [n] = await waitForMail(SENDER, answerTo(tag, '[902]'));
     expect(n!.toString('latin1')).not.toMatch(/disposition-notification/i);
     expect(n!.toString('latin1')).toContain('filename="IHE_XDM.ZIP"');
     // The original mail itself, as struct-email-standard.md shows it.
-    expect(n!.toString('latin1')).toMatch(/Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename="message_original.eml"/);
+    expect(n!.toString('latin1')).toMatch(
+      /Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename="message_original.eml"/,
+    );
     expect(n!.toString('latin1')).toContain(`Message-ID: <${tag}@medecin.mssante.fr>`);
   });
 });
@@ -228,7 +299,12 @@ describe('the DPI’s other refusals reach the sender with their code', () => {
 
   test('900: a replacement of a version that is no longer the current one', async () => {
     const v1 = Buffer.from(V1.toString('utf8').replace(/71024000081/g, '71024000301'), 'utf8');
-    const v2 = Buffer.from(V2.toString('utf8').replace(/71024000081/g, '71024000301').replace(/71024000082/g, '71024000302'), 'utf8');
+    const v2 = Buffer.from(
+      V2.toString('utf8')
+        .replace(/71024000081/g, '71024000301')
+        .replace(/71024000082/g, '71024000302'),
+      'utf8',
+    );
     await entryOf(await mail(xdmOf(v1)));
     await entryOf(await mail(xdmOf(v2, 'C')));
     // The same replacement again: its parent is not current any more.
@@ -269,14 +345,24 @@ describe('bad mails: journaled with a precise reason, a notification, the watche
       ['zip-bomb', { ...ok, 'IHE_XDM/SUBSET01/PADDING.BIN': new Uint8Array(260 * 1024 * 1024) }],
       ['path-traversal', { ...ok, '../../etc/passwd': new Uint8Array([1]) }],
       ['missing-document', { 'IHE_XDM/SUBSET01/METADATA.XML': ok['IHE_XDM/SUBSET01/METADATA.XML']! }],
-      ['hash-mismatch', { ...ok, 'IHE_XDM/SUBSET01/METADATA.XML': Buffer.from(meta.replace(createHash('sha1').update(V1).digest('hex'), '0'.repeat(40))) }],
+      [
+        'hash-mismatch',
+        {
+          ...ok,
+          'IHE_XDM/SUBSET01/METADATA.XML': Buffer.from(
+            meta.replace(createHash('sha1').update(V1).digest('hex'), '0'.repeat(40)),
+          ),
+        },
+      ],
     ];
     const before = dpi.received().length;
     for (const [reason, files] of cases) {
       const tag = await mail(Buffer.from(zipSync(files, { level: 9 })));
       const e = await entryOf(tag);
       expect(e.status, reason).toBe('dead-lettered');
-      expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(new RegExp(`^\\[XDM-${reason}\\]`));
+      expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(
+        new RegExp(`^\\[XDM-${reason}\\]`),
+      );
       await waitForMail(SENDER, answerTo(tag, '[906]'));
     }
     expect(dpi.received().length).toBe(before); // none of them reached the DPI
@@ -285,7 +371,12 @@ describe('bad mails: journaled with a precise reason, a notification, the watche
   test('a 30 MiB document goes through, byte for byte', async () => {
     // Like a scanned PDF: 30 MiB that do not compress (a zip of repeated bytes would rightly be taken for a bomb).
     const filler = randomBytes(Math.floor((30 * 1024 * 1024 * 3) / 4)).toString('base64');
-    const big = Buffer.from(V1.toString('utf8').replace('71024000081', '71024000093').replace('</ClinicalDocument>', `<!-- ${filler} --></ClinicalDocument>`), 'utf8');
+    const big = Buffer.from(
+      V1.toString('utf8')
+        .replace('71024000081', '71024000093')
+        .replace('</ClinicalDocument>', `<!-- ${filler} --></ClinicalDocument>`),
+      'utf8',
+    );
     const before = dpi.received().length;
     const tag = await mail(xdmOf(big), { mdn: false });
     const e = await entryOf(tag);
@@ -296,12 +387,29 @@ describe('bad mails: journaled with a precise reason, a notification, the watche
 
   test('a mail whose MIME structure is broken is dead-lettered at once with the reason', async () => {
     const tag = `flowb-mime-${Date.now()}`;
-    const raw = [`From: ${SENDER}`, `To: ${BAL}`, `Subject: XDM/1.0/DDM+cassé`, `Message-ID: <${tag}@medecin.mssante.fr>`, 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: application/zip; name="IHE_XDM.ZIP"', 'Content-Transfer-Encoding: base64', '', '!!!not base64!!!', '--b--', ''].join('\r\n');
+    const raw = [
+      `From: ${SENDER}`,
+      `To: ${BAL}`,
+      `Subject: XDM/1.0/DDM+cassé`,
+      `Message-ID: <${tag}@medecin.mssante.fr>`,
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: application/zip; name="IHE_XDM.ZIP"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      '!!!not base64!!!',
+      '--b--',
+      '',
+    ].join('\r\n');
     await sendRaw(SENDER, [BAL], raw);
     const e = await entryOf(tag);
     expect(e.status).toBe('dead-lettered');
     expect(e.events.filter((x) => x.status === 'processing')).toHaveLength(1);
-    expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(/^\[MAIL-mime\] .*invalid base64/);
+    expect(e.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(
+      /^\[MAIL-mime\] .*invalid base64/,
+    );
   });
 
   test('a mail without XDM is forwarded to the manual mailbox, never dropped', async () => {

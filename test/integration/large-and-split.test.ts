@@ -1,7 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { JournalEntry } from '../../src/journal/journal.js';
-import { ackOf, channelYaml, frame, hl7, RawMllp, startTestEngine, waitFor, type TestEngine } from '../helpers/engine.js';
+import {
+  ackOf,
+  channelYaml,
+  frame,
+  hl7,
+  RawMllp,
+  startTestEngine,
+  waitFor,
+  type TestEngine,
+} from '../helpers/engine.js';
 
 let t: TestEngine;
 beforeAll(async () => {
@@ -22,7 +31,15 @@ async function stored(controlId: string): Promise<{ entry: JournalEntry; raw: Bu
 
 test('a 20 MiB MDM is acknowledged AA and stored intact', async () => {
   const pdf = randomBytes(15 * 1024 * 1024).toString('base64'); // 20 MiB once in base64
-  const message = Buffer.from(hl7({ controlId: 'BIG-20MIB', segments: ['TXA|1|11488-4|TEXT|20261121101500||||||||DOC-BIG|||||AU', `OBX|1|ED|11488-4^CR^LN||^TEXT^XML^Base64^${pdf}||||||F`] }));
+  const message = Buffer.from(
+    hl7({
+      controlId: 'BIG-20MIB',
+      segments: [
+        'TXA|1|11488-4|TEXT|20261121101500||||||||DOC-BIG|||||AU',
+        `OBX|1|ED|11488-4^CR^LN||^TEXT^XML^Base64^${pdf}||||||F`,
+      ],
+    }),
+  );
   expect(message.length).toBeGreaterThan(20 * 1024 * 1024);
   const c = await RawMllp.open(t.port());
   await c.write(frame(message));

@@ -11,7 +11,13 @@ import { DOMAINS, MAILBOXES, TcpGate, readMailbox, sendRaw, waitForMail } from '
 const env = inject('mail');
 const transports: Transporter[] = [];
 function smtp(port: number = env.smtp.port): Transporter {
-  const t = nodemailer.createTransport({ host: env.smtp.host, port, secure: false, ignoreTLS: true, connectionTimeout: 30_000 });
+  const t = nodemailer.createTransport({
+    host: env.smtp.host,
+    port,
+    secure: false,
+    ignoreTLS: true,
+    connectionTimeout: 30_000,
+  });
   transports.push(t);
   return t;
 }
@@ -30,7 +36,12 @@ test('MAILBOXES and DOMAINS are sorted, unique, and consistent', () => {
 
 test('(a) a mail sent through Postfix on 127.0.0.1:25 arrives and is read back over IMAP', async () => {
   const tag = randomUUID();
-  const info = await smtp().sendMail({ from: 'pfi@hopital.test', to: 'dr.martin@pro.test', subject: `hello ${tag}`, text: `body ${tag}` });
+  const info = await smtp().sendMail({
+    from: 'pfi@hopital.test',
+    to: 'dr.martin@pro.test',
+    subject: `hello ${tag}`,
+    text: `body ${tag}`,
+  });
   expect(info.accepted).toEqual(['dr.martin@pro.test']);
   const [got] = await waitForMail('dr.martin@pro.test', (s) => s.includes(tag));
   const text = unfold(got!.toString('utf8'));
@@ -42,7 +53,11 @@ test('(a) a mail sent through Postfix on 127.0.0.1:25 arrives and is read back o
   expect(mine[0]!.uid).toBeGreaterThan(0);
   expect(Array.isArray(mine[0]!.flags)).toBe(true);
   // Case does not matter, as for real addresses (the ANS examples write dpi@hopitalA.mssante.fr).
-  await sendRaw('pfi@hopital.test', ['DPI@hopitalA.mssante.fr'], `From: pfi@hopital.test\r\nTo: dpi@hopitalA.mssante.fr\r\nSubject: case ${tag}\r\n\r\nx\r\n`);
+  await sendRaw(
+    'pfi@hopital.test',
+    ['DPI@hopitalA.mssante.fr'],
+    `From: pfi@hopital.test\r\nTo: dpi@hopitalA.mssante.fr\r\nSubject: case ${tag}\r\n\r\nx\r\n`,
+  );
   await waitForMail('dpi@hopitala.mssante.fr', (s) => s.includes(`case ${tag}`));
 });
 
@@ -53,7 +68,7 @@ test('(b) an unknown recipient of a test domain is refused at RCPT with 550 5.1.
   await expect(send).rejects.toMatchObject({ responseCode: 550 });
 });
 
-test('(c) NOTIFY=SUCCESS,FAILURE: Postfix puts a delivery-status DSN in the sender\'s mailbox', async () => {
+test("(c) NOTIFY=SUCCESS,FAILURE: Postfix puts a delivery-status DSN in the sender's mailbox", async () => {
   const tag = randomUUID();
   await smtp().sendMail({
     from: 'pfi@hopital.test',
@@ -63,7 +78,10 @@ test('(c) NOTIFY=SUCCESS,FAILURE: Postfix puts a delivery-status DSN in the send
     dsn: { id: 'ENV-1', return: 'headers', notify: ['success', 'failure'], recipient: 'dr.durand@pro.test' },
   });
   await waitForMail('dr.durand@pro.test', (s) => s.includes(`dsn ${tag}`));
-  const [dsn] = await waitForMail('pfi@hopital.test', (s) => s.includes(tag) && /report-type=("?)delivery-status\1/i.test(unfold(s)));
+  const [dsn] = await waitForMail(
+    'pfi@hopital.test',
+    (s) => s.includes(tag) && /report-type=("?)delivery-status\1/i.test(unfold(s)),
+  );
   const text = unfold(dsn!.toString('utf8'));
   expect(text).toMatch(/^Content-Type: multipart\/report; report-type=("?)delivery-status\1;/im);
   const part = /Content-Type: message\/delivery-status\n([\s\S]*?)\n--/i.exec(text);
@@ -79,7 +97,12 @@ test('(d) TcpGate: mail through the gate works, fails while closed, works again 
   const gate = await TcpGate.start(env.smtp);
   try {
     const tag = randomUUID();
-    const mail = (n: number) => ({ from: 'pfi@hopital.test', to: 'manual@hopital.test', subject: `gate ${n} ${tag}`, text: 'x' });
+    const mail = (n: number) => ({
+      from: 'pfi@hopital.test',
+      to: 'manual@hopital.test',
+      subject: `gate ${n} ${tag}`,
+      text: 'x',
+    });
     await smtp(gate.port).sendMail(mail(1));
     gate.close();
     await expect(smtp(gate.port).sendMail(mail(2))).rejects.toThrow(/ECONNREFUSED|ECONNRESET|closed|Connection/i);
@@ -95,11 +118,20 @@ test('(d) TcpGate: mail through the gate works, fails while closed, works again 
 test('(d) TcpGate: closing cuts a session in progress', async () => {
   const gate = await TcpGate.start(env.smtp);
   try {
-    const t = nodemailer.createTransport({ host: '127.0.0.1', port: gate.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
+    const t = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gate.port,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+    });
     transports.push(t);
     await t.sendMail({ from: 'pfi@hopital.test', to: 'manual@hopital.test', subject: 'pooled', text: 'x' });
     gate.close();
-    await expect(t.sendMail({ from: 'pfi@hopital.test', to: 'manual@hopital.test', subject: 'pooled 2', text: 'x' })).rejects.toThrow();
+    await expect(
+      t.sendMail({ from: 'pfi@hopital.test', to: 'manual@hopital.test', subject: 'pooled 2', text: 'x' }),
+    ).rejects.toThrow();
   } finally {
     await gate.stop();
   }

@@ -30,7 +30,14 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
 let admin: ImapFlow;
 
 async function connectAdmin(account = ACCOUNT): Promise<ImapFlow> {
-  const c = new ImapFlow({ host: env().imap.host, port: env().imap.port, secure: false, doSTARTTLS: false, auth: { user: account, pass: PASSWORD }, logger: false });
+  const c = new ImapFlow({
+    host: env().imap.host,
+    port: env().imap.port,
+    secure: false,
+    doSTARTTLS: false,
+    auth: { user: account, pass: PASSWORD },
+    logger: false,
+  });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -99,7 +106,9 @@ function watcher(handler: MailHandler, extra: Partial<WatcherOptions> = {}): Mai
 function recorder(outcome: (subject: string) => 'done' | 'aside' = () => 'done') {
   const seen: string[] = [];
   const handler: MailHandler = async (m) => {
-    const subject = m.source ? /^Subject: (.*)$/m.exec(m.source.toString('latin1'))![1]!.trim() : `(too large: ${m.size})`;
+    const subject = m.source
+      ? /^Subject: (.*)$/m.exec(m.source.toString('latin1'))![1]!.trim()
+      : `(too large: ${m.size})`;
     seen.push(subject);
     return outcome(subject);
   };
@@ -133,7 +142,8 @@ afterEach(async () => {
   await Promise.all(watchers.splice(0).map((w) => w.stop()));
   vi.restoreAllMocks();
   // Remove this test's folders (children first).
-  for (const f of [folders.inbox, folders.done, folders.aside, folders.inbox.split('/')[0]!]) await admin.mailboxDelete(path(f)).catch(() => undefined);
+  for (const f of [folders.inbox, folders.done, folders.aside, folders.inbox.split('/')[0]!])
+    await admin.mailboxDelete(path(f)).catch(() => undefined);
 });
 
 function newFolders(): void {
@@ -212,7 +222,10 @@ describe('MailboxWatcher (real Dovecot)', () => {
     expect(await subjects(folders.inbox)).toEqual([]);
     const errors = logs.filter((l) => l.level === 'error');
     expect(errors).toHaveLength(2);
-    expect(errors[0]!.o).toMatchObject({ uid: expect.any(Number), err: expect.stringContaining('CREATEUR unreachable') });
+    expect(errors[0]!.o).toMatchObject({
+      uid: expect.any(Number),
+      err: expect.stringContaining('CREATEUR unreachable'),
+    });
     expect(JSON.stringify(logs)).not.toContain('secret content'); // no mail content in the logs
   });
 
@@ -387,7 +400,12 @@ describe('MailboxWatcher (real Dovecot)', () => {
     await makeInbox();
     const sender = 'dpi@hopital.test';
     const tag = `wtest-${randomBytes(6).toString('hex')}`;
-    const transport = nodemailer.createTransport({ host: env().smtp.host, port: env().smtp.port, secure: false, ignoreTLS: true });
+    const transport = nodemailer.createTransport({
+      host: env().smtp.host,
+      port: env().smtp.port,
+      secure: false,
+      ignoreTLS: true,
+    });
     try {
       await transport.sendMail({
         envelope: { from: sender, to: ['dr.durand@pro.test'] },
@@ -401,7 +419,9 @@ describe('MailboxWatcher (real Dovecot)', () => {
     } finally {
       transport.close();
     }
-    const [dsn] = await waitForMail(sender, (s) => s.includes(tag) && /report-type=delivery-status/i.test(s), { timeoutMs: 20_000 });
+    const [dsn] = await waitForMail(sender, (s) => s.includes(tag) && /report-type=delivery-status/i.test(s), {
+      timeoutMs: 20_000,
+    });
     await admin.append(path(folders.inbox), dsn!);
 
     const reports: Report[] = [];

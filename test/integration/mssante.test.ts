@@ -37,13 +37,17 @@ beforeAll(async () => {
   createur = await new Peer().start();
   gate = await TcpGate.start(mail.smtp);
   redis = await startEmbeddedRedis({ dir: join(work, 'redis') });
-  channelFile = transmissionChannelYaml('mss', createur.port, `mssante:
+  channelFile = transmissionChannelYaml(
+    'mss',
+    createur.port,
+    `mssante:
   from: ${APP}
   smtp: { host: 127.0.0.1, port: ${gate.port}, secure: false }
   imap: { host: 127.0.0.1, port: ${mail.imap.port}, secure: false, auth: { user: ${APP}, password: ${PASSWORD} }, pollSeconds: 2 }
   nil: PFI-TEST 1.0
   attempts: 10
-  backoffSeconds: 0.5`);
+  backoffSeconds: 0.5`,
+  );
   t = await startTestEngine({ mss: channelFile }, { redis });
 });
 
@@ -73,7 +77,11 @@ async function send(file: string, edit: (m: Hl7Message) => Hl7Message | void = (
   writeFileSync(out, edited.toBuffer());
   const ack = await sendFile(out, edited.toBuffer(), t.port('mss'));
   expect(ack, ack).toMatch(new RegExp(`^MSA\\|AA\\|${controlId}$`, 'm'));
-  const id = await waitFor(async () => ((await (await t.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] }).messages[0]?.id);
+  const id = await waitFor(
+    async () =>
+      ((await (await t.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] }).messages[0]
+        ?.id,
+  );
   return { controlId, id };
 }
 
@@ -88,12 +96,21 @@ function mime(source: Buffer) {
   const headers = readHeaders(source);
   const split = source.indexOf('\r\n\r\n');
   const parts: MimePart[] = parseMultipartParts(headers.get('content-type')!, source.subarray(split + 4));
-  const file = (name: string) => parts.find((p) => (p.headers['content-disposition'] ?? '').includes(`filename=${name}`) || (p.headers['content-disposition'] ?? '').includes(`filename="${name}"`));
+  const file = (name: string) =>
+    parts.find(
+      (p) =>
+        (p.headers['content-disposition'] ?? '').includes(`filename=${name}`) ||
+        (p.headers['content-disposition'] ?? '').includes(`filename="${name}"`),
+    );
   return { headers, parts, file };
 }
 
 async function zams(controlId: string, kind: string, n = 1) {
-  return waitFor(async () => (createur.zams(controlId, kind).length >= n ? createur.zams(controlId, kind) : undefined), 20_000, `${n} ZAM^${kind} about ${controlId}`);
+  return waitFor(
+    async () => (createur.zams(controlId, kind).length >= n ? createur.zams(controlId, kind) : undefined),
+    20_000,
+    `${n} ZAM^${kind} about ${controlId}`,
+  );
 }
 
 describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => {
@@ -111,19 +128,33 @@ describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => 
     expect(m.headers.has('disposition-notification-to')).toBe(false);
 
     const zip = unzipSync(new Uint8Array(m.file('IHE_XDM.ZIP')!.body));
-    expect(Object.keys(zip).sort()).toEqual(['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/METADATA.XML', 'INDEX.HTM', 'README.TXT']);
+    expect(Object.keys(zip).sort()).toEqual([
+      'IHE_XDM/SUBSET01/DOC0001.XML',
+      'IHE_XDM/SUBSET01/METADATA.XML',
+      'INDEX.HTM',
+      'README.TXT',
+    ]);
     const cda = Buffer.from(Hl7Message.parse(readFileSync(MDM_INIT)).get('OBX-5.5')!, 'base64');
     const doc = Buffer.from(zip['IHE_XDM/SUBSET01/DOC0001.XML']!);
     expect(doc.equals(cda)).toBe(true);
-    const meta = new XMLParser({ ignoreAttributes: false, removeNSPrefix: true, attributeNamePrefix: '@', isArray: (n) => ['ExtrinsicObject', 'Slot', 'ExternalIdentifier', 'Classification'].includes(n) }).parse(Buffer.from(zip['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8'));
+    const meta = new XMLParser({
+      ignoreAttributes: false,
+      removeNSPrefix: true,
+      attributeNamePrefix: '@',
+      isArray: (n) => ['ExtrinsicObject', 'Slot', 'ExternalIdentifier', 'Classification'].includes(n),
+    }).parse(Buffer.from(zip['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8'));
     const eo = meta.SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject[0];
     const slot = (name: string) => eo.Slot.find((s: { '@name': string }) => s['@name'] === name)?.ValueList.Value;
     expect(String(slot('hash'))).toBe(createHash('sha1').update(cda).digest('hex'));
     expect(Number(slot('size'))).toBe(cda.length);
     expect(slot('URI')).toBe('DOC0001.XML');
-    const ids = Object.fromEntries(eo.ExternalIdentifier.map((x: Record<string, string>) => [x['@identificationScheme'], x['@value']]));
+    const ids = Object.fromEntries(
+      eo.ExternalIdentifier.map((x: Record<string, string>) => [x['@identificationScheme'], x['@value']]),
+    );
     expect(ids['urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427']).toBe('279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH');
-    const type = eo.Classification.find((c: Record<string, string>) => c['@classificationScheme'] === 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983');
+    const type = eo.Classification.find(
+      (c: Record<string, string>) => c['@classificationScheme'] === 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983',
+    );
     expect(type['@nodeRepresentation']).toBe('18748-4');
   });
 
@@ -158,7 +189,11 @@ describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => 
 function withPatientRecipient(m: Hl7Message, noReply: boolean): Hl7Message {
   const lines = m.toString().split('\r');
   const lastPrt = lines.map((l) => l.startsWith('PRT|')).lastIndexOf(true);
-  lines.splice(lastPrt + 1, 0, `PRT||UC||RCT^^participation|279035121518989^PAT-TROIS^DOMINIQUE^^^^^^^L^^^INS||||||||||^NET^X.400^${PATIENT}`);
+  lines.splice(
+    lastPrt + 1,
+    0,
+    `PRT||UC||RCT^^participation|279035121518989^PAT-TROIS^DOMINIQUE^^^^^^^L^^^INS||||||||||^NET^X.400^${PATIENT}`,
+  );
   if (noReply) {
     const at = lines.findIndex((l) => /^OBX\|\d+\|CWE\|DESTMSSANTEPAT\^/.test(l));
     lines.splice(at + 1, 0, 'NTE|1||Ne pas répondre|FIN');
@@ -178,7 +213,11 @@ describe('business acknowledgements from the mail system', () => {
     await waitForMail(APP, about(id), { folder: DONE, timeoutMs: 10_000 });
     expect((await readMailbox(APP)).filter((x) => about(id)(x.source.toString('latin1')))).toHaveLength(0);
     const e = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
-    expect(e.events.some((x) => x.destination === `mssante:${PRO}` && x.status === 'delivered' && /DSN delivered/.test(x.detail ?? ''))).toBe(true);
+    expect(
+      e.events.some(
+        (x) => x.destination === `mssante:${PRO}` && x.status === 'delivered' && /DSN delivered/.test(x.detail ?? ''),
+      ),
+    ).toBe(true);
   });
 
   test('an unknown recipient: refused at RCPT, ZAM^Z02 N with ERR-5 550 (SMTPERRORCODE)', async () => {
@@ -226,10 +265,14 @@ describe('reliability', () => {
     // holds nothing more for it, every copy it took is in the mailbox.
     const taken = (e: JournalEntry) =>
       e.events.filter((x) => x.destination === `mssante:${PRO}` && /accepted by the mail server/.test(x.detail ?? ''));
-    const e = await waitFor(async () => {
-      const entry = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
-      return taken(entry).length > 0 ? entry : undefined;
-    }, 20_000, 'the recipient noted as taken by the mail server');
+    const e = await waitFor(
+      async () => {
+        const entry = (await (await t.api(`/messages/${id}`)).json()) as JournalEntry;
+        return taken(entry).length > 0 ? entry : undefined;
+      },
+      20_000,
+      'the recipient noted as taken by the mail server',
+    );
     expect(taken(e)).toHaveLength(1);
     await waitForPostfixQueue(PRO);
     expect((await readMailbox(PRO)).filter((m) => about(id)(m.source.toString('latin1')))).toHaveLength(1);
@@ -279,8 +322,12 @@ describe('reliability', () => {
     ].join('\r\n');
     await sendRaw('MAILER-DAEMON@hopital.test', [APP], broken);
     await waitForMail(APP, (x) => x.includes(brokenId), { folder: ASIDE, timeoutMs: 15_000 });
-    const r = (await (await t.api('/messages?channel=mss&status=rejected&limit=50')).json()) as { messages: JournalEntry[] };
-    expect(r.messages.some((m) => m.messageType === 'MAIL' && /delivery-status/i.test(m.events.at(-1)?.detail ?? ''))).toBe(true);
+    const r = (await (await t.api('/messages?channel=mss&status=rejected&limit=50')).json()) as {
+      messages: JournalEntry[];
+    };
+    expect(
+      r.messages.some((m) => m.messageType === 'MAIL' && /delivery-status/i.test(m.events.at(-1)?.detail ?? '')),
+    ).toBe(true);
     // Still watching: a real DSN afterwards is used.
     const { controlId } = await send(MDM_INIT, (m) => flag(m, 'ACK_RECEPTION', 'Y'));
     expect((await zams(controlId, 'Z02'))[0]!.get('OBX-5.1')).toBe('Y');

@@ -15,7 +15,9 @@ const INS = { id: '279035121518989', authority: '1.2.250.1.213.1.4.10' };
 
 let t: TestEngine;
 beforeAll(async () => {
-  t = await startTestEngine({ pam: readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0') });
+  t = await startTestEngine({
+    pam: readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0'),
+  });
 });
 afterAll(() => t?.stop());
 
@@ -29,7 +31,8 @@ async function send(file: string): Promise<JournalEntry> {
   });
 }
 
-const patient = async () => (await (await t.api(`/patients?id=${INS.id}&authority=${INS.authority}`)).json()) as Patient;
+const patient = async () =>
+  (await (await t.api(`/patients?id=${INS.id}&authority=${INS.authority}`)).json()) as Patient;
 
 describe('ANS PAM FR examples (consent), sent with mllp_send', () => {
   // File, ZFA-9 feeding, ZFA-11 consultation, as the files' names say.
@@ -67,7 +70,13 @@ describe('ANS PAM FR examples (consent), sent with mllp_send', () => {
   test('a message received late does not overwrite the newer consent', async () => {
     // The first example again, as a new message (its own MSH-10) whose event time is the oldest.
     const late = join(tempDir('late'), 'late.er7');
-    writeFileSync(late, readFileSync(join(CONSENT, 'ConsentementConsultation_NonOppositionAlimentation.er7'), 'utf8').replace('|ADT^A01^ADT_A01|3975|', '|ADT^A01^ADT_A01|LATE-3975|'));
+    writeFileSync(
+      late,
+      readFileSync(join(CONSENT, 'ConsentementConsultation_NonOppositionAlimentation.er7'), 'utf8').replace(
+        '|ADT^A01^ADT_A01|3975|',
+        '|ADT^A01^ADT_A01|LATE-3975|',
+      ),
+    );
     await send(late);
     const p = await patient();
     expect(p.consent).toMatchObject({ feeding: { value: 'NA' }, consultation: { value: 'NA' } });
@@ -77,7 +86,13 @@ describe('ANS PAM FR examples (consent), sent with mllp_send', () => {
 describe('unknown events (channel policy unknownEvents: ignore)', () => {
   test('an ADT event the channel does not handle is acknowledged AA, journaled as discarded, not processed', async () => {
     const file = join(tempDir('a09'), 'a09.er7');
-    writeFileSync(file, readFileSync(join(EXAMPLES, 'SGL', 'admission.er7'), 'utf8').replace('|ADT^A01^ADT_A01|3975|', '|ADT^A09^ADT_A09|A09-1|'));
+    writeFileSync(
+      file,
+      readFileSync(join(EXAMPLES, 'SGL', 'admission.er7'), 'utf8').replace(
+        '|ADT^A01^ADT_A01|3975|',
+        '|ADT^A09^ADT_A09|A09-1|',
+      ),
+    );
     const { stdout } = await run('mllp_send', ['--loose', '--port', String(t.port()), '--file', file, '127.0.0.1']);
     expect(stdout).toMatch(/^MSA\|AA\|A09-1$/m);
     const r = (await (await t.api('/messages?controlId=A09-1')).json()) as { messages: JournalEntry[] };
@@ -98,16 +113,28 @@ describe('SGL admission and discharge', () => {
 describe('identity store and transmission requests', () => {
   test('after an A40 merge, an MDM sent with the old IPP resolves to the surviving, qualified patient', async () => {
     const dir = tempDir('merge');
-    const transmission = readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0');
+    const transmission = readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace(
+      'port: 2575',
+      'port: 0',
+    );
     const pam = readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0');
     const e = await startTestEngine({ transmission, pam });
     try {
       const fixture = splitMessages(readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')))[0]!;
       const ins = Hl7Message.parse(fixture).get('PID-3[1].1')!;
-      const msh = (id: string, event: string, structure: string) => `MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^${event}^${structure}|${id}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`;
+      const msh = (id: string, event: string, structure: string) =>
+        `MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^${event}^${structure}|${id}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`;
       const pid = (ids: string, status: string) => {
         const f = Array<string>(33).fill('');
-        Object.assign(f, { 0: 'PID', 1: '1', 3: ids, 5: 'DEMO^CAMILLE^CAMILLE^^^^L', 7: '19800101', 8: 'F', 32: status });
+        Object.assign(f, {
+          0: 'PID',
+          1: '1',
+          3: ids,
+          5: 'DEMO^CAMILLE^CAMILLE^^^^L',
+          7: '19800101',
+          8: 'F',
+          32: status,
+        });
         return f.join('|');
       };
       const old = 'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI';
@@ -120,10 +147,21 @@ describe('identity store and transmission requests', () => {
       for (const segs of adts) {
         const file = join(dir, `${segs[0]!.split('|')[9]}.hl7`);
         writeFileSync(file, segs.join('\n') + '\n');
-        const { stdout } = await run('mllp_send', ['--loose', '--port', String(e.port('pam')), '--file', file, '127.0.0.1']);
+        const { stdout } = await run('mllp_send', [
+          '--loose',
+          '--port',
+          String(e.port('pam')),
+          '--file',
+          file,
+          '127.0.0.1',
+        ]);
         expect(stdout).toMatch(/MSA\|AA\|/);
         const id = segs[0]!.split('|')[9]!;
-        await waitFor(async () => ((await (await e.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] }).messages[0]?.status === 'processed');
+        await waitFor(
+          async () =>
+            ((await (await e.api(`/messages?controlId=${id}`)).json()) as { messages: JournalEntry[] }).messages[0]
+              ?.status === 'processed',
+        );
       }
       const survivor = (await (await e.api('/patients?id=NEW0002&authority=1.2.250.1.999.9.1')).json()) as Patient;
       const viaOld = (await (await e.api('/patients?id=DEMO0001&authority=1.2.250.1.999.9.1')).json()) as Patient;
@@ -137,7 +175,9 @@ describe('identity store and transmission requests', () => {
         const r = (await (await e.api('/messages?controlId=DEMO-MDM-0001')).json()) as { messages: JournalEntry[] };
         return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
       });
-      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as { patient: { storeId: string; qualified: boolean; dmpAllowed: boolean; insMatches: boolean } };
+      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as {
+        patient: { storeId: string; qualified: boolean; dmpAllowed: boolean; insMatches: boolean };
+      };
       expect(sub.patient).toMatchObject({ storeId: survivor.id, qualified: true, dmpAllowed: true, insMatches: true });
     } finally {
       await e.stop();
@@ -157,27 +197,55 @@ describe('identity cross-check of transmission requests', () => {
     try {
       // The GAM knows DEMO0001 with another qualified INS than the one the DPI sends.
       const f = Array<string>(33).fill('');
-      Object.assign(f, { 0: 'PID', 1: '1', 3: 'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI~280017512345709^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS', 5: 'DEMO^CAMILLE^^^^^L', 7: '19800101', 8: 'F', 32: 'QUAL' });
-      const adt = ['MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^A28^ADT_A05|X1|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM', 'EVN||20261121080000', f.join('|')];
+      Object.assign(f, {
+        0: 'PID',
+        1: '1',
+        3: 'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI~280017512345709^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
+        5: 'DEMO^CAMILLE^^^^^L',
+        7: '19800101',
+        8: 'F',
+        32: 'QUAL',
+      });
+      const adt = [
+        'MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^A28^ADT_A05|X1|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM',
+        'EVN||20261121080000',
+        f.join('|'),
+      ];
       writeFileSync(join(dir, 'adt.hl7'), adt.join('\n') + '\n');
       await run('mllp_send', ['--loose', '--port', String(e.port('pam')), '--file', join(dir, 'adt.hl7'), '127.0.0.1']);
-      await waitFor(async () => ((await (await e.api('/messages?controlId=X1')).json()) as { messages: JournalEntry[] }).messages[0]?.status === 'processed');
+      await waitFor(
+        async () =>
+          ((await (await e.api('/messages?controlId=X1')).json()) as { messages: JournalEntry[] }).messages[0]
+            ?.status === 'processed',
+      );
 
       const fixture = readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7'), 'utf8');
       const outcome = async (channel: string, controlId: string) => {
         writeFileSync(join(dir, `${controlId}.hl7`), fixture.replace('|DEMO-MDM-0001|', `|${controlId}|`));
-        await run('mllp_send', ['--loose', '--port', String(e.port(channel)), '--file', join(dir, `${controlId}.hl7`), '127.0.0.1']);
+        await run('mllp_send', [
+          '--loose',
+          '--port',
+          String(e.port(channel)),
+          '--file',
+          join(dir, `${controlId}.hl7`),
+          '127.0.0.1',
+        ]);
         return waitFor(async () => {
-          const m = ((await (await e.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] }).messages[0];
+          const m = ((await (await e.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] })
+            .messages[0];
           return m && ['processed', 'dead-lettered'].includes(m.status) ? m : undefined;
         });
       };
       const warned = await outcome('warn', 'XC-WARN');
       expect(warned.status).toBe('processed');
-      expect(warned.events.some((x) => /warning: the INS sent .* differs from the qualified INS/.test(x.detail ?? ''))).toBe(true);
+      expect(
+        warned.events.some((x) => /warning: the INS sent .* differs from the qualified INS/.test(x.detail ?? '')),
+      ).toBe(true);
       const refused = await outcome('strict', 'XC-STRICT');
       expect(refused.status).toBe('dead-lettered');
-      expect(refused.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(/^\[PID-3-equals-known-identity\]/);
+      expect(refused.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(
+        /^\[PID-3-equals-known-identity\]/,
+      );
     } finally {
       await e.stop();
     }
@@ -192,14 +260,34 @@ describe('the README demo', () => {
     });
     try {
       const cli = join(ROOT, 'dist/src/cli/main.js');
-      await run(process.execPath, [cli, 'send', '--port', String(e.port('pam')), join(ROOT, 'fixtures', 'adt-a01-demo.hl7')]);
-      await waitFor(async () => ((await (await e.api('/messages?controlId=DEMO-ADT-0001')).json()) as { messages: JournalEntry[] }).messages[0]?.status === 'processed');
-      await run(process.execPath, [cli, 'send', '--port', String(e.port('transmission')), join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')]);
+      await run(process.execPath, [
+        cli,
+        'send',
+        '--port',
+        String(e.port('pam')),
+        join(ROOT, 'fixtures', 'adt-a01-demo.hl7'),
+      ]);
+      await waitFor(
+        async () =>
+          ((await (await e.api('/messages?controlId=DEMO-ADT-0001')).json()) as { messages: JournalEntry[] })
+            .messages[0]?.status === 'processed',
+      );
+      await run(process.execPath, [
+        cli,
+        'send',
+        '--port',
+        String(e.port('transmission')),
+        join(ROOT, 'fixtures', 'mdm-t02-demo.hl7'),
+      ]);
       const entry = await waitFor(async () => {
-        const m = ((await (await e.api('/messages?controlId=DEMO-MDM-0001')).json()) as { messages: JournalEntry[] }).messages[0];
+        const m = ((await (await e.api('/messages?controlId=DEMO-MDM-0001')).json()) as { messages: JournalEntry[] })
+          .messages[0];
         return m?.status === 'processed' ? m : undefined;
       });
-      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as { patient: Record<string, unknown>; routes: { dmp: boolean } };
+      const sub = (await (await e.api(`/messages/${entry.id}/submission`)).json()) as {
+        patient: Record<string, unknown>;
+        routes: { dmp: boolean };
+      };
       expect(sub.routes.dmp).toBe(true);
       expect(sub.patient).toMatchObject({ qualified: true, dmpAllowed: true, insMatches: true });
     } finally {

@@ -24,7 +24,11 @@ describe('a channel over mutual TLS', () => {
       }),
     });
     try {
-      const good = new MllpClient({ host: '127.0.0.1', port: t.port(), tls: { ca: pki.pem['ca.crt'], cert: pki.pem['client.crt'], key: pki.pem['client.key'] } });
+      const good = new MllpClient({
+        host: '127.0.0.1',
+        port: t.port(),
+        tls: { ca: pki.pem['ca.crt'], cert: pki.pem['client.crt'], key: pki.pem['client.key'] },
+      });
       const ack = readAck(Hl7Message.parse(await good.send(Buffer.from(hl7({ controlId: 'TLS-1' })))));
       expect(ack).toMatchObject({ code: 'AA', controlId: 'TLS-1' });
       await good.close();
@@ -78,7 +82,9 @@ describe('a Redis that stops answering (disk stall, SIGSTOP)', () => {
       }, 30_000);
       expect(again.controlId).toBe('FROZEN-1');
       const entry = await waitFor(async () => {
-        const r = (await (await t.api('/messages?controlId=FROZEN-1')).json()) as { messages: { id: string; status: string }[] };
+        const r = (await (await t.api('/messages?controlId=FROZEN-1')).json()) as {
+          messages: { id: string; status: string }[];
+        };
         return r.messages.find((m) => m.status === 'processed');
       }, 30_000);
       const r = (await (await t.api('/messages?controlId=FROZEN-1')).json()) as { messages: unknown[] };
@@ -100,8 +106,16 @@ describe('journal retention', () => {
       const j = new Journal(r, { retentionMs: 60_000 });
       // Sweeps at given times, not at "now": how long this test takes changes nothing.
       const t0 = Date.now(); // no entry below is stamped earlier
-      const old = await j.ingest(Buffer.from('MSH|old'), { channel: 'c', size: 7, controlId: 'OLD', patientIds: ['P1'] }, { status: 'received' });
-      const recent = await j.ingest(Buffer.from('MSH|new'), { channel: 'c', size: 7, controlId: 'NEW', patientIds: ['P1'] }, { status: 'received' });
+      const old = await j.ingest(
+        Buffer.from('MSH|old'),
+        { channel: 'c', size: 7, controlId: 'OLD', patientIds: ['P1'] },
+        { status: 'received' },
+      );
+      const recent = await j.ingest(
+        Buffer.from('MSH|new'),
+        { channel: 'c', size: 7, controlId: 'NEW', patientIds: ['P1'] },
+        { status: 'received' },
+      );
       const justBeforeExpiry = t0 + 60_000 - 1; // both entries are younger than the retention then
       expect(await j.sweep(justBeforeExpiry)).toBe(0);
       // Pretend an hour went by for the first one only.

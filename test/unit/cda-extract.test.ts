@@ -32,7 +32,11 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { message: `${V20}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`, beside: ['CR_Radio_CDAN1_v1.XML'], kinds: ['nonXMLBody'] },
+  {
+    message: `${V20}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`,
+    beside: ['CR_Radio_CDAN1_v1.XML'],
+    kinds: ['nonXMLBody'],
+  },
   {
     message: `${V20}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7`,
     beside: ['CR_Bio_CDA_Niv1_v2.XML', 'CR_Bio_CDA_Niv3_v2.XML'],
@@ -45,17 +49,49 @@ const cases: Case[] = [
   },
   // V2.1 ORU: the messages still carry the V2.0 documents (patient 277076322082910) while the .XML beside them
   // were updated (patient 279035121518989, other ids): only the document type can be compared.
-  { message: `${V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7`, beside: [null, null], kinds: ['nonXMLBody', 'structuredBody'] },
-  { message: `${V21}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7`, beside: [null, null], kinds: ['nonXMLBody', 'structuredBody'] },
-  { message: `${VAGUE2}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`, beside: ['CR_Radio_CDAN1_v1.XML'], kinds: ['nonXMLBody'] },
+  {
+    message: `${V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7`,
+    beside: [null, null],
+    kinds: ['nonXMLBody', 'structuredBody'],
+  },
+  {
+    message: `${V21}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7`,
+    beside: [null, null],
+    kinds: ['nonXMLBody', 'structuredBody'],
+  },
+  {
+    message: `${VAGUE2}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`,
+    beside: ['CR_Radio_CDAN1_v1.XML'],
+    kinds: ['nonXMLBody'],
+  },
   // Vague 2 RPLC / DEL MDM are not named _Base64 but carry the real CDA (base64 without its '=' padding).
-  { message: `${VAGUE2}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7`, beside: ['CR_Radio_CDAN1_v2.XML'], kinds: ['nonXMLBody'] },
-  { message: `${VAGUE2}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7`, beside: ['CR_Radio_CDAN1_v2.XML'], kinds: ['nonXMLBody'] },
-  { message: `${VAGUE2}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7`, beside: ['SEGUR_CR_Bio_CDA_Niv3_v2.xml'], kinds: ['structuredBody'] },
+  {
+    message: `${VAGUE2}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7`,
+    beside: ['CR_Radio_CDAN1_v2.XML'],
+    kinds: ['nonXMLBody'],
+  },
+  {
+    message: `${VAGUE2}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7`,
+    beside: ['CR_Radio_CDAN1_v2.XML'],
+    kinds: ['nonXMLBody'],
+  },
+  {
+    message: `${VAGUE2}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7`,
+    beside: ['SEGUR_CR_Bio_CDA_Niv3_v2.xml'],
+    kinds: ['structuredBody'],
+  },
   // Vague 2 INIT: the .XML beside has another id (…1.12 instead of …1.9); DEL: the message carries an N1
   // (the V2.0 one) while the file beside is the N3 v2.
-  { message: `${VAGUE2}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7`, beside: [null], kinds: ['structuredBody'] },
-  { message: `${VAGUE2}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7`, beside: [null], kinds: ['nonXMLBody'] },
+  {
+    message: `${VAGUE2}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7`,
+    beside: [null],
+    kinds: ['structuredBody'],
+  },
+  {
+    message: `${VAGUE2}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7`,
+    beside: [null],
+    kinds: ['nonXMLBody'],
+  },
 ];
 
 describe('extractDocuments on the ANS examples carrying a real CDA', () => {
@@ -75,14 +111,21 @@ describe('extractDocuments on the ANS examples carrying a real CDA', () => {
         const ref = file(`${dir}/${beside}`);
         expect(identity(h)).toEqual(identity(readCdaHeader(ref)));
         // Same document up to line ends and a final newline.
-        const norm = (b: Buffer) => b.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n').trimEnd();
+        const norm = (b: Buffer) =>
+          b
+            .toString('utf8')
+            .replace(/^\uFEFF/, '')
+            .replace(/\r\n/g, '\n')
+            .trimEnd();
         if (c.message.includes('SEGUR')) expect(norm(doc.bytes)).toBe(norm(ref));
       }
     });
   });
 
   it('reads OBX-3 of the document', () => {
-    const [doc] = extractDocuments(message(`${V20}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`));
+    const [doc] = extractDocuments(
+      message(`${V20}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7`),
+    );
     expect(doc!.typeCode).toEqual({ code: '18748-4', label: "CR d'imagerie médicale", system: 'LN' });
   });
 
@@ -118,7 +161,11 @@ describe('placeholder variants', () => {
 describe('extractDocuments on built messages', () => {
   const build = (...obx: string[]) =>
     Hl7Message.parse(
-      ['MSH|^~\\&|A|B|C|D|202401010000||MDM^T02^MDM_T02|1|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2', 'EVN||202401010000', ...obx].join('\r'),
+      [
+        'MSH|^~\\&|A|B|C|D|202401010000||MDM^T02^MDM_T02|1|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2',
+        'EVN||202401010000',
+        ...obx,
+      ].join('\r'),
     );
   const cda = '<ClinicalDocument xmlns="urn:hl7-org:v3"/>';
   const b64 = Buffer.from(cda).toString('base64');
@@ -155,7 +202,9 @@ describe('extractDocuments on built messages', () => {
   ])('refuses invalid base64: %s', (_, value) => {
     let err: unknown;
     try {
-      extractDocuments(build('OBX|1|CE|DESTDMP^D^MetaDMPMSS||Y||||||F', `OBX|2|ED|11488-4^CR^LN||^TEXT^XML^Base64^${value}||||||F`));
+      extractDocuments(
+        build('OBX|1|CE|DESTDMP^D^MetaDMPMSS||Y||||||F', `OBX|2|ED|11488-4^CR^LN||^TEXT^XML^Base64^${value}||||||F`),
+      );
     } catch (e) {
       err = e;
     }
@@ -173,9 +222,24 @@ describe('extractDocuments on built messages', () => {
       }
       return undefined;
     };
-    expect(at('OBX|1|ED|X^Y^LN||^image^JPEG^Base64^AAAA||||||F')).toEqual({ segment: 'OBX', sequence: 1, field: 5, component: 3 });
-    expect(at('OBX|1|ED|X^Y^LN||^TEXT^XML^Hex^414243||||||F')).toEqual({ segment: 'OBX', sequence: 1, field: 5, component: 4 });
-    expect(at('OBX|1|ED|X^Y^LN||^TEXT^XML^Base64^||||||F')).toEqual({ segment: 'OBX', sequence: 1, field: 5, component: 5 });
+    expect(at('OBX|1|ED|X^Y^LN||^image^JPEG^Base64^AAAA||||||F')).toEqual({
+      segment: 'OBX',
+      sequence: 1,
+      field: 5,
+      component: 3,
+    });
+    expect(at('OBX|1|ED|X^Y^LN||^TEXT^XML^Hex^414243||||||F')).toEqual({
+      segment: 'OBX',
+      sequence: 1,
+      field: 5,
+      component: 4,
+    });
+    expect(at('OBX|1|ED|X^Y^LN||^TEXT^XML^Base64^||||||F')).toEqual({
+      segment: 'OBX',
+      sequence: 1,
+      field: 5,
+      component: 5,
+    });
   });
 
   // How fast: `npm run bench` (scenario parsers). The 60 s limit only catches an extraction gone quadratic.

@@ -18,7 +18,11 @@ function refusal(input: Buffer | string): CdaError {
   throw new Error('readCdaHeader accepted the input');
 }
 
-const MINIMAL = (root = 'ClinicalDocument', ns = ' xmlns="urn:hl7-org:v3"', prefix = '') => `<?xml version="1.0" encoding="UTF-8"?>
+const MINIMAL = (
+  root = 'ClinicalDocument',
+  ns = ' xmlns="urn:hl7-org:v3"',
+  prefix = '',
+) => `<?xml version="1.0" encoding="UTF-8"?>
 <${prefix}${root}${ns}>
   <${prefix}id root="1.2.3" extension="X1"/>
   <${prefix}code code="11488-4" codeSystem="2.16.840.1.113883.6.1"/>
@@ -48,13 +52,22 @@ describe('readCdaHeader values', () => {
     expect(h.id).toEqual({ root: '1.2.250.1.213.1.1.1.45.2024.2.1' });
     expect(h.setId).toEqual({ root: '1.2.250.1.213.1.1.1.45.2024.2' });
     expect(h.versionNumber).toBe(2);
-    expect(h.code).toEqual({ code: '18748-4', displayName: 'CR d’imagerie médicale', codeSystem: '2.16.840.1.113883.6.1', codeSystemName: 'LOINC' });
+    expect(h.code).toEqual({
+      code: '18748-4',
+      displayName: 'CR d’imagerie médicale',
+      codeSystem: '2.16.840.1.113883.6.1',
+      codeSystemName: 'LOINC',
+    });
     expect(h.title).toBe('CR d’imagerie médicale - Scanner Tête + Cou + Thorax avec injection');
     expect(h.effectiveTime).toBe('20210108111700+0100');
     expect(h.confidentialityCode?.code).toBe('N');
     expect(h.languageCode).toBe('fr-FR');
     // The commented-out templateId (IMG-CR-IMG 2024.01) must not be read.
-    expect(h.templateIds).toEqual([{ root: '2.16.840.1.113883.2.8.2.1' }, { root: '1.2.250.1.213.1.1.1.1' }, { root: '1.3.6.1.4.1.19376.1.2.20' }]);
+    expect(h.templateIds).toEqual([
+      { root: '2.16.840.1.113883.2.8.2.1' },
+      { root: '1.2.250.1.213.1.1.1.1' },
+      { root: '1.3.6.1.4.1.19376.1.2.20' },
+    ]);
     expect(h.recordTarget).toEqual({
       ids: [
         { root: '1.2.250.1.213.1.4.10', extension: '279035121518989' },
@@ -77,13 +90,25 @@ describe('readCdaHeader values', () => {
           id: { root: '1.2.250.1.71.4.2.1', extension: '801234560801' },
           family: 'BIDEAULT',
           given: ['Jacques'],
-          functionCode: { code: 'ATTPHYS', displayName: 'Référent - Responsable du patient dans la structure de soins', codeSystem: '2.16.840.1.113883.5.88' },
-          specialty: { code: 'G15_10/SM44', displayName: 'Médecin - Radio-diagnostic (SM)', codeSystem: '1.2.250.1.213.1.1.4.5' },
+          functionCode: {
+            code: 'ATTPHYS',
+            displayName: 'Référent - Responsable du patient dans la structure de soins',
+            codeSystem: '2.16.840.1.113883.5.88',
+          },
+          specialty: {
+            code: 'G15_10/SM44',
+            displayName: 'Médecin - Radio-diagnostic (SM)',
+            codeSystem: '1.2.250.1.213.1.1.4.5',
+          },
         },
         organization: {
           id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' },
           name: 'Centre de radiologie Ambroise',
-          standardIndustryClassCode: { code: 'AMBULATOIRE', displayName: 'Ambulatoire', codeSystem: '1.2.250.1.213.1.1.4.9' },
+          standardIndustryClassCode: {
+            code: 'AMBULATOIRE',
+            displayName: 'Ambulatoire',
+            codeSystem: '1.2.250.1.213.1.1.4.9',
+          },
         },
       },
     ]);
@@ -93,20 +118,29 @@ describe('readCdaHeader values', () => {
       family: 'BIDEAULT',
       given: ['Jacques'],
     });
-    expect(h.custodian).toEqual({ id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' }, name: 'Centre de radiologie Ambroise' });
+    expect(h.custodian).toEqual({
+      id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' },
+      name: 'Centre de radiologie Ambroise',
+    });
     expect(h.serviceEvents).toHaveLength(4);
     expect(h.serviceEvents[0]).toMatchObject({
       code: { code: '24727-0', codeSystem: '2.16.840.1.113883.6.1' },
       start: '20210108102500+0100',
       end: '20210108111700+0100',
-      performerOrganization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' }, standardIndustryClassCode: { code: 'AMBULATOIRE' } },
+      performerOrganization: {
+        id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' },
+        standardIndustryClassCode: { code: 'AMBULATOIRE' },
+      },
     });
     expect(h.encounter).toEqual({
       code: { code: 'AMB', displayName: 'Ambulatoire (hors établissement)', codeSystem: '2.16.840.1.113883.5.4' },
       start: '20210108102500+0100',
       end: '20210108111700+0100',
       healthCareFacilityCode: { code: 'SA08', displayName: 'Cabinet de groupe', codeSystem: '1.2.250.1.71.4.2.4' },
-      locationOrganization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' }, name: 'Centre de radiologie Ambroise' },
+      locationOrganization: {
+        id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' },
+        name: 'Centre de radiologie Ambroise',
+      },
     });
     expect(h.body).toEqual({ kind: 'nonXMLBody', mediaType: 'application/pdf', representation: 'B64' });
     expect(h.selfPresenting).toBeUndefined();
@@ -125,7 +159,10 @@ describe('readCdaHeader values', () => {
       birthPlaceCode: '75115',
     });
     expect(h.authors[0]!.person?.id).toEqual({ root: '1.2.250.1.71.4.2.1', extension: '801234567897' });
-    expect(h.custodian).toEqual({ id: { root: '1.2.250.1.71.4.2.2', extension: '1750803454' }, name: 'GHU APHP NUP SITE ROBERT DEBRE' });
+    expect(h.custodian).toEqual({
+      id: { root: '1.2.250.1.71.4.2.2', extension: '1750803454' },
+      name: 'GHU APHP NUP SITE ROBERT DEBRE',
+    });
     expect(h.serviceEvents[0]).toMatchObject({ start: '20240112111700+0100' });
     expect(h.encounter?.healthCareFacilityCode?.code).toBe('SA01');
     expect(h.body).toEqual({ kind: 'structuredBody' });
@@ -137,7 +174,10 @@ describe('readCdaHeader values', () => {
     expect(h.id).toEqual({ root: '1.2.250.1.213.1.1.1.55.2021.2.1' });
     expect(h.code.code).toBe('11502-2');
     expect(h.recordTarget.ins).toEqual({ matricule: '279035121518989', oid: '1.2.250.1.213.1.4.10' });
-    expect(h.authors[0]!.person).toMatchObject({ id: { root: '1.2.250.1.71.4.2.1', extension: '801234534765' }, family: 'CAMPARINI' });
+    expect(h.authors[0]!.person).toMatchObject({
+      id: { root: '1.2.250.1.71.4.2.1', extension: '801234534765' },
+      family: 'CAMPARINI',
+    });
     expect(h.custodian?.name).toBe('Laboratoire des charmes');
     expect(h.body.kind).toBe('structuredBody');
   });
@@ -224,6 +264,8 @@ describe('readCdaHeader refusals', () => {
     expect(noId.kind).toBe('missing');
     expect(noId.message).toMatch(/id/);
     expect(refusal(MINIMAL().replace(/<code [^>]*\/>/, '')).kind).toBe('missing');
-    expect(refusal(MINIMAL().replace(/<component><structuredBody>.*<\/structuredBody><\/component>/, '')).kind).toBe('missing');
+    expect(refusal(MINIMAL().replace(/<component><structuredBody>.*<\/structuredBody><\/component>/, '')).kind).toBe(
+      'missing',
+    );
   });
 });

@@ -29,8 +29,18 @@ function minimalPdf(): Buffer {
     parts.push(b);
     pos += b.length;
   });
-  const xref = ['xref', `0 ${objects.length + 1}`, '0000000000 65535 f ', ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n `)].join('\n');
-  parts.push(Buffer.from(`${xref}\ntrailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${pos}\n%%EOF\n`, 'latin1'));
+  const xref = [
+    'xref',
+    `0 ${objects.length + 1}`,
+    '0000000000 65535 f ',
+    ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n `),
+  ].join('\n');
+  parts.push(
+    Buffer.from(
+      `${xref}\ntrailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${pos}\n%%EOF\n`,
+      'latin1',
+    ),
+  );
   return Buffer.concat(parts);
 }
 
@@ -62,7 +72,11 @@ function input(): N1Input {
       id: { root: '1.2.250.1.71.4.2.1', extension: '810001234567' },
       family: 'BIDEAULT',
       given: 'Jacques',
-      specialty: { code: 'G15_10/SM04', codeSystem: '1.2.250.1.213.1.1.4.5', displayName: 'Médecin - Cardiologie et maladies vasculaires (SM)' },
+      specialty: {
+        code: 'G15_10/SM04',
+        codeSystem: '1.2.250.1.213.1.1.4.5',
+        displayName: 'Médecin - Cardiologie et maladies vasculaires (SM)',
+      },
       organization: { id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' }, name: 'Centre hospitalier de Test' },
     },
     custodian: { id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' }, name: 'Centre hospitalier de Test' },
@@ -72,13 +86,21 @@ function input(): N1Input {
       performerOrganization: {
         id: { root: '1.2.250.1.71.4.2.2', extension: '1750803447' },
         name: 'Centre hospitalier de Test',
-        practiceSetting: { code: 'ETABLISSEMENT', codeSystem: '1.2.250.1.213.1.1.4.9', displayName: 'Etablissement de santé' },
+        practiceSetting: {
+          code: 'ETABLISSEMENT',
+          codeSystem: '1.2.250.1.213.1.1.4.9',
+          displayName: 'Etablissement de santé',
+        },
       },
     },
     encounter: {
       start: '20240310080000+0100',
       end: '20240315120000+0100',
-      healthCareFacility: { code: 'SA01', codeSystem: '1.2.250.1.71.4.2.4', displayName: 'Etablissement Public de santé' },
+      healthCareFacility: {
+        code: 'SA01',
+        codeSystem: '1.2.250.1.71.4.2.4',
+        displayName: 'Etablissement Public de santé',
+      },
     },
     pdf: PDF,
   };
@@ -155,8 +177,14 @@ describe('buildN1', () => {
     expect(h.effectiveTime).toBe(i.document.effectiveTime);
     expect(h.confidentialityCode).toEqual({ code: 'N', displayName: 'Normal', codeSystem: '2.16.840.1.113883.5.25' });
     expect(h.languageCode).toBe('fr-FR');
-    expect(h.templateIds).toEqual([{ root: '2.16.840.1.113883.2.8.2.1' }, { root: '1.2.250.1.213.1.1.1.1' }, { root: '1.3.6.1.4.1.19376.1.2.20' }]);
-    expect(h.templateIds.map((t) => t.root)).toEqual(expect.arrayContaining([N1_TEMPLATE_IDS.ciSis, N1_TEMPLATE_IDS.xdsSd]));
+    expect(h.templateIds).toEqual([
+      { root: '2.16.840.1.113883.2.8.2.1' },
+      { root: '1.2.250.1.213.1.1.1.1' },
+      { root: '1.3.6.1.4.1.19376.1.2.20' },
+    ]);
+    expect(h.templateIds.map((t) => t.root)).toEqual(
+      expect.arrayContaining([N1_TEMPLATE_IDS.ciSis, N1_TEMPLATE_IDS.xdsSd]),
+    );
 
     const rt = h.recordTarget;
     expect(rt.ins).toEqual(i.patient.ins);
@@ -179,7 +207,12 @@ describe('buildN1', () => {
       },
     ]);
     // legalAuthenticator defaults to the author.
-    expect(h.legalAuthenticator).toEqual({ time: i.author.time, id: i.author.id, family: 'BIDEAULT', given: ['Jacques'] });
+    expect(h.legalAuthenticator).toEqual({
+      time: i.author.time,
+      id: i.author.id,
+      family: 'BIDEAULT',
+      given: ['Jacques'],
+    });
     expect(h.custodian).toEqual(i.custodian);
     expect(h.serviceEvents).toEqual([
       {
@@ -192,15 +225,29 @@ describe('buildN1', () => {
         },
       },
     ]);
-    expect(h.encounter).toEqual({ start: i.encounter!.start, end: i.encounter!.end, healthCareFacilityCode: i.encounter!.healthCareFacility });
+    expect(h.encounter).toEqual({
+      start: i.encounter!.start,
+      end: i.encounter!.end,
+      healthCareFacilityCode: i.encounter!.healthCareFacility,
+    });
     expect(h.body).toEqual({ kind: 'nonXMLBody', mediaType: 'application/pdf', representation: 'B64' });
   });
 
   it('uses an explicit legalAuthenticator', () => {
     const i = input();
-    i.legalAuthenticator = { time: '20240316090000+0100', id: { root: '1.2.250.1.71.4.2.1', extension: '810009876543' }, family: 'DURAND', given: 'Anne' };
+    i.legalAuthenticator = {
+      time: '20240316090000+0100',
+      id: { root: '1.2.250.1.71.4.2.1', extension: '810009876543' },
+      family: 'DURAND',
+      given: 'Anne',
+    };
     const h = readCdaHeader(buildN1(i));
-    expect(h.legalAuthenticator).toEqual({ time: '20240316090000+0100', id: i.legalAuthenticator.id, family: 'DURAND', given: ['Anne'] });
+    expect(h.legalAuthenticator).toEqual({
+      time: '20240316090000+0100',
+      id: i.legalAuthenticator.id,
+      family: 'DURAND',
+      given: ['Anne'],
+    });
   });
 
   it('carries the exact PDF bytes in base64', () => {

@@ -3,7 +3,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { buildMtom } from '../../src/dmp/mtom.js';
 import { MimeError, parseContentType, parseMultipart, type MimePart } from '../../src/mime/multipart.js';
 
-const ENVELOPE = '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>é</soap:Body></soap:Envelope>';
+const ENVELOPE =
+  '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>é</soap:Body></soap:Envelope>';
 const ACTION = 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b';
 
 /** A multipart body by hand, CRLF line ends. */
@@ -12,17 +13,28 @@ const mp = (lines: string[]) => Buffer.from(lines.join('\r\n'), 'latin1');
 describe('buildMtom', () => {
   const doc1 = Buffer.from('<ClinicalDocument>\r\n--not-a-boundary\r\n</ClinicalDocument>');
   const doc2 = randomBytes(4096); // every byte value, CR/LF included
-  const built = buildMtom(ENVELOPE, [
-    { contentId: 'doc1@pfi', contentType: 'text/xml', body: doc1 },
-    { contentId: '<doc2@pfi>', contentType: 'application/pdf', body: doc2 },
-  ], ACTION);
+  const built = buildMtom(
+    ENVELOPE,
+    [
+      { contentId: 'doc1@pfi', contentType: 'text/xml', body: doc1 },
+      { contentId: '<doc2@pfi>', contentType: 'application/pdf', body: doc2 },
+    ],
+    ACTION,
+  );
 
   it('announces a SOAP 1.2 XOP package', () => {
     const { type, params } = parseContentType(built.contentType);
     expect(type).toBe('multipart/related');
-    expect(params).toMatchObject({ type: 'application/xop+xml', start: '<root.message@pfi>', 'start-info': 'application/soap+xml', action: ACTION });
+    expect(params).toMatchObject({
+      type: 'application/xop+xml',
+      start: '<root.message@pfi>',
+      'start-info': 'application/soap+xml',
+      action: ACTION,
+    });
     expect(params.boundary).toMatch(/^MIMEBoundary_pfi_[0-9a-f]{48}$/);
-    expect(built.contentType).toMatch(/^multipart\/related; boundary="[^"]+"; type="application\/xop\+xml"; start="<root\.message@pfi>"; start-info="application\/soap\+xml"; action="urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"$/);
+    expect(built.contentType).toMatch(
+      /^multipart\/related; boundary="[^"]+"; type="application\/xop\+xml"; start="<root\.message@pfi>"; start-info="application\/soap\+xml"; action="urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"$/,
+    );
   });
 
   it('passes the attachment Buffers through without copying them', () => {
@@ -79,7 +91,19 @@ describe('buildMtom', () => {
 
 describe('parseMultipart', () => {
   it('unquoted boundary, preamble, epilogue, no start: root is the first part', () => {
-    const body = mp(['preamble', '--b1', 'Content-Type: application/xop+xml', '', '<a/>', '--b1', 'Content-ID: <x@y>', '', 'data', '--b1--', 'epilogue']);
+    const body = mp([
+      'preamble',
+      '--b1',
+      'Content-Type: application/xop+xml',
+      '',
+      '<a/>',
+      '--b1',
+      'Content-ID: <x@y>',
+      '',
+      'data',
+      '--b1--',
+      'epilogue',
+    ]);
     const { root, parts } = parseMultipart('multipart/related; boundary=b1; type="application/xop+xml"', body);
     expect(root.body.toString()).toBe('<a/>');
     expect(root.contentId).toBeUndefined();
@@ -97,8 +121,19 @@ describe('parseMultipart', () => {
     const pdf = randomBytes(300);
     const b64 = pdf.toString('base64').replace(/.{76}/g, '$&\r\n');
     const body = mp([
-      '--b', 'Content-ID: <p1>', 'Content-Transfer-Encoding: BASE64', 'Content-Type: application/pdf;', '\tname="x.pdf"', '', b64,
-      '--b', 'Content-ID: <p2>', 'Content-Transfer-Encoding: quoted-printable', '', 'caf=C3=A9 =3D ok=', 'suite',
+      '--b',
+      'Content-ID: <p1>',
+      'Content-Transfer-Encoding: BASE64',
+      'Content-Type: application/pdf;',
+      '\tname="x.pdf"',
+      '',
+      b64,
+      '--b',
+      'Content-ID: <p2>',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      'caf=C3=A9 =3D ok=',
+      'suite',
       '--b--',
     ]);
     const { parts } = parseMultipart('multipart/related; boundary=b', body);
@@ -115,16 +150,66 @@ describe('parseMultipart', () => {
 
   const bad: [string, string, Buffer, RegExp][] = [
     ['not multipart', 'application/soap+xml', mp(['x']), /not multipart/],
-    ['no boundary', 'multipart/related; type="application/xop+xml"', mp(['--b', '', 'x', '--b--']), /no boundary parameter/],
-    ['boundary absent from the body', 'multipart/related; boundary=zz', mp(['--b', '', 'x', '--b--']), /boundary "zz" not found/],
-    ['no closing delimiter', 'multipart/related; boundary=b', mp(['--b', 'Content-ID: <a>', '', 'x']), /no closing delimiter/],
-    ['no closing delimiter after a part', 'multipart/related; boundary=b', mp(['--b', 'Content-ID: <a>', '', 'x', '--b']), /no closing delimiter/],
-    ['part without header separator', 'multipart/related; boundary=b', mp(['--b', 'Content-ID: <a>', 'x', '--b--']), /MIME part 1: no blank line between headers and body/],
-    ['malformed header', 'multipart/related; boundary=b', mp(['--b', 'no colon here', '', 'x', '--b--']), /MIME part 1: malformed header line/],
-    ['invalid base64', 'multipart/related; boundary=b', mp(['--b', 'Content-Transfer-Encoding: base64', '', '@@@@', '--b--']), /invalid base64/],
-    ['unknown encoding', 'multipart/related; boundary=b', mp(['--b', 'Content-Transfer-Encoding: x-uue', '', 'x', '--b--']), /unsupported Content-Transfer-Encoding "x-uue"/],
-    ['start part absent', 'multipart/related; boundary=b; start="<nope>"', mp(['--b', 'Content-ID: <a>', '', 'x', '--b--']), /start part <nope> not found/],
-    ['duplicate Content-ID', 'multipart/related; boundary=b', mp(['--b', 'Content-ID: <a>', '', 'x', '--b', 'Content-ID: <a>', '', 'y', '--b--']), /duplicate Content-ID <a>/],
+    [
+      'no boundary',
+      'multipart/related; type="application/xop+xml"',
+      mp(['--b', '', 'x', '--b--']),
+      /no boundary parameter/,
+    ],
+    [
+      'boundary absent from the body',
+      'multipart/related; boundary=zz',
+      mp(['--b', '', 'x', '--b--']),
+      /boundary "zz" not found/,
+    ],
+    [
+      'no closing delimiter',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-ID: <a>', '', 'x']),
+      /no closing delimiter/,
+    ],
+    [
+      'no closing delimiter after a part',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-ID: <a>', '', 'x', '--b']),
+      /no closing delimiter/,
+    ],
+    [
+      'part without header separator',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-ID: <a>', 'x', '--b--']),
+      /MIME part 1: no blank line between headers and body/,
+    ],
+    [
+      'malformed header',
+      'multipart/related; boundary=b',
+      mp(['--b', 'no colon here', '', 'x', '--b--']),
+      /MIME part 1: malformed header line/,
+    ],
+    [
+      'invalid base64',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-Transfer-Encoding: base64', '', '@@@@', '--b--']),
+      /invalid base64/,
+    ],
+    [
+      'unknown encoding',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-Transfer-Encoding: x-uue', '', 'x', '--b--']),
+      /unsupported Content-Transfer-Encoding "x-uue"/,
+    ],
+    [
+      'start part absent',
+      'multipart/related; boundary=b; start="<nope>"',
+      mp(['--b', 'Content-ID: <a>', '', 'x', '--b--']),
+      /start part <nope> not found/,
+    ],
+    [
+      'duplicate Content-ID',
+      'multipart/related; boundary=b',
+      mp(['--b', 'Content-ID: <a>', '', 'x', '--b', 'Content-ID: <a>', '', 'y', '--b--']),
+      /duplicate Content-ID <a>/,
+    ],
     ['no part', 'multipart/related; boundary=b', mp(['--b--']), /no part/],
   ];
   for (const [name, ct, body, message] of bad) {

@@ -28,7 +28,25 @@ import { makeTestPki } from '../helpers/tls.js';
 const pki = makeTestPki();
 /** A second key pair whose self-signed certificate the simulator does not trust. */
 const untrusted = (() => {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.crt', '-days', '1', '-subj', '/CN=rogue'], { cwd: pki.dir, stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'rogue.key',
+      '-out',
+      'rogue.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=rogue',
+    ],
+    { cwd: pki.dir, stdio: 'pipe' },
+  );
   return { cert: readFileSync(join(pki.dir, 'rogue.crt')), key: readFileSync(join(pki.dir, 'rogue.key')) };
 })();
 
@@ -85,7 +103,11 @@ function newEntry(content: Buffer, over: Partial<DocumentEntry> = {}): DocumentE
     classCode: { code: '10', scheme: '1.2.250.1.213.1.1.4.1', display: 'Compte rendu' },
     formatCode: { code: 'urn:ihe:pcc:xds-ms:2007', scheme: '1.3.6.1.4.1.19376.1.2.3', display: 'XDS-MS' },
     confidentialityCodes: [{ code: 'N', scheme: '2.16.840.1.113883.5.25', display: 'Normal' }],
-    healthcareFacilityTypeCode: { code: 'SA01', scheme: '1.2.250.1.71.4.2.4', display: 'Etablissement Public de santé' },
+    healthcareFacilityTypeCode: {
+      code: 'SA01',
+      scheme: '1.2.250.1.71.4.2.4',
+      display: 'Etablissement Public de santé',
+    },
     practiceSettingCode: { code: 'ETABLISSEMENT', scheme: '1.2.250.1.213.1.1.4.9', display: 'Etablissement de santé' },
     languageCode: 'fr-FR',
     creationTime: '20240315101500',
@@ -148,8 +170,10 @@ function vihf(o: VihfOpts = {}): string {
     Identifiant_Structure: '1999999999',
     Secteur_Activite: 'SA01^1.2.250.1.71.4.2.4',
     'urn:oasis:names:tc:xspa:1.0:subject:subject-id': 'PFI, automate',
-    [ROLE]: '<Role xmlns="urn:hl7-org:v3" xsi:type="CE" code="AUTOMATE" codeSystem="1.2.250.1.213.1.1.4.6" displayName="AUTOMATE"/>',
-    [PURPOSE]: '<PurposeOfUse xmlns="urn:hl7-org:v3" xsi:type="CE" code="normal" codeSystem="1.2.250.1.213.1.1.4.248" displayName="Accès normal"/>',
+    [ROLE]:
+      '<Role xmlns="urn:hl7-org:v3" xsi:type="CE" code="AUTOMATE" codeSystem="1.2.250.1.213.1.1.4.6" displayName="AUTOMATE"/>',
+    [PURPOSE]:
+      '<PurposeOfUse xmlns="urn:hl7-org:v3" xsi:type="CE" code="normal" codeSystem="1.2.250.1.213.1.1.4.248" displayName="Accès normal"/>',
     LPS_Nom: 'PFI',
     LPS_Version: '0.1.0',
     LPS_ID_HOMOLOGATION_DMP: 'TEST-0001',
@@ -157,15 +181,22 @@ function vihf(o: VihfOpts = {}): string {
   };
   const attributes = Object.entries(attrs)
     .filter(([, v]) => v !== null)
-    .map(([name, v]) => `<saml2:Attribute Name="${name}"><saml2:AttributeValue>${v}</saml2:AttributeValue></saml2:Attribute>`)
+    .map(
+      ([name, v]) =>
+        `<saml2:Attribute Name="${name}"><saml2:AttributeValue>${v}</saml2:AttributeValue></saml2:Attribute>`,
+    )
     .join('');
   const xml =
     `<saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" ` +
     `ID="_${randomUUID()}" IssueInstant="${o.issueInstant ?? now}" Version="${o.version ?? '2.0'}">` +
     `<saml2:Issuer Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName">CN=emetteur-test,O=PFI Test</saml2:Issuer>` +
     `<saml2:Subject><saml2:NameID>${o.nameId ?? 'PFI/automate'}</saml2:NameID></saml2:Subject>` +
-    (o.audience ? '<saml2:Conditions><saml2:AudienceRestriction><saml2:Audience>urn:x</saml2:Audience></saml2:AudienceRestriction></saml2:Conditions>' : '') +
-    (o.authn === false ? '' : `<saml2:AuthnStatement AuthnInstant="${now}"><saml2:AuthnContext><saml2:AuthnContextClassRef>${o.classRef ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified'}</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>`) +
+    (o.audience
+      ? '<saml2:Conditions><saml2:AudienceRestriction><saml2:Audience>urn:x</saml2:Audience></saml2:AudienceRestriction></saml2:Conditions>'
+      : '') +
+    (o.authn === false
+      ? ''
+      : `<saml2:AuthnStatement AuthnInstant="${now}"><saml2:AuthnContext><saml2:AuthnContextClassRef>${o.classRef ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified'}</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>`) +
     `<saml2:AttributeStatement>${attributes}</saml2:AttributeStatement></saml2:Assertion>`;
   let out = xml;
   if (!o.unsigned) {
@@ -185,7 +216,9 @@ function vihf(o: VihfOpts = {}): string {
     });
     sig.computeSignature(xml, {
       prefix: 'ds',
-      location: o.signatureLast ? { reference: "/*/*[local-name(.)='AttributeStatement']", action: 'after' } : { reference: "/*/*[local-name(.)='Issuer']", action: 'after' },
+      location: o.signatureLast
+        ? { reference: "/*/*[local-name(.)='AttributeStatement']", action: 'after' }
+        : { reference: "/*/*[local-name(.)='Issuer']", action: 'after' },
     });
     out = sig.getSignedXml();
   }
@@ -213,7 +246,9 @@ function soapEnvelope(body: string, e: EnvOpts): string {
     (to ? `<wsa:To>${to}</wsa:To>` : '') +
     (e.action ? `<wsa:Action${mu}>${e.action}</wsa:Action>` : '') +
     (e.extraHeader ?? '') +
-    (e.security === null ? '' : `<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">${e.security ?? vihf()}</wsse:Security>`) +
+    (e.security === null
+      ? ''
+      : `<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">${e.security ?? vihf()}</wsse:Security>`) +
     `</soap:Header><soap:Body>${body.replace(/^<\?xml[^>]*>/, '')}</soap:Body></soap:Envelope>`
   );
 }
@@ -223,16 +258,41 @@ function soapEnvelope(body: string, e: EnvOpts): string {
 let sim: DmpSimulator;
 let port: number;
 
-interface Raw { status: number; contentType: string; text: string }
-function post(path: string, contentType: string, body: Buffer | Buffer[], tls: { cert?: Buffer; key?: Buffer } = { cert: pki.pem['client.crt'], key: pki.pem['client.key'] }, method = 'POST'): Promise<Raw> {
+interface Raw {
+  status: number;
+  contentType: string;
+  text: string;
+}
+function post(
+  path: string,
+  contentType: string,
+  body: Buffer | Buffer[],
+  tls: { cert?: Buffer; key?: Buffer } = { cert: pki.pem['client.crt'], key: pki.pem['client.key'] },
+  method = 'POST',
+): Promise<Raw> {
   const payload = Buffer.isBuffer(body) ? body : Buffer.concat(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method, ca: pki.pem['ca.crt'], ...tls, agent: false, headers: { 'content-type': contentType, 'content-length': payload.length } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        ca: pki.pem['ca.crt'],
+        ...tls,
+        agent: false,
+        headers: { 'content-type': contentType, 'content-length': payload.length },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, contentType: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            contentType: String(res.headers['content-type']),
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -260,16 +320,26 @@ function parseAnswer(raw: Raw): Answer {
   out.action = first('Action')?.textContent ?? undefined;
   const resp = first('RegistryResponse') ?? first('AdhocQueryResponse');
   if (resp) out.responseStatus = resp.getAttribute('status')!.replace(/^.*:/, '');
-  out.errors = NS_ANY(doc, 'RegistryError').map((e) => ({ code: e.getAttribute('errorCode')!, context: e.getAttribute('codeContext')!, location: e.getAttribute('location')! }));
+  out.errors = NS_ANY(doc, 'RegistryError').map((e) => ({
+    code: e.getAttribute('errorCode')!,
+    context: e.getAttribute('codeContext')!,
+    location: e.getAttribute('location')!,
+  }));
   const fault = first('Fault');
   if (fault) {
     const values = NS_ANY(doc, 'Value');
-    out.fault = { code: values[0]?.textContent ?? '', subcode: values[1]?.textContent ?? '', reason: first('Text')?.textContent ?? '' };
+    out.fault = {
+      code: values[0]?.textContent ?? '',
+      subcode: values[1]?.textContent ?? '',
+      reason: first('Text')?.textContent ?? '',
+    };
   }
   out.objects = NS_ANY(doc, 'ExtrinsicObject').map((eo) => ({
     id: eo.getAttribute('id')!,
     status: eo.getAttribute('status')!,
-    uniqueId: Array.from(eo.getElementsByTagNameNS('*', 'ExternalIdentifier')).find((x) => x.getAttribute('identificationScheme') === DE.uniqueId)!.getAttribute('value')!,
+    uniqueId: Array.from(eo.getElementsByTagNameNS('*', 'ExternalIdentifier'))
+      .find((x) => x.getAttribute('identificationScheme') === DE.uniqueId)!
+      .getAttribute('value')!,
   }));
   return out;
 }
@@ -282,10 +352,13 @@ function mutate(xml: string, fn: (doc: Document) => void): string {
 }
 const all = (doc: Document, local: string) => Array.from(doc.getElementsByTagNameNS('*', local));
 const remove = (n: Node | undefined) => n?.parentNode?.removeChild(n);
-const childrenOf = (el: Element, local: string) => Array.from(el.childNodes).filter((n): n is Element => n.nodeType === 1 && (n as Element).localName === local);
+const childrenOf = (el: Element, local: string) =>
+  Array.from(el.childNodes).filter((n): n is Element => n.nodeType === 1 && (n as Element).localName === local);
 const bySlot = (el: Element, name: string) => childrenOf(el, 'Slot').find((s) => s.getAttribute('name') === name);
 const byScheme = (el: Element, scheme: string) =>
-  [...childrenOf(el, 'Classification'), ...childrenOf(el, 'ExternalIdentifier')].find((c) => (c.getAttribute('classificationScheme') || c.getAttribute('identificationScheme')) === scheme);
+  [...childrenOf(el, 'Classification'), ...childrenOf(el, 'ExternalIdentifier')].find(
+    (c) => (c.getAttribute('classificationScheme') || c.getAttribute('identificationScheme')) === scheme,
+  );
 
 interface PnrOpts {
   set?: SubmissionSet;
@@ -301,38 +374,83 @@ interface PnrOpts {
 }
 async function pnr(o: PnrOpts = {}): Promise<Answer & { docs: { entry: DocumentEntry; content: Buffer }[] }> {
   const docs = o.docs ?? [{ entry: newEntry(cda()), content: cda() }];
-  let body = provideAndRegisterRequest(o.set ?? newSet(), docs.map((d, i) => ({ entry: d.entry, contentId: `doc${i}@test` })), o.ebrim);
+  let body = provideAndRegisterRequest(
+    o.set ?? newSet(),
+    docs.map((d, i) => ({ entry: d.entry, contentId: `doc${i}@test` })),
+    o.ebrim,
+  );
   if (o.mutate) body = mutate(body, o.mutate);
   const env = soapEnvelope(body, { action: ACT.pnr, endpoint: 'repository', security: vihf(o.vihf), ...o.env });
-  const parts = o.parts ?? docs.map((d, i) => ({ contentId: `doc${i}@test`, contentType: 'text/xml', body: d.content }));
+  const parts =
+    o.parts ?? docs.map((d, i) => ({ contentId: `doc${i}@test`, contentType: 'text/xml', body: d.content }));
   let raw: Raw;
-  if (o.plain) raw = await post(pathOf('repository'), `application/soap+xml; charset=UTF-8; action="${ACT.pnr}"`, Buffer.from(env));
+  if (o.plain)
+    raw = await post(
+      pathOf('repository'),
+      `application/soap+xml; charset=UTF-8; action="${ACT.pnr}"`,
+      Buffer.from(env),
+    );
   else if (o.base64) {
     const b = 'b64boundary';
-    const lines = [`--${b}`, 'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"', 'Content-ID: <root@test>', '', env];
-    for (const p of parts) lines.push(`--${b}`, `Content-Type: ${p.contentType}`, 'Content-Transfer-Encoding: BASE64', `Content-ID: <${p.contentId}>`, '', p.body.toString('base64'));
+    const lines = [
+      `--${b}`,
+      'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"',
+      'Content-ID: <root@test>',
+      '',
+      env,
+    ];
+    for (const p of parts)
+      lines.push(
+        `--${b}`,
+        `Content-Type: ${p.contentType}`,
+        'Content-Transfer-Encoding: BASE64',
+        `Content-ID: <${p.contentId}>`,
+        '',
+        p.body.toString('base64'),
+      );
     lines.push(`--${b}--`, '');
-    raw = await post(pathOf('repository'), `multipart/related; boundary=${b}; type="application/xop+xml"; start="<root@test>"; start-info="application/soap+xml"`, Buffer.from(lines.join('\r\n')));
+    raw = await post(
+      pathOf('repository'),
+      `multipart/related; boundary=${b}; type="application/xop+xml"; start="<root@test>"; start-info="application/soap+xml"`,
+      Buffer.from(lines.join('\r\n')),
+    );
   } else {
     const m = buildMtom(env, parts, ACT.pnr);
     raw = await post(pathOf('repository'), m.contentType, m.chunks);
   }
   return { ...parseAnswer(raw), docs };
 }
-async function registry(action: string, body: string, o: { vihf?: VihfOpts; env?: Partial<EnvOpts> } = {}): Promise<Answer> {
+async function registry(
+  action: string,
+  body: string,
+  o: { vihf?: VihfOpts; env?: Partial<EnvOpts> } = {},
+): Promise<Answer> {
   const env = soapEnvelope(body, { action, endpoint: 'registry', security: vihf(o.vihf), ...o.env });
-  return parseAnswer(await post(pathOf('registry'), `application/soap+xml; charset=UTF-8; action="${action}"`, Buffer.from(env)));
+  return parseAnswer(
+    await post(pathOf('registry'), `application/soap+xml; charset=UTF-8; action="${action}"`, Buffer.from(env)),
+  );
 }
 const deleteDoc = (entryUUID: string, o: { from?: string; to?: string; set?: SubmissionSet; vihf?: VihfOpts } = {}) =>
-  registry(ACT.update, updateDocumentSetRequest(o.set ?? newSet(), [{ entryUUID, from: o.from ?? ST.approved }], o.to ?? ST.deleted), o);
-const query = (uniqueIds: string[], o: { vihf?: VihfOpts } = {}) => registry(ACT.query, getDocumentsQuery(uniqueIds), o);
+  registry(
+    ACT.update,
+    updateDocumentSetRequest(o.set ?? newSet(), [{ entryUUID, from: o.from ?? ST.approved }], o.to ?? ST.deleted),
+    o,
+  );
+const query = (uniqueIds: string[], o: { vihf?: VihfOpts } = {}) =>
+  registry(ACT.query, getDocumentsQuery(uniqueIds), o);
 
 const codes = (a: Answer) => a.errors.map((e) => e.code);
 function expectFailure(a: Answer, code: string, context?: RegExp): void {
   expect(a.status, a.text).toBe(200);
   expect(a.responseStatus, a.text).toBe('Failure');
   expect(codes(a)).toContain(code);
-  if (context) expect(a.errors.filter((e) => e.code === code).map((e) => e.context).join(' | ')).toMatch(context);
+  if (context)
+    expect(
+      a.errors
+        .filter((e) => e.code === code)
+        .map((e) => e.context)
+        .join(' | '),
+    ).toMatch(context);
 }
 function expectFault(a: Answer, subcode: string, reason: RegExp): void {
   expect(a.status, a.text).toBe(500);
@@ -364,18 +482,27 @@ describe('transport', () => {
   it('url and mutual TLS: no client certificate, no answer', async () => {
     expect(sim.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/si-dmp-server\/v2\/services$/);
     await expect(post(pathOf('repository'), 'text/plain', Buffer.from('x'), {})).rejects.toThrow();
-    await expect(post(pathOf('repository'), 'text/plain', Buffer.from('x'), { cert: untrusted.cert, key: untrusted.key })).rejects.toThrow();
+    await expect(
+      post(pathOf('repository'), 'text/plain', Buffer.from('x'), { cert: untrusted.cert, key: untrusted.key }),
+    ).rejects.toThrow();
   });
 
   it('404 elsewhere, 405 for GET, recorded', async () => {
     expect((await post('/si-dmp-server/v2/services/other', 'text/plain', Buffer.from('x'))).status).toBe(404);
     expect((await post(pathOf('registry'), 'text/plain', Buffer.alloc(0), undefined, 'GET')).status).toBe(405);
-    expect(sim.requests().map((r) => [r.status, r.errors[0]!.code])).toEqual([['HTTP', '404'], ['HTTP', '405']]);
+    expect(sim.requests().map((r) => [r.status, r.errors[0]!.code])).toEqual([
+      ['HTTP', '404'],
+      ['HTTP', '405'],
+    ]);
   });
 
   /** Runs `fn` against another simulator instance. */
   async function withSim(opts: Partial<DmpSimulatorOptions>, fn: () => Promise<void>): Promise<void> {
-    const other = await DmpSimulator.start({ tls: { cert: pki.pem['server.crt'], key: pki.pem['server.key'], ca: pki.pem['ca.crt'] }, sealCertificates: [pki.pem['client.crt']], ...opts });
+    const other = await DmpSimulator.start({
+      tls: { cert: pki.pem['server.crt'], key: pki.pem['server.key'], ca: pki.pem['ca.crt'] },
+      sealCertificates: [pki.pem['client.crt']],
+      ...opts,
+    });
     const [savedSim, savedPort] = [sim, port];
     [sim, port] = [other, Number(new URL(other.url).port)];
     try {
@@ -402,7 +529,12 @@ describe('transport', () => {
   });
 
   it('refuses to start without a seal certificate', async () => {
-    await expect(DmpSimulator.start({ tls: { cert: pki.pem['server.crt'], key: pki.pem['server.key'], ca: pki.pem['ca.crt'] }, sealCertificates: [Buffer.from('nope')] })).rejects.toThrow(/no PEM certificate/);
+    await expect(
+      DmpSimulator.start({
+        tls: { cert: pki.pem['server.crt'], key: pki.pem['server.key'], ca: pki.pem['ca.crt'] },
+        sealCertificates: [Buffer.from('nope')],
+      }),
+    ).rejects.toThrow(/no PEM certificate/);
   });
 
   it('answers plain SOAP 1.2, Action + Response, RelatesTo = MessageID', async () => {
@@ -424,9 +556,20 @@ describe('ITI-41 happy paths', () => {
     const [doc, ...rest] = sim.documents();
     expect(rest).toEqual([]);
     expect(doc).toMatchObject({
-      entryUUID: entry.entryUUID, uniqueId: entry.uniqueId, patientId: INS1, patientOid: INS_OID, status: 'Approved',
-      typeCode: '11490-0', classCode: '10', formatCode: 'urn:ihe:pcc:xds-ms:2007', mimeType: 'text/xml',
-      hash: entry.hash, size: content.length, confidentialityCodes: ['N'], title: 'CR hospitalisation', submissionSetUniqueId: set.uniqueId,
+      entryUUID: entry.entryUUID,
+      uniqueId: entry.uniqueId,
+      patientId: INS1,
+      patientOid: INS_OID,
+      status: 'Approved',
+      typeCode: '11490-0',
+      classCode: '10',
+      formatCode: 'urn:ihe:pcc:xds-ms:2007',
+      mimeType: 'text/xml',
+      hash: entry.hash,
+      size: content.length,
+      confidentialityCodes: ['N'],
+      title: 'CR hospitalisation',
+      submissionSetUniqueId: set.uniqueId,
     });
     expect(doc!.content.equals(content)).toBe(true);
     expect(sim.requests()).toMatchObject([{ action: ACT.pnr, status: 'Success', errors: [] }]);
@@ -470,7 +613,15 @@ describe('ITI-41 happy paths', () => {
     const a = await stored();
     const b = await stored();
     const docs = [1, 2].map((n) => ({ entry: newEntry(cda(n)), content: cda(n) }));
-    const r = await pnr({ docs, ebrim: { replacements: [{ source: docs[0]!.entry.entryUUID, target: a.entryUUID }, { source: docs[1]!.entry.entryUUID, target: b.entryUUID }] } });
+    const r = await pnr({
+      docs,
+      ebrim: {
+        replacements: [
+          { source: docs[0]!.entry.entryUUID, target: a.entryUUID },
+          { source: docs[1]!.entry.entryUUID, target: b.entryUUID },
+        ],
+      },
+    });
     expect(r.responseStatus, r.text).toBe('Success');
     const byId = new Map(sim.documents().map((d) => [d.entryUUID, d]));
     expect(byId.get(a.entryUUID)!.replacedBy).toBe(docs[0]!.entry.entryUUID);
@@ -486,12 +637,17 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
       mutate: (d) => {
         const rp = all(d, 'RegistryPackage')[0]!;
         remove(bySlot(rp, 'submissionTime'));
-        for (const s of [SS.author, SS.contentTypeCode, SS.uniqueId, SS.sourceId, SS.patientId]) remove(byScheme(rp, s));
+        for (const s of [SS.author, SS.contentTypeCode, SS.uniqueId, SS.sourceId, SS.patientId])
+          remove(byScheme(rp, s));
       },
     });
     expect(r.responseStatus).toBe('Failure');
     const missing = r.errors.filter((e) => e.code === 'XDSRegistryMetadataError').map((e) => e.location);
-    expect(missing).toEqual(['submissionTime', 'author', 'contentTypeCode', 'uniqueId', 'sourceId', 'patientId'].map((a) => `${set.entryUUID}/${a}`));
+    expect(missing).toEqual(
+      ['submissionTime', 'author', 'contentTypeCode', 'uniqueId', 'sourceId', 'patientId'].map(
+        (a) => `${set.entryUUID}/${a}`,
+      ),
+    );
     expect(r.errors[0]!.context).toMatch(/SubmissionSet .*: required attribute submissionTime is missing/);
     expect(sim.documents()).toEqual([]);
   });
@@ -502,16 +658,41 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
       docs: [{ entry, content: cda() }],
       mutate: (d) => {
         const eo = all(d, 'ExtrinsicObject')[0]!;
-        for (const s of [DE.classCode, DE.formatCode, DE.healthcareFacilityTypeCode, DE.practiceSettingCode, DE.typeCode, DE.patientId, DE.uniqueId]) remove(byScheme(eo, s));
+        for (const s of [
+          DE.classCode,
+          DE.formatCode,
+          DE.healthcareFacilityTypeCode,
+          DE.practiceSettingCode,
+          DE.typeCode,
+          DE.patientId,
+          DE.uniqueId,
+        ])
+          remove(byScheme(eo, s));
         remove(byScheme(eo, DE.confidentialityCode));
         for (const s of ['creationTime', 'languageCode', 'sourcePatientId']) remove(bySlot(eo, s));
         remove(childrenOf(eo, 'Name')[0]);
         eo.removeAttribute('mimeType');
       },
     });
-    const locations = r.errors.filter((e) => e.code === 'XDSRegistryMetadataError').map((e) => e.location.replace(`${entry.entryUUID}/`, ''));
+    const locations = r.errors
+      .filter((e) => e.code === 'XDSRegistryMetadataError')
+      .map((e) => e.location.replace(`${entry.entryUUID}/`, ''));
     expect(locations.sort()).toEqual(
-      ['classCode', 'confidentialityCode', 'formatCode', 'healthcareFacilityTypeCode', 'practiceSettingCode', 'typeCode', 'patientId', 'uniqueId', 'creationTime', 'languageCode', 'sourcePatientId', 'mimeType', 'Name (title)'].sort(),
+      [
+        'classCode',
+        'confidentialityCode',
+        'formatCode',
+        'healthcareFacilityTypeCode',
+        'practiceSettingCode',
+        'typeCode',
+        'patientId',
+        'uniqueId',
+        'creationTime',
+        'languageCode',
+        'sourcePatientId',
+        'mimeType',
+        'Name (title)',
+      ].sort(),
     );
   });
 
@@ -519,29 +700,53 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
     const r = await pnr({
       mutate: (d) => {
         const eo = all(d, 'ExtrinsicObject')[0]!;
-        byScheme(eo, DE.classCode)!.setAttribute('classificationScheme', 'urn:uuid:00000000-0000-0000-0000-000000000001');
-        byScheme(eo, DE.uniqueId)!.setAttribute('identificationScheme', 'urn:uuid:00000000-0000-0000-0000-000000000002');
+        byScheme(eo, DE.classCode)!.setAttribute(
+          'classificationScheme',
+          'urn:uuid:00000000-0000-0000-0000-000000000001',
+        );
+        byScheme(eo, DE.uniqueId)!.setAttribute(
+          'identificationScheme',
+          'urn:uuid:00000000-0000-0000-0000-000000000002',
+        );
       },
     });
-    expectFailure(r, 'XDSRegistryMetadataError', /wrong classification scheme "urn:uuid:00000000-0000-0000-0000-000000000001"/);
-    expectFailure(r, 'XDSRegistryMetadataError', /wrong identification scheme "urn:uuid:00000000-0000-0000-0000-000000000002"/);
+    expectFailure(
+      r,
+      'XDSRegistryMetadataError',
+      /wrong classification scheme "urn:uuid:00000000-0000-0000-0000-000000000001"/,
+    );
+    expectFailure(
+      r,
+      'XDSRegistryMetadataError',
+      /wrong identification scheme "urn:uuid:00000000-0000-0000-0000-000000000002"/,
+    );
   });
 
   it('patientId not an INS: authority, type, key', async () => {
     const bad = [cxOf(INS1, '1.2.250.1.999'), cxOf(INS1, INS_OID, 'PI'), cxOf(INS1.slice(0, 13) + '00')];
     for (const value of bad) {
-      const r = await pnr({ mutate: (d) => byScheme(all(d, 'ExtrinsicObject')[0]!, DE.patientId)!.setAttribute('value', value) });
+      const r = await pnr({
+        mutate: (d) => byScheme(all(d, 'ExtrinsicObject')[0]!, DE.patientId)!.setAttribute('value', value),
+      });
       expectFailure(r, 'XDSUnknownPatientId', /is not an INS/);
       expect(r.errors.find((e) => e.code === 'XDSUnknownPatientId')!.location).toMatch(/\/patientId$/);
     }
-    const r = await pnr({ mutate: (d) => byScheme(all(d, 'RegistryPackage')[0]!, SS.patientId)!.setAttribute('value', cxOf('123')) });
+    const r = await pnr({
+      mutate: (d) => byScheme(all(d, 'RegistryPackage')[0]!, SS.patientId)!.setAttribute('value', cxOf('123')),
+    });
     expectFailure(r, 'XDSUnknownPatientId', /must be 15 characters/);
   });
 
   it('patientId mismatch: entry vs the VIHF resource-id, entry vs SubmissionSet, SubmissionSet vs VIHF', async () => {
     const e = newEntry(cda(), { patientId: patient(INS2) });
     const a = await pnr({ docs: [{ entry: e, content: cda() }], vihf: { patient: cxOf(INS1) } });
-    expect(a.errors).toEqual([{ code: 'XDSPatientIdDoesNotMatch', context: `patientId of ${e.entryUUID} differs from the VIHF resource-id`, location: `${e.entryUUID}/patientId` }]);
+    expect(a.errors).toEqual([
+      {
+        code: 'XDSPatientIdDoesNotMatch',
+        context: `patientId of ${e.entryUUID} differs from the VIHF resource-id`,
+        location: `${e.entryUUID}/patientId`,
+      },
+    ]);
     const set = newSet(INS2);
     const entry = newEntry(cda());
     const b = await pnr({ set, docs: [{ entry, content: cda() }], vihf: { patient: cxOf(INS1) } });
@@ -552,10 +757,21 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
   });
 
   it('xds:Document missing, or xop:Include naming no part; part referenced by nothing', async () => {
-    expectFailure(await pnr({ mutate: (d) => remove(all(d, 'Document')[0]), parts: [] }), 'XDSMissingDocument', /no xds:Document for DocumentEntry/);
-    expectFailure(await pnr({ parts: [{ contentId: 'other@test', contentType: 'text/xml', body: cda() }] }), 'XDSMissingDocument', /xop:Include href "cid:doc0@test" .* names no MIME part/);
+    expectFailure(
+      await pnr({ mutate: (d) => remove(all(d, 'Document')[0]), parts: [] }),
+      'XDSMissingDocument',
+      /no xds:Document for DocumentEntry/,
+    );
+    expectFailure(
+      await pnr({ parts: [{ contentId: 'other@test', contentType: 'text/xml', body: cda() }] }),
+      'XDSMissingDocument',
+      /xop:Include href "cid:doc0@test" .* names no MIME part/,
+    );
     const docs = [{ entry: newEntry(cda()), content: cda() }];
-    const extra = [{ contentId: 'doc0@test', contentType: 'text/xml', body: cda() }, { contentId: 'stray@test', contentType: 'text/xml', body: cda() }];
+    const extra = [
+      { contentId: 'doc0@test', contentType: 'text/xml', body: cda() },
+      { contentId: 'stray@test', contentType: 'text/xml', body: cda() },
+    ];
     expectFailure(await pnr({ docs, parts: extra }), 'XDSRepositoryError', /MIME part <stray@test> is not referenced/);
   });
 
@@ -572,12 +788,20 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
   it('uniqueId already in the registry', async () => {
     const first = await stored();
     const dup = newEntry(cda(), { uniqueId: first.uniqueId });
-    expectFailure(await pnr({ docs: [{ entry: dup, content: cda() }] }), 'XDSDuplicateUniqueIdInRegistry', new RegExp(`uniqueId ${first.uniqueId.replace(/\./g, '\\.')} is already registered`));
+    expectFailure(
+      await pnr({ docs: [{ entry: dup, content: cda() }] }),
+      'XDSDuplicateUniqueIdInRegistry',
+      new RegExp(`uniqueId ${first.uniqueId.replace(/\./g, '\\.')} is already registered`),
+    );
   });
 
   it('typeCode outside JDV_J66', async () => {
     const e = newEntry(cda(), { typeCode: { code: '99999-9', scheme: '2.16.840.1.113883.6.1', display: 'Inconnu' } });
-    expectFailure(await pnr({ docs: [{ entry: e, content: cda() }] }), 'XDSRegistryMetadataError', /typeCode 99999-9\|2\.16\.840\.1\.113883\.6\.1 not allowed in the DMP \(JDV_J66\)/);
+    expectFailure(
+      await pnr({ docs: [{ entry: e, content: cda() }] }),
+      'XDSRegistryMetadataError',
+      /typeCode 99999-9\|2\.16\.840\.1\.113883\.6\.1 not allowed in the DMP \(JDV_J66\)/,
+    );
   });
 
   it('patient without DMP, DMP closed (also via unknownPatients)', async () => {
@@ -592,13 +816,28 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
   });
 
   it('RPLC target unknown, not Approved, or of another patient', async () => {
-    expectFailure(await pnr({ ebrim: { replaces: { entryUUID: `urn:uuid:${randomUUID()}` } } }), 'XDSRegistryError', /replaced entry unknown/);
+    expectFailure(
+      await pnr({ ebrim: { replaces: { entryUUID: `urn:uuid:${randomUUID()}` } } }),
+      'XDSRegistryError',
+      /replaced entry unknown/,
+    );
     const old = await stored();
     expect((await pnr({ ebrim: { replaces: { entryUUID: old.entryUUID } } })).responseStatus).toBe('Success');
-    expectFailure(await pnr({ ebrim: { replaces: { entryUUID: old.entryUUID } } }), 'XDSRegistryError', /replaced entry is not Approved \(Deprecated\)/);
+    expectFailure(
+      await pnr({ ebrim: { replaces: { entryUUID: old.entryUUID } } }),
+      'XDSRegistryError',
+      /replaced entry is not Approved \(Deprecated\)/,
+    );
     const other = newEntry(cda(), { patientId: patient(INS2) });
-    expect((await pnr({ set: newSet(INS2), docs: [{ entry: other, content: cda() }], vihf: { patient: cxOf(INS2) } })).responseStatus).toBe('Success');
-    expectFailure(await pnr({ ebrim: { replaces: { entryUUID: other.entryUUID } } }), 'XDSPatientIdDoesNotMatch', /belongs to another patient/);
+    expect(
+      (await pnr({ set: newSet(INS2), docs: [{ entry: other, content: cda() }], vihf: { patient: cxOf(INS2) } }))
+        .responseStatus,
+    ).toBe('Success');
+    expectFailure(
+      await pnr({ ebrim: { replaces: { entryUUID: other.entryUUID } } }),
+      'XDSPatientIdDoesNotMatch',
+      /belongs to another patient/,
+    );
   });
 
   it('all or nothing: one bad entry, nothing stored, the RPLC target untouched', async () => {
@@ -606,10 +845,17 @@ describe('ITI-41 business refusals (RegistryResponse Failure)', () => {
     const before = sim.documents();
     const good = { entry: newEntry(cda(1)), content: cda(1) };
     const bad = { entry: newEntry(cda(2), { size: 1 }), content: cda(2) };
-    const r = await pnr({ docs: [good, bad], ebrim: { replacements: [{ source: good.entry.entryUUID, target: old.entryUUID }] } });
+    const r = await pnr({
+      docs: [good, bad],
+      ebrim: { replacements: [{ source: good.entry.entryUUID, target: old.entryUUID }] },
+    });
     expect(codes(r)).toEqual(['XDSNonIdenticalSize']);
     expect(sim.documents()).toEqual(before);
-    expect(sim.requests().at(-1)).toMatchObject({ action: ACT.pnr, status: 'Failure', errors: [{ code: 'XDSNonIdenticalSize' }] });
+    expect(sim.requests().at(-1)).toMatchObject({
+      action: ACT.pnr,
+      status: 'Failure',
+      errors: [{ code: 'XDSNonIdenticalSize' }],
+    });
   });
 });
 
@@ -621,33 +867,73 @@ describe('envelope refusals (SOAP Fault)', () => {
   it('not SOAP 1.2: content type, SOAP 1.1 envelope', async () => {
     const a = parseAnswer(await post(pathOf('registry'), 'text/xml', Buffer.from('<x/>')));
     expectFault(a, '', /neither SOAP 1\.2/);
-    const r = await registry(ACT.query, getDocumentsQuery(['1.2']), { env: { soapNs: 'http://schemas.xmlsoap.org/soap/envelope/' } });
+    const r = await registry(ACT.query, getDocumentsQuery(['1.2']), {
+      env: { soapNs: 'http://schemas.xmlsoap.org/soap/envelope/' },
+    });
     expect(r.status).toBe(500);
     expect(r.fault?.code).toBe('soap:VersionMismatch');
   });
 
   it('malformed XML, malformed MTOM', async () => {
-    const a = parseAnswer(await post(pathOf('registry'), 'application/soap+xml; charset=UTF-8', Buffer.from('<soap:Envelope><oops></soap:Envelope>')));
+    const a = parseAnswer(
+      await post(
+        pathOf('registry'),
+        'application/soap+xml; charset=UTF-8',
+        Buffer.from('<soap:Envelope><oops></soap:Envelope>'),
+      ),
+    );
     expectFault(a, '', /malformed XML/);
-    const b = parseAnswer(await post(pathOf('repository'), 'multipart/related; boundary=x; type="application/xop+xml"', Buffer.from('--x\r\nContent-ID: <a>\r\n\r\nno end')));
+    const b = parseAnswer(
+      await post(
+        pathOf('repository'),
+        'multipart/related; boundary=x; type="application/xop+xml"',
+        Buffer.from('--x\r\nContent-ID: <a>\r\n\r\nno end'),
+      ),
+    );
     expectFault(b, '', /malformed MTOM: no closing delimiter/);
   });
 
   it('WS-Addressing: MessageID, To, Action', async () => {
     const q = getDocumentsQuery(['1.2']);
-    expectFault(await registry(ACT.query, q, { env: { messageId: null } }), 'wsa:MessageAddressingHeaderRequired', /wsa:MessageID header is missing/);
-    expectFault(await registry(ACT.query, q, { env: { to: '' } }), 'wsa:MessageAddressingHeaderRequired', /wsa:To header is missing/);
-    expectFault(await registry(ACT.query, q, { env: { to: `${sim.url}/repository` } }), 'wsa:InvalidAddressingHeader', /wsa:To .* is not the registry endpoint/);
-    expectFault(await registry(ACT.query, q, { env: { action: '' } }), 'wsa:MessageAddressingHeaderRequired', /wsa:Action header is missing/);
-    expectFault(await registry(ACT.query, q, { env: { mustUnderstand: null } }), 'wsa:InvalidAddressingHeader', /mustUnderstand/);
+    expectFault(
+      await registry(ACT.query, q, { env: { messageId: null } }),
+      'wsa:MessageAddressingHeaderRequired',
+      /wsa:MessageID header is missing/,
+    );
+    expectFault(
+      await registry(ACT.query, q, { env: { to: '' } }),
+      'wsa:MessageAddressingHeaderRequired',
+      /wsa:To header is missing/,
+    );
+    expectFault(
+      await registry(ACT.query, q, { env: { to: `${sim.url}/repository` } }),
+      'wsa:InvalidAddressingHeader',
+      /wsa:To .* is not the registry endpoint/,
+    );
+    expectFault(
+      await registry(ACT.query, q, { env: { action: '' } }),
+      'wsa:MessageAddressingHeaderRequired',
+      /wsa:Action header is missing/,
+    );
+    expectFault(
+      await registry(ACT.query, q, { env: { mustUnderstand: null } }),
+      'wsa:InvalidAddressingHeader',
+      /mustUnderstand/,
+    );
     expect((await registry(ACT.query, q, { env: { mustUnderstand: '1' } })).responseStatus).toBe('Success');
     expectFault(await registry(ACT.pnr, q), 'wsa:ActionNotSupported', /not served by the registry endpoint/);
-    expectFault(await pnr({ env: { action: ACT.update } }), 'wsa:ActionNotSupported', /not served by the repository endpoint/);
+    expectFault(
+      await pnr({ env: { action: ACT.update } }),
+      'wsa:ActionNotSupported',
+      /not served by the repository endpoint/,
+    );
     expectFault(await registry(ACT.update, q), '', /soap:Body must hold exactly one .*SubmitObjectsRequest/);
   });
 
   it('unknown mustUnderstand header', async () => {
-    const r = await registry(ACT.query, getDocumentsQuery(['1']), { env: { extraHeader: '<x:Foo xmlns:x="urn:x" soap:mustUnderstand="true"/>' } });
+    const r = await registry(ACT.query, getDocumentsQuery(['1']), {
+      env: { extraHeader: '<x:Foo xmlns:x="urn:x" soap:mustUnderstand="true"/>' },
+    });
     expect(r.fault?.code).toBe('soap:MustUnderstand');
   });
 
@@ -656,9 +942,20 @@ describe('envelope refusals (SOAP Fault)', () => {
       ['', Buffer.alloc(0)],
       ['application/soap+xml', Buffer.from([0xff, 0xfe, 0x00, 0x3c])],
       ['application/soap+xml', Buffer.from('<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')],
-      ['application/soap+xml', Buffer.from(`<soap:Envelope xmlns:soap="${SOAP12}"><soap:Header/><soap:Body/></soap:Envelope>`)],
-      ['multipart/related; boundary=q; type="application/xop+xml"', Buffer.from('--q\r\nContent-Type: text/plain\r\n\r\nx\r\n--q--')],
-      ['multipart/related; boundary=q; type="application/xop+xml"; start="<r>"', Buffer.from('--q\r\nContent-ID: <r>\r\nContent-Type: application/xop+xml; type="application/soap+xml"\r\n\r\n\u0001\r\n--q--')],
+      [
+        'application/soap+xml',
+        Buffer.from(`<soap:Envelope xmlns:soap="${SOAP12}"><soap:Header/><soap:Body/></soap:Envelope>`),
+      ],
+      [
+        'multipart/related; boundary=q; type="application/xop+xml"',
+        Buffer.from('--q\r\nContent-Type: text/plain\r\n\r\nx\r\n--q--'),
+      ],
+      [
+        'multipart/related; boundary=q; type="application/xop+xml"; start="<r>"',
+        Buffer.from(
+          '--q\r\nContent-ID: <r>\r\nContent-Type: application/xop+xml; type="application/soap+xml"\r\n\r\n\u0001\r\n--q--',
+        ),
+      ],
     ];
     for (const [ct, body] of garbage) {
       const r = parseAnswer(await post(pathOf('repository'), ct, body));
@@ -671,7 +968,9 @@ describe('envelope refusals (SOAP Fault)', () => {
   it('a refused request is recorded as a Fault and stores nothing', async () => {
     await pnr({ env: { messageId: null } });
     expect(sim.documents()).toEqual([]);
-    expect(sim.requests()).toMatchObject([{ status: 'Fault', errors: [{ code: 'wsa:MessageAddressingHeaderRequired' }] }]);
+    expect(sim.requests()).toMatchObject([
+      { status: 'Fault', errors: [{ code: 'wsa:MessageAddressingHeaderRequired' }] },
+    ]);
   });
 });
 
@@ -688,10 +987,18 @@ describe('VIHF refusals (SOAP Fault)', () => {
   });
 
   it('no wsse:Security, no Assertion, two Assertions', async () => {
-    expectFault(await registry(ACT.query, q(), { env: { security: null } }), INVALID, /wsse:Security header is missing/);
+    expectFault(
+      await registry(ACT.query, q(), { env: { security: null } }),
+      INVALID,
+      /wsse:Security header is missing/,
+    );
     expectFault(await registry(ACT.query, q(), { env: { security: '' } }), INVALID, /no saml2:Assertion/);
     const twice = vihf() + vihf();
-    expectFault(await registry(ACT.query, q(), { env: { security: twice } }), INVALID, /exactly one saml2:Assertion expected .*found 2/);
+    expectFault(
+      await registry(ACT.query, q(), { env: { security: twice } }),
+      INVALID,
+      /exactly one saml2:Assertion expected .*found 2/,
+    );
     // A second, unsigned Assertion hidden in the body (signature wrapping).
     const wrapped = q().replace('</query:AdhocQueryRequest>', `${vihf({ unsigned: true })}</query:AdhocQueryRequest>`);
     expectFault(await registry(ACT.query, wrapped), INVALID, /exactly one saml2:Assertion/);
@@ -700,30 +1007,58 @@ describe('VIHF refusals (SOAP Fault)', () => {
   it('Assertion frame: Version, ID, IssueInstant, Issuer, AudienceRestriction', async () => {
     expectFault(await withVihf({ version: '1.1' }), INVALID, /@Version must be "2.0"/);
     expectFault(await withVihf({ after: (x) => x.replace(/ ID="[^"]+"/, '') }), INVALID, /@ID is missing/);
-    expectFault(await withVihf({ issueInstant: new Date(Date.now() - 11 * 60_000).toISOString() }), INVALID, /IssueInstant .* more than 10 minutes/);
-    expectFault(await withVihf({ issueInstant: new Date(Date.now() + 11 * 60_000).toISOString() }), INVALID, /IssueInstant .* more than 10 minutes/);
+    expectFault(
+      await withVihf({ issueInstant: new Date(Date.now() - 11 * 60_000).toISOString() }),
+      INVALID,
+      /IssueInstant .* more than 10 minutes/,
+    );
+    expectFault(
+      await withVihf({ issueInstant: new Date(Date.now() + 11 * 60_000).toISOString() }),
+      INVALID,
+      /IssueInstant .* more than 10 minutes/,
+    );
     expectFault(await withVihf({ issueInstant: 'yesterday' }), INVALID, /not a date-time/);
-    expectFault(await withVihf({ after: (x) => x.replace(/<saml2:Issuer[^>]*>[^<]*<\/saml2:Issuer>/, '') }), INVALID, /saml2:Issuer is missing/);
+    expectFault(
+      await withVihf({ after: (x) => x.replace(/<saml2:Issuer[^>]*>[^<]*<\/saml2:Issuer>/, '') }),
+      INVALID,
+      /saml2:Issuer is missing/,
+    );
     expectFault(await withVihf({ audience: true }), INVALID, /AudienceRestriction must be absent/);
   });
 
   it('signature shape: absent, misplaced, Reference URI, SHA-1', async () => {
     expectFault(await withVihf({ unsigned: true }), INVALID, /no ds:Signature/);
     expectFault(await withVihf({ signatureLast: true }), INVALID, /right after saml2:Issuer/);
-    expectFault(await withVihf({ after: (x) => x.replace(/URI="#[^"]+"/, 'URI="#_other"') }), INVALID, /ds:Reference\/@URI must be "#_/);
+    expectFault(
+      await withVihf({ after: (x) => x.replace(/URI="#[^"]+"/, 'URI="#_other"') }),
+      INVALID,
+      /ds:Reference\/@URI must be "#_/,
+    );
     const sha1 = await withVihf({ sha1: true });
     expectFault(sha1, INVALID, /SignatureMethod must be rsa-sha256 .*SHA-1 is refused/);
     const digestSha1 = await withVihf({ after: (x) => x.replace(ALG.sha256, ALG.sha1) });
     expectFault(digestSha1, INVALID, /DigestMethod must be sha256 .*SHA-1 is refused/);
-    expectFault(await withVihf({ after: (x) => x.replace(/<ds:KeyInfo>[\s\S]*<\/ds:KeyInfo>/, '') }), INVALID, /X509Certificate is missing/);
+    expectFault(
+      await withVihf({ after: (x) => x.replace(/<ds:KeyInfo>[\s\S]*<\/ds:KeyInfo>/, '') }),
+      INVALID,
+      /X509Certificate is missing/,
+    );
   });
 
   it('untrusted certificate, wrong key, tampered content', async () => {
     expectFault(await withVihf({ signer: untrusted }), FAILED, /not a trusted seal certificate/);
-    expectFault(await withVihf({ signer: { cert: pki.pem['client.crt'], key: untrusted.key } }), FAILED, /SignatureValue does not verify/);
+    expectFault(
+      await withVihf({ signer: { cert: pki.pem['client.crt'], key: untrusted.key } }),
+      FAILED,
+      /SignatureValue does not verify/,
+    );
     expectFault(await withVihf({ after: (x) => x.replace('>PFI<', '>PFX<') }), FAILED, /digest does not match/);
     // The server certificate is issued by the same CA but is not a seal certificate.
-    expectFault(await withVihf({ signer: { cert: pki.pem['server.crt'], key: pki.pem['server.key'] } }), FAILED, /not a trusted seal certificate/);
+    expectFault(
+      await withVihf({ signer: { cert: pki.pem['server.crt'], key: pki.pem['server.key'] } }),
+      FAILED,
+      /not a trusted seal certificate/,
+    );
   });
 
   it('Subject/NameID and AuthnStatement', async () => {
@@ -747,7 +1082,11 @@ describe('VIHF refusals (SOAP Fault)', () => {
     [ROLE, '<Role xmlns="urn:hl7-org:v3" code="AUTOMATE"/>', /Role .* with code and codeSystem/],
     [ROLE, '<Role code="AUTOMATE" codeSystem="1.2.250.1.213.1.1.4.6"/>', /Role \(urn:hl7-org:v3\)/],
     [ROLE, null, /subject:role is missing/],
-    [PURPOSE, '<PurposeOfUse xmlns="urn:hl7-org:v3" code="urgence" codeSystem="1.2.250.1.213.1.1.4.248"/>', /PurposeOfUse .*code="normal"/],
+    [
+      PURPOSE,
+      '<PurposeOfUse xmlns="urn:hl7-org:v3" code="urgence" codeSystem="1.2.250.1.213.1.1.4.248"/>',
+      /PurposeOfUse .*code="normal"/,
+    ],
     [PURPOSE, null, /purposeofuse is missing/],
     ['LPS_Nom', null, /LPS_Nom is missing/],
     ['LPS_Version', '', /LPS_Version must not be empty/],
@@ -776,7 +1115,10 @@ describe('ITI-57 deletion', () => {
 
   it('also accepted as MTOM without attachment', async () => {
     const doc = await stored();
-    const env = soapEnvelope(updateDocumentSetRequest(newSet(), [{ entryUUID: doc.entryUUID, from: ST.approved }], ST.deleted), { action: ACT.update, endpoint: 'registry' });
+    const env = soapEnvelope(
+      updateDocumentSetRequest(newSet(), [{ entryUUID: doc.entryUUID, from: ST.approved }], ST.deleted),
+      { action: ACT.update, endpoint: 'registry' },
+    );
     const m = buildMtom(env, [], ACT.update);
     const r = parseAnswer(await post(pathOf('registry'), m.contentType, m.chunks));
     expect(r.responseStatus, r.text).toBe('Success');
@@ -796,8 +1138,16 @@ describe('ITI-57 deletion', () => {
 
   it('NewStatus Archived (not supported) or outside JDV_J52', async () => {
     const doc = await stored();
-    expectFailure(await deleteDoc(doc.entryUUID, { to: ST.archived }), 'XDSRegistryError', /not supported by the simulator/);
-    expectFailure(await deleteDoc(doc.entryUUID, { to: ST.deprecated }), 'XDSRegistryMetadataError', /NewStatus .* is not allowed/);
+    expectFailure(
+      await deleteDoc(doc.entryUUID, { to: ST.archived }),
+      'XDSRegistryError',
+      /not supported by the simulator/,
+    );
+    expectFailure(
+      await deleteDoc(doc.entryUUID, { to: ST.deprecated }),
+      'XDSRegistryMetadataError',
+      /NewStatus .* is not allowed/,
+    );
     expect(sim.documents()[0]!.status).toBe('Approved');
   });
 
@@ -806,7 +1156,10 @@ describe('ITI-57 deletion', () => {
     await pnr({ set: newSet(INS2), docs: [{ entry: other, content: cda() }], vihf: { patient: cxOf(INS2) } });
     expectFailure(await deleteDoc(other.entryUUID), 'XDSPatientIdDoesNotMatch', /belongs to another patient/);
     // SubmissionSet and VIHF of patient 3, target of patient 2.
-    expectFailure(await deleteDoc(other.entryUUID, { set: newSet(INS3), vihf: { patient: cxOf(INS3) } }), 'XDSPatientIdDoesNotMatch');
+    expectFailure(
+      await deleteDoc(other.entryUUID, { set: newSet(INS3), vihf: { patient: cxOf(INS3) } }),
+      'XDSPatientIdDoesNotMatch',
+    );
     expect(sim.documents()[0]!.status).toBe('Approved');
   });
 
@@ -821,7 +1174,10 @@ describe('ITI-57 deletion', () => {
 
   it('SubmissionSet attributes are required', async () => {
     const doc = await stored();
-    const body = mutate(updateDocumentSetRequest(newSet(), [{ entryUUID: doc.entryUUID, from: ST.approved }], ST.deleted), (d) => remove(byScheme(all(d, 'RegistryPackage')[0]!, SS.sourceId)));
+    const body = mutate(
+      updateDocumentSetRequest(newSet(), [{ entryUUID: doc.entryUUID, from: ST.approved }], ST.deleted),
+      (d) => remove(byScheme(all(d, 'RegistryPackage')[0]!, SS.sourceId)),
+    );
     expectFailure(await registry(ACT.update, body), 'XDSRegistryMetadataError', /required attribute sourceId/);
   });
 });
@@ -844,7 +1200,10 @@ describe('ITI-18 GetDocuments', () => {
   });
 
   it('unsupported query id', async () => {
-    const body = getDocumentsQuery(['1']).replace('urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4', 'urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d');
+    const body = getDocumentsQuery(['1']).replace(
+      'urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4',
+      'urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d',
+    );
     expectFailure(await registry(ACT.query, body), 'XDSRegistryError', /unsupported query urn:uuid:14d4debf/);
   });
 });
@@ -868,7 +1227,10 @@ describe('failure injection', () => {
     expect(r.relatesTo).toBe('urn:uuid:busy-1');
     expectFailure(await query(['1']), 'XDSRegistryBusy');
     expect(sim.documents()).toEqual([]);
-    expect(sim.requests()).toMatchObject([{ action: ACT.pnr, status: 'Failure' }, { action: ACT.query, status: 'Failure' }]);
+    expect(sim.requests()).toMatchObject([
+      { action: ACT.pnr, status: 'Failure' },
+      { action: ACT.query, status: 'Failure' },
+    ]);
   });
 
   it('timeout: held, never answered, socket destroyed after timeoutMs', async () => {
@@ -897,7 +1259,13 @@ describe('failure injection', () => {
 
 describe('admin surface', () => {
   const admin = (route: string, body?: unknown, tls?: { cert?: Buffer; key?: Buffer }) =>
-    post(`${new URL(sim.url).pathname}/_sim/${route}`, 'application/json', Buffer.from(body === undefined ? '' : JSON.stringify(body)), tls, body === undefined ? 'GET' : 'POST');
+    post(
+      `${new URL(sim.url).pathname}/_sim/${route}`,
+      'application/json',
+      Buffer.from(body === undefined ? '' : JSON.stringify(body)),
+      tls,
+      body === undefined ? 'GET' : 'POST',
+    );
 
   it('documents without content, patients, fail, reset', async () => {
     await stored();
@@ -927,11 +1295,27 @@ describe('admin surface', () => {
 
 describe('pfi sim dmp (argument checks)', () => {
   it('names the missing options and bad values', async () => {
-    await expect(simCommand(['dmp', '--cert', pki.files['server.crt']])).rejects.toThrow(/missing required options: --key, --ca, --seal-cert/);
+    await expect(simCommand(['dmp', '--cert', pki.files['server.crt']])).rejects.toThrow(
+      /missing required options: --key, --ca, --seal-cert/,
+    );
     await expect(simCommand(['mss'])).rejects.toThrow(/unknown simulator "mss"/);
-    const base = ['dmp', '--cert', pki.files['server.crt'], '--key', pki.files['server.key'], '--ca', pki.files['ca.crt'], '--seal-cert', pki.files['client.crt']];
-    await expect(simCommand([...base, '--unknown-patients', 'maybe'])).rejects.toThrow(/--unknown-patients maybe: expected open, closed or none/);
+    const base = [
+      'dmp',
+      '--cert',
+      pki.files['server.crt'],
+      '--key',
+      pki.files['server.key'],
+      '--ca',
+      pki.files['ca.crt'],
+      '--seal-cert',
+      pki.files['client.crt'],
+    ];
+    await expect(simCommand([...base, '--unknown-patients', 'maybe'])).rejects.toThrow(
+      /--unknown-patients maybe: expected open, closed or none/,
+    );
     await expect(simCommand([...base, '--port', 'x'])).rejects.toThrow(/--port x: not a port number/);
-    await expect(simCommand([...base.slice(0, -1), '/nonexistent.crt'])).rejects.toThrow(/--seal-cert \/nonexistent\.crt: ENOENT/);
+    await expect(simCommand([...base.slice(0, -1), '/nonexistent.crt'])).rejects.toThrow(
+      /--seal-cert \/nonexistent\.crt: ENOENT/,
+    );
   });
 });

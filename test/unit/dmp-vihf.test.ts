@@ -50,7 +50,10 @@ function attributes(xml: string): Map<string, Element[]> {
   for (let i = 0; i < attrs.length; i++) {
     const a = attrs[i]!;
     const values = a.getElementsByTagNameNS(NS_SAML, 'AttributeValue');
-    out.set(a.getAttribute('Name')!, Array.from({ length: values.length }, (_, k) => values[k]!));
+    out.set(
+      a.getAttribute('Name')!,
+      Array.from({ length: values.length }, (_, k) => values[k]!),
+    );
   }
   return out;
 }
@@ -82,7 +85,10 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(alg('SignatureMethod')).toBe('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256');
     expect(alg('DigestMethod')).toBe('http://www.w3.org/2001/04/xmlenc#sha256');
     const transforms = sig.getElementsByTagNameNS(DSIG, 'Transform');
-    expect([0, 1].map((i) => transforms[i]!.getAttribute('Algorithm'))).toEqual(['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#']);
+    expect([0, 1].map((i) => transforms[i]!.getAttribute('Algorithm'))).toEqual([
+      'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+      'http://www.w3.org/2001/10/xml-exc-c14n#',
+    ]);
     expect(sig.getElementsByTagNameNS(DSIG, 'Reference')[0]!.getAttribute('URI')).toBe(`#${id}`);
     const b64 = sig.getElementsByTagNameNS(DSIG, 'X509Certificate')[0]!.textContent!;
     expect(Buffer.from(b64, 'base64').equals(new X509Certificate(pki.pem['client.crt']).raw)).toBe(true);
@@ -98,8 +104,12 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(issuer.textContent).toBe('CN=emetteur-test,O=PFI Test');
     expect(issuer.textContent).toBe(subjectDn(pki.pem['client.crt']));
     expect(root.getElementsByTagNameNS(NS_SAML, 'NameID')[0]!.textContent).toBe('801234564895');
-    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnStatement')[0]!.getAttribute('AuthnInstant')).toBe('2026-11-21T10:00:00.000Z');
-    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnContextClassRef')[0]!.textContent).toBe('urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified');
+    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnStatement')[0]!.getAttribute('AuthnInstant')).toBe(
+      '2026-11-21T10:00:00.000Z',
+    );
+    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnContextClassRef')[0]!.textContent).toBe(
+      'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified',
+    );
     expect(root.getElementsByTagNameNS(NS_SAML, 'AudienceRestriction')).toHaveLength(0);
   });
 
@@ -109,7 +119,9 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(text('VIHF_Version')).toEqual(['4.0']);
     expect(text('Authentification_Mode')).toEqual(['INDIRECTE']);
     expect(text('Ressource_URN')).toEqual(['urn:dmp']);
-    expect(text('urn:oasis:names:tc:xacml:2.0:resource:resource-id')).toEqual(['279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH']);
+    expect(text('urn:oasis:names:tc:xacml:2.0:resource:resource-id')).toEqual([
+      '279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH',
+    ]);
     expect(text('Identifiant_Structure')).toEqual(['300017985']);
     expect(text('Secteur_Activite')).toEqual(['SA01^1.2.250.1.71.4.2.4']);
     expect(text('urn:oasis:names:tc:xspa:1.0:subject:subject-id')).toEqual(['pfi-engine, pfi-engine']);
@@ -119,16 +131,26 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(text('LPS_ID_HOMOLOGATION_DMP')).toEqual(['HOMOLOG-42']);
     const coded = (name: string, element: string) => {
       const el = a.get(name)![0]!.getElementsByTagNameNS(HL7, element)[0]!;
-      return Object.fromEntries(['code', 'codeSystem', 'codeSystemName', 'displayName'].map((k) => [k, el.getAttribute(k)]).filter(([, v]) => v));
+      return Object.fromEntries(
+        ['code', 'codeSystem', 'codeSystemName', 'displayName']
+          .map((k) => [k, el.getAttribute(k)])
+          .filter(([, v]) => v),
+      );
     };
-    expect(coded('urn:oasis:names:tc:xacml:2.0:subject:role', 'Role')).toEqual({ code: 'AUTOMATE', codeSystem: '1.2.250.1.213.1.1.4.6', displayName: 'AUTOMATE' });
+    expect(coded('urn:oasis:names:tc:xacml:2.0:subject:role', 'Role')).toEqual({
+      code: 'AUTOMATE',
+      codeSystem: '1.2.250.1.213.1.1.4.6',
+      displayName: 'AUTOMATE',
+    });
     expect(coded('urn:oasis:names:tc:xspa:1.0:subject:purposeofuse', 'PurposeOfUse')).toEqual({
       code: 'normal',
       codeSystem: '1.2.250.1.213.1.1.4.248',
       codeSystemName: 'mode acces VIHF 1.0',
       displayName: 'Accès normal',
     });
-    expect(coded('urn:oasis:names:tc:xspa:1.0:resource:patient:hl7:confidentiality-code', 'ConfidentialityCode')).toEqual({ code: 'R', codeSystem: '2.16.840.1.113883.5.25', displayName: 'Restreint' });
+    expect(
+      coded('urn:oasis:names:tc:xspa:1.0:resource:patient:hl7:confidentiality-code', 'ConfidentialityCode'),
+    ).toEqual({ code: 'R', codeSystem: '2.16.840.1.113883.5.25', displayName: 'Restreint' });
   });
 
   test('no confidentiality-code without a secret connection; no LPS_ID when not configured', () => {

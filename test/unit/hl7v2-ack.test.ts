@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  ackBytes, buildAck, encodeString, ERROR_TEXT, Hl7Message, Hl7ParseError, readAck, readMsh,
+  ackBytes,
+  buildAck,
+  encodeString,
+  ERROR_TEXT,
+  Hl7Message,
+  Hl7ParseError,
+  readAck,
+  readMsh,
 } from '../../src/hl7v2/index.js';
 
 const now = new Date(2024, 2, 6, 11, 11, 54); // local time, as MSH-7 is
@@ -24,7 +31,11 @@ describe('buildAck', () => {
       text: 'Rejet: version',
       errors: [
         { code: 203, location: { segment: 'MSH', field: 12 } },
-        { code: 101, text: 'TXA-12 absent | requis', location: { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 } },
+        {
+          code: 101,
+          text: 'TXA-12 absent | requis',
+          location: { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 },
+        },
         { code: 207, severity: 'W' },
       ],
     });
@@ -76,7 +87,10 @@ describe('buildAck', () => {
     expect(msg.get('PID-5')).toBe('Lefèvre^Zoé');
     expect(msg.get('NTE-3')).toBe('Prix 10 €');
     const out = ackBytes(readMsh(msg), {
-      code: 'AE', controlId: '12347', now, errors: [{ code: 207, text: 'Coût refusé: 10 €' }],
+      code: 'AE',
+      controlId: '12347',
+      now,
+      errors: [{ code: 207, text: 'Coût refusé: 10 €' }],
     });
     expect(out.includes(0xa4)).toBe(true); // €
     expect(out.includes(0xe9)).toBe(true); // é
@@ -91,10 +105,17 @@ describe('buildAck', () => {
 
   it('builds a generic ACK when the payload is not HL7', () => {
     let error: Hl7ParseError | undefined;
-    try { Hl7Message.parse(Buffer.from('GET / HTTP/1.1\r\n')); } catch (e) { error = e as Hl7ParseError; }
+    try {
+      Hl7Message.parse(Buffer.from('GET / HTTP/1.1\r\n'));
+    } catch (e) {
+      error = e as Hl7ParseError;
+    }
     expect(error?.code).toBe(100);
     const ack = buildAck(undefined, {
-      code: 'AR', controlId: 'X1', now, errors: [{ code: error!.code, text: error!.message, location: error!.location }],
+      code: 'AR',
+      controlId: 'X1',
+      now,
+      errors: [{ code: error!.code, text: error!.message, location: error!.location }],
     });
     expect(ack.split('\r').slice(0, 3)).toEqual([
       'MSH|^~\\&|||||20240306111154||ACK|X1|P|2.5||||||UNICODE UTF-8',
@@ -102,8 +123,9 @@ describe('buildAck', () => {
       'ERR||MSH^1|100^Segment sequence error^HL70357|E||||Not an HL7 v2 message: MSH segment expected first',
     ]);
     expect(Hl7Message.parse(ack).get('MSH-12')).toBe('2.5');
-    expect(buildAck(undefined, { code: 'AR', controlId: 'X', now, fallbackVersion: '2.6', fallbackCharset: '8859/15' }))
-      .toContain('|ACK|X|P|2.6||||||8859/15\r');
+    expect(
+      buildAck(undefined, { code: 'AR', controlId: 'X', now, fallbackVersion: '2.6', fallbackCharset: '8859/15' }),
+    ).toContain('|ACK|X|P|2.6||||||8859/15\r');
   });
 
   it('answers an unknown charset in a charset it knows', () => {
@@ -111,10 +133,19 @@ describe('buildAck', () => {
     expect(() => Hl7Message.parse(bytes)).toThrow(Hl7ParseError);
     // The header can still be read leniently (as Latin-1) to address the reject.
     const header = readMsh(Hl7Message.parse(bytes.toString('latin1').replace('|KLINGON', '|')));
-    const ack = buildAck({ ...header, charsetRaw: 'KLINGON' }, {
-      code: 'AR', controlId: 'A', now, fallbackCharset: '8859/15', errors: [{ code: 103, location: { segment: 'MSH', field: 18 } }],
-    });
-    expect(ack).toContain('|ACK^R01^ACK|A|P|2.5|||||FRA|8859/15\rMSA|AR|9\rERR||MSH^1^18|103^Table value not found^HL70357|E\r');
+    const ack = buildAck(
+      { ...header, charsetRaw: 'KLINGON' },
+      {
+        code: 'AR',
+        controlId: 'A',
+        now,
+        fallbackCharset: '8859/15',
+        errors: [{ code: 103, location: { segment: 'MSH', field: 18 } }],
+      },
+    );
+    expect(ack).toContain(
+      '|ACK^R01^ACK|A|P|2.5|||||FRA|8859/15\rMSA|AR|9\rERR||MSH^1^18|103^Table value not found^HL70357|E\r',
+    );
   });
 
   it('translates values from a message with other delimiters', () => {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  charsetFromMsh18, decodeBytes, encodeString, escape, Hl7Message, sniffMsh18, STANDARD_DELIMITERS as d, unescape,
+  charsetFromMsh18,
+  decodeBytes,
+  encodeString,
+  escape,
+  Hl7Message,
+  sniffMsh18,
+  STANDARD_DELIMITERS as d,
+  unescape,
 } from '../../src/hl7v2/index.js';
 
 describe('escape / unescape', () => {
@@ -38,7 +45,16 @@ describe('escape / unescape', () => {
   });
 
   it('keeps sequences it does not interpret verbatim', () => {
-    for (const raw of ['\\H\\bold\\N\\', '\\.sp\\', '\\C2842\\x', '\\M244F40\\', '\\Zabc\\', '\\XZZ\\', 'lone \\ escape', '\\.in+4\\']) {
+    for (const raw of [
+      '\\H\\bold\\N\\',
+      '\\.sp\\',
+      '\\C2842\\x',
+      '\\M244F40\\',
+      '\\Zabc\\',
+      '\\XZZ\\',
+      'lone \\ escape',
+      '\\.in+4\\',
+    ]) {
       expect(unescape(raw, d, 'UNICODE UTF-8')).toBe(raw);
     }
   });
@@ -87,7 +103,10 @@ describe('charsets', () => {
   });
 
   it('decodes a message declared 8859/15 from its bytes', () => {
-    const bytes = encodeString('MSH|^~\\&|A|B|C|D|20240101||MDM^T02^MDM_T02|1|P|2.6|||||FRA|8859/15\rNTE|1||Coût 12 € réglé \\XA4\\\r', '8859/15');
+    const bytes = encodeString(
+      'MSH|^~\\&|A|B|C|D|20240101||MDM^T02^MDM_T02|1|P|2.6|||||FRA|8859/15\rNTE|1||Coût 12 € réglé \\XA4\\\r',
+      '8859/15',
+    );
     expect(bytes.includes(0xa4)).toBe(true);
     const msg = Hl7Message.parse(bytes);
     expect(msg.charset).toBe('8859/15');

@@ -48,24 +48,37 @@ describe.skipIf(!existsSync(EXAMPLES))('ANS examples', () => {
     expect(msg.get('MSH-12.3')).toBe('2.11');
     expect(msg.get('MSH-18')).toBe('UNICODE UTF-8');
     expect(msg.get('ZFA-9')).toBe('INO');
-    expect(msg.get('PID-2')).toBe('');          // present but empty
+    expect(msg.get('PID-2')).toBe(''); // present but empty
     expect(msg.get('PID-3[3]')).toBeUndefined(); // no third repetition
     expect(msg.get('PID-3[2].12')).toBeUndefined();
     expect(msg.get('PID-99')).toBeUndefined();
-    expect(msg.get('OBX-5')).toBeUndefined();   // no such segment
+    expect(msg.get('OBX-5')).toBeUndefined(); // no such segment
     expect(msg.segmentsNamed('PID')).toHaveLength(1);
     expect(msg.charset).toBe('UNICODE UTF-8');
 
     const h = readMsh(msg);
     expect(h).toMatchObject({
-      sendingApplication: 'GAM', receivingFacility: 'CHU-X', messageType: 'ADT', triggerEvent: 'A01',
-      messageStructure: 'ADT_A01', controlId: '3975', processingId: 'D', version: '2.5', versionRaw: '2.5^FRA^2.11',
-      countryCode: 'FRA', charsetRaw: 'UNICODE UTF-8', principalLanguage: 'FR', profileRaw: '2.11^IHE_FRANCE-2.11-PAM',
+      sendingApplication: 'GAM',
+      receivingFacility: 'CHU-X',
+      messageType: 'ADT',
+      triggerEvent: 'A01',
+      messageStructure: 'ADT_A01',
+      controlId: '3975',
+      processingId: 'D',
+      version: '2.5',
+      versionRaw: '2.5^FRA^2.11',
+      countryCode: 'FRA',
+      charsetRaw: 'UNICODE UTF-8',
+      principalLanguage: 'FR',
+      profileRaw: '2.11^IHE_FRANCE-2.11-PAM',
     });
   });
 
   it('reads the second OBX of an ORU with two documents', () => {
-    const path = join(EXAMPLES, 'Volets/TRANS_DOC_CDA_HL7V2/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7');
+    const path = join(
+      EXAMPLES,
+      'Volets/TRANS_DOC_CDA_HL7V2/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7',
+    );
     const msg = Hl7Message.parse(wireBytes(path));
     expect(msg.get('MSH-2')).toBe('^˜\\&'); // this example really uses U+02DC as repetition separator
     expect(msg.get('OBX[2]-1')).toBe('2');
@@ -75,7 +88,13 @@ describe.skipIf(!existsSync(EXAMPLES))('ANS examples', () => {
 });
 
 describe('Hl7Message', () => {
-  const er7 = ['MSH|^~\\&|APP|FAC|PFI|FAC|20240101120000||MDM^T02^MDM_T02|42|P|2.6|||||FRA|UNICODE UTF-8', 'PID|||123^^^X&1.2.3&ISO^PI||DOE^JOHN', 'ZXX|a|  odd  spacing ||', 'OBX|1|ED|x||^text^XML^Base64^QUJD||||||F|', ''].join('\r');
+  const er7 = [
+    'MSH|^~\\&|APP|FAC|PFI|FAC|20240101120000||MDM^T02^MDM_T02|42|P|2.6|||||FRA|UNICODE UTF-8',
+    'PID|||123^^^X&1.2.3&ISO^PI||DOE^JOHN',
+    'ZXX|a|  odd  spacing ||',
+    'OBX|1|ED|x||^text^XML^Base64^QUJD||||||F|',
+    '',
+  ].join('\r');
 
   it('accepts \\r, \\n and \\r\\n separators and always emits \\r', () => {
     for (const sep of ['\r', '\n', '\r\n']) {
@@ -110,14 +129,22 @@ describe('Hl7Message', () => {
     const msg = Hl7Message.parse(er7);
     msg.set('MSH-10', '43');
     msg.set('MSH-21', '2.1^CISIS');
-    expect(msg.toString().split('\r')[0]).toBe('MSH|^~\\&|APP|FAC|PFI|FAC|20240101120000||MDM^T02^MDM_T02|43|P|2.6|||||FRA|UNICODE UTF-8|||2.1\\S\\CISIS');
+    expect(msg.toString().split('\r')[0]).toBe(
+      'MSH|^~\\&|APP|FAC|PFI|FAC|20240101120000||MDM^T02^MDM_T02|43|P|2.6|||||FRA|UNICODE UTF-8|||2.1\\S\\CISIS',
+    );
     expect(() => msg.set('MSH-2', 'x')).toThrow();
     expect(() => msg.set('NTE-1', 'x')).toThrow(/No segment/);
   });
 
   it('uses the delimiters declared in MSH-2', () => {
     const msg = Hl7Message.parse('MSH*%$!@*A*B*C*D\rPID*1**1%2$3@4!F!x**N%P\r');
-    expect(msg.delimiters).toMatchObject({ field: '*', component: '%', repetition: '$', escape: '!', subcomponent: '@' });
+    expect(msg.delimiters).toMatchObject({
+      field: '*',
+      component: '%',
+      repetition: '$',
+      escape: '!',
+      subcomponent: '@',
+    });
     expect(msg.get('PID-3.2')).toBe('2');
     expect(msg.get('PID-3[2].1')).toBe('3@4*x');
     expect(msg.get('PID-3[2].1.2')).toBe('4*x');
@@ -125,7 +152,13 @@ describe('Hl7Message', () => {
 
   it('rejects a payload that is not HL7 with code 100', () => {
     for (const bad of ['hello', '', 'PID|1', '<xml/>']) {
-      const err = (() => { try { Hl7Message.parse(Buffer.from(bad)); } catch (e) { return e; } })();
+      const err = (() => {
+        try {
+          Hl7Message.parse(Buffer.from(bad));
+        } catch (e) {
+          return e;
+        }
+      })();
       expect(err).toBeInstanceOf(Hl7ParseError);
       expect((err as Hl7ParseError).code).toBe(100);
       expect(() => Hl7Message.parse(bad)).toThrow(Hl7ParseError);

@@ -26,7 +26,9 @@ test('Corsica: 2A counts as 19 and 2B as 18', () => {
     const m = withKey(body);
     expect(checkIns(m, NIR)).toEqual({ ok: true, kind: 'NIR' });
     // The same digits read literally (without the substitution) give another key.
-    expect(checkIns(body + String(97 - (Number(body.replace(/2[AB]/, '20')) % 97)).padStart(2, '0'), NIR).ok).toBe(false);
+    expect(checkIns(body + String(97 - (Number(body.replace(/2[AB]/, '20')) % 97)).padStart(2, '0'), NIR).ok).toBe(
+      false,
+    );
   }
 });
 
@@ -35,7 +37,10 @@ test('pseudo-months are not refused', () => {
 });
 
 test('unknown OID, wrong length, letters: refused', () => {
-  expect(checkIns('279035121518989', '1.2.250.1.213.1.4.99')).toMatchObject({ ok: false, reason: expect.stringMatching(/not an INS OID/) });
+  expect(checkIns('279035121518989', '1.2.250.1.213.1.4.99')).toMatchObject({
+    ok: false,
+    reason: expect.stringMatching(/not an INS OID/),
+  });
   expect(checkIns('27903512151898', TEST)).toMatchObject({ ok: false, reason: expect.stringMatching(/15 characters/) });
   expect(checkIns('2790351215189AB', TEST).ok).toBe(false);
 });

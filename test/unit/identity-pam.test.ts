@@ -151,7 +151,9 @@ describe('SGL templates', () => {
 
 /** An example with its MSH-9 replaced and extra segments after PID. */
 function variant(msh9: string, afterPid: string[], edit: (s: string) => string = (s) => s): Hl7Message {
-  const segs = edit(text(join('SGL', 'admission.er7'))).split('\r').filter(Boolean);
+  const segs = edit(text(join('SGL', 'admission.er7')))
+    .split('\r')
+    .filter(Boolean);
   const at = segs.findIndex((s) => s.startsWith('PID|'));
   segs.splice(at + 1, 0, ...afterPid);
   const msg = Hl7Message.parse(segs.join('\r') + '\r');
@@ -178,7 +180,10 @@ describe('merge and identifier change', () => {
   });
 
   test('A40 without MRG: 100; with an empty MRG-1: 101', () => {
-    expect(thrown(() => readPatientUpdate(variant('ADT^A40^ADT_A39', [])))).toMatchObject({ code: 100, location: { segment: 'MRG' } });
+    expect(thrown(() => readPatientUpdate(variant('ADT^A40^ADT_A39', [])))).toMatchObject({
+      code: 100,
+      location: { segment: 'MRG' },
+    });
     expect(thrown(() => readPatientUpdate(variant('ADT^A40^ADT_A39', ['MRG|'])))).toMatchObject({
       code: 101,
       location: { segment: 'MRG', field: 1 },

@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { strToU8, UnzipInflate, unzipSync, Zip, ZipDeflate, zipSync, type Zippable } from 'fflate';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { readCdaHeader, type CdaHeader } from '../../src/cda/header.js';
-import { DEFAULT_LIMITS, IntakeError, readXdm, type Intake, type IntakeLimits, type IntakeReason } from '../../src/xdm/read.js';
+import {
+  DEFAULT_LIMITS,
+  IntakeError,
+  readXdm,
+  type Intake,
+  type IntakeLimits,
+  type IntakeReason,
+} from '../../src/xdm/read.js';
 import { buildXdm, type XdmOptions } from '../../src/xdm/build.js';
 import { packageRoot } from '../../src/util/paths.js';
 import type { DocumentEntry, SubmissionSet, XdsPatientId } from '../../src/xds/model.js';
@@ -21,7 +28,11 @@ import type { DocumentEntry, SubmissionSet, XdsPatientId } from '../../src/xds/m
 // The ANS documents and our own XDM of them
 
 const VAGUE2 = join(packageRoot(), '..', 'shared', 'reference', 'ansforge', 'hl7v2-exemples', 'Vague 2');
-const LPS = join(VAGUE2, readdirSync(VAGUE2).find((d) => d.startsWith('Trans_LPS_CDA_MSS'))!, 'TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1');
+const LPS = join(
+  VAGUE2,
+  readdirSync(VAGUE2).find((d) => d.startsWith('Trans_LPS_CDA_MSS'))!,
+  'TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1',
+);
 const V1 = readFileSync(join(LPS, 'Transmission initiale MDM', 'CR_Radio_CDAN1_v1.XML'));
 const V2 = readFileSync(join(LPS, 'Remplacement MDM', 'CR_Radio_CDAN1_v2.XML'));
 const V1_ID = '1.2.250.1.71.4.2.2.120456789.71024000081';
@@ -31,7 +42,11 @@ const INS_OID = '1.2.250.1.213.1.4.10';
 const META = 'IHE_XDM/SUBSET01/METADATA.XML';
 const DOC = 'IHE_XDM/SUBSET01/DOC0001.XML';
 
-const OPTS: XdmOptions = { sender: 'pfi@hopital-y.mssante.fr', softwareName: 'pfi-engine test', now: new Date('2024-03-05T14:07:42Z') };
+const OPTS: XdmOptions = {
+  sender: 'pfi@hopital-y.mssante.fr',
+  softwareName: 'pfi-engine test',
+  now: new Date('2024-03-05T14:07:42Z'),
+};
 const PATIENT: XdsPatientId = { id: INS, authority: INS_OID, type: 'NH' };
 const CX = `${INS}^^^&${INS_OID}&ISO^NH`;
 const AUTHOR = {
@@ -59,9 +74,17 @@ function entryOf(cda: Buffer): DocumentEntry {
     title: h.title ?? 'Document',
     typeCode: { code: h.code.code!, scheme: h.code.codeSystem!, display: h.code.displayName! },
     classCode: { code: '10', scheme: '1.2.250.1.213.1.1.4.1', display: 'Compte rendu' },
-    formatCode: { code: 'urn:ihe:iti:xds-sd:pdf:2008', scheme: '1.3.6.1.4.1.19376.1.2.3', display: 'Document à corps non structuré en Pdf/A-1' },
+    formatCode: {
+      code: 'urn:ihe:iti:xds-sd:pdf:2008',
+      scheme: '1.3.6.1.4.1.19376.1.2.3',
+      display: 'Document à corps non structuré en Pdf/A-1',
+    },
     confidentialityCodes: [{ code: 'N', scheme: '2.16.840.1.113883.5.25', display: 'Normal' }],
-    healthcareFacilityTypeCode: { code: 'SA01', scheme: '1.2.250.1.71.4.2.4', display: 'Etablissement Public de santé' },
+    healthcareFacilityTypeCode: {
+      code: 'SA01',
+      scheme: '1.2.250.1.71.4.2.4',
+      display: 'Etablissement Public de santé',
+    },
     practiceSettingCode: { code: 'ETABLISSEMENT', scheme: '1.2.250.1.213.1.1.4.9', display: 'Etablissement de santé' },
     languageCode: 'fr-FR',
     creationTime: '20210409084914',
@@ -232,7 +255,12 @@ describe('round trip: an XDM built by our sending side reads back', () => {
     // fflate's Unzip stream looks for them to find the end of such an entry, and cuts it there.
     const files = unzipSync(zip);
     const extra = randomBytes(200_000);
-    for (const [at, sig] of [[1000, 0x02014b50], [50_000, 0x08074b50], [120_000, 0x04034b50]] as const) extra.writeUInt32LE(sig, at);
+    for (const [at, sig] of [
+      [1000, 0x02014b50],
+      [50_000, 0x08074b50],
+      [120_000, 0x04034b50],
+    ] as const)
+      extra.writeUInt32LE(sig, at);
     files['IHE_XDM/SUBSET01/EXTRA.BIN'] = extra;
     const chunks: Uint8Array[] = [];
     const writer = new Zip((err, data) => {
@@ -300,7 +328,9 @@ describe('what the sender asks', () => {
   });
 
   test('an action slot that is neither C nor D is refused', () => {
-    const zip = rezip(xdm([V1], 'C').zip, (f) => editMetadata(f, (x) => x.replace('<rim:Value>C</rim:Value>', '<rim:Value>X</rim:Value>')));
+    const zip = rezip(xdm([V1], 'C').zip, (f) =>
+      editMetadata(f, (x) => x.replace('<rim:Value>C</rim:Value>', '<rim:Value>X</rim:Value>')),
+    );
     expectRefused(zip, 'bad-metadata', /action slot "X"/);
   });
 });
@@ -394,7 +424,11 @@ describe('unsafe entry names', () => {
   });
 
   test('a URI slot that leaves the subset', () => {
-    const zip = rezip(xdm([V1]).zip, (f) => editMetadata(f, (x) => x.replace('<rim:Value>DOC0001.XML</rim:Value>', '<rim:Value>../../../etc/passwd</rim:Value>')));
+    const zip = rezip(xdm([V1]).zip, (f) =>
+      editMetadata(f, (x) =>
+        x.replace('<rim:Value>DOC0001.XML</rim:Value>', '<rim:Value>../../../etc/passwd</rim:Value>'),
+      ),
+    );
     expectRefused(zip, 'path-traversal', /URI/);
   });
 });
@@ -416,7 +450,11 @@ describe('limits', () => {
   });
 
   test('entries sharing their bytes (overlapping entries)', () => {
-    expectRefused(duplicateCentralEntry(Buffer.from(zipSync({ 'IHE_XDM/SUBSET01/DOC0001.XML': V1 }))), 'zip-bomb', /overlap/);
+    expectRefused(
+      duplicateCentralEntry(Buffer.from(zipSync({ 'IHE_XDM/SUBSET01/DOC0001.XML': V1 }))),
+      'zip-bomb',
+      /overlap/,
+    );
   });
 
   // Linear: the inflated pieces are joined once (copies counted), not once per piece. How fast: `npm run
@@ -528,8 +566,16 @@ describe('metadata and documents', () => {
   test.each([
     ['not XML', 'this is <not XML', /not XML/],
     ['another root', '<?xml version="1.0"?><html><body/></html>', /root element is html/],
-    ['no ExtrinsicObject', '<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList/></lcm:SubmitObjectsRequest>', /no rim:ExtrinsicObject/],
-    ['a DOCTYPE (billion laughs)', '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>', /DOCTYPE/],
+    [
+      'no ExtrinsicObject',
+      '<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList/></lcm:SubmitObjectsRequest>',
+      /no rim:ExtrinsicObject/,
+    ],
+    [
+      'a DOCTYPE (billion laughs)',
+      '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>',
+      /DOCTYPE/,
+    ],
     ['invalid UTF-8', Buffer.from([0x3c, 0x61, 0xc3, 0x28, 0x2f, 0x3e]), /not XML/],
   ])('METADATA.XML: %s', (_what, content, message) => {
     const bad = rezip(zip, (f) => {
@@ -557,7 +603,11 @@ describe('metadata and documents', () => {
   });
 
   test('a wrong size', () => {
-    const bad = rezip(zip, (f) => editMetadata(f, (x) => x.replace(`<rim:Value>${V1.length}</rim:Value>`, `<rim:Value>${V1.length + 1}</rim:Value>`)));
+    const bad = rezip(zip, (f) =>
+      editMetadata(f, (x) =>
+        x.replace(`<rim:Value>${V1.length}</rim:Value>`, `<rim:Value>${V1.length + 1}</rim:Value>`),
+      ),
+    );
     expectRefused(bad, 'size-mismatch', new RegExp(`size slot says ${V1.length + 1} bytes, ${DOC} has ${V1.length}`));
   });
 

@@ -417,10 +417,13 @@ describe('MllpClient', () => {
     cleanups.push(() => client.close());
     const p = client.send(msg('LATE')); // the first attempt is refused: nothing listens yet
     await sleep(450);
-    const server = new MllpServer({ host: '127.0.0.1', port }, {
-      onMessage: async (m) => ackFor(m),
-      onOversize: async () => undefined,
-    });
+    const server = new MllpServer(
+      { host: '127.0.0.1', port },
+      {
+        onMessage: async (m) => ackFor(m),
+        onOversize: async () => undefined,
+      },
+    );
     await server.listen();
     cleanups.push(() => server.close());
     expect(idOf(await p)).toBe('ACK-LATE');
@@ -470,7 +473,10 @@ describe('MllpClient', () => {
     const client = new MllpClient({
       host: '127.0.0.1',
       port,
-      correlate: { messageControlId: () => 'k', ack: (p) => ({ code: 'AA', controlId: p.toString() === 'OK' ? 'k' : '' }) },
+      correlate: {
+        messageControlId: () => 'k',
+        ack: (p) => ({ code: 'AA', controlId: p.toString() === 'OK' ? 'k' : '' }),
+      },
     });
     cleanups.push(() => client.close());
     expect((await client.send(b('anything'))).toString()).toBe('OK');

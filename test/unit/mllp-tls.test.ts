@@ -1,7 +1,13 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
-import { MllpClient, MllpClientError, MllpServer, extractMessageControlId, type ConnectionInfo } from '../../src/mllp/index.js';
+import {
+  MllpClient,
+  MllpClientError,
+  MllpServer,
+  extractMessageControlId,
+  type ConnectionInfo,
+} from '../../src/mllp/index.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const msg = (id: string): Buffer => b(`MSH|^~\\&|APP|FAC|PFI|PFI|20260101120000||ADT^A01|${id}|P|2.5\rPID|1||123\r`);

@@ -9,7 +9,15 @@ import { splitMessages } from '../../src/cli/split.js';
 import { interpret, type Submission } from '../../src/flows/transmission/interpret.js';
 import { loadTransmissionMapping } from '../../src/flows/transmission/mapping.js';
 import { Hl7Message } from '../../src/hl7v2/message.js';
-import { buildMails, MailError, mailOptions, patientOf, pdfOf, type MailInput, type MssMail } from '../../src/mssante/mail.js';
+import {
+  buildMails,
+  MailError,
+  mailOptions,
+  patientOf,
+  pdfOf,
+  type MailInput,
+  type MssMail,
+} from '../../src/mssante/mail.js';
 import type { XdmDocument } from '../../src/xdm/build.js';
 import { Terminology } from '../../src/xds/terminology.js';
 import { packageRoot } from '../../src/util/paths.js';
@@ -27,15 +35,30 @@ const mapping = loadTransmissionMapping(join(ROOT, 'mappings', 'transmission.yam
 
 const FROM = 'pfi.transmission@hopital.test-ci-sis.mssante.fr';
 const NIL = 'NIL-PFI-0001';
-const DEFAULT_BODY = { ps: 'Bonjour,\nVeuillez trouver ci-joint un document.', patient: 'Bonjour,\nVoici un document vous concernant.' };
+const DEFAULT_BODY = {
+  ps: 'Bonjour,\nVeuillez trouver ci-joint un document.',
+  patient: 'Bonjour,\nVoici un document vous concernant.',
+};
 
 /** An ANS example (optionally edited as ER7 text) read as the flow reads it: submission, documents, patient. */
 function input(file: string, edit: (er7: string) => string = (s) => s): MailInput & { msg: Hl7Message } {
   const msg = Hl7Message.parse(edit(splitMessages(readFileSync(file))[0]!.toString('utf8')));
   const submission = interpret(msg, { terminology, mapping });
   const raws = extractDocuments(msg);
-  const documents = submission.documents.map((d) => ({ entry: d.entry, bytes: raws.find((r) => r.obx === d.obx)!.bytes }));
-  return { msg, submission, documents, patient: patientOf(msg), from: FROM, nil: NIL, defaultBody: DEFAULT_BODY, now: new Date('2024-03-05T14:07:42Z') };
+  const documents = submission.documents.map((d) => ({
+    entry: d.entry,
+    bytes: raws.find((r) => r.obx === d.obx)!.bytes,
+  }));
+  return {
+    msg,
+    submission,
+    documents,
+    patient: patientOf(msg),
+    from: FROM,
+    nil: NIL,
+    defaultBody: DEFAULT_BODY,
+    now: new Date('2024-03-05T14:07:42Z'),
+  };
 }
 
 const mailError = (fn: () => unknown): MailError => {
@@ -67,11 +90,18 @@ function headersOf(block: string): Map<string, string> {
 
 /** RFC 2047 encoded words (B and Q, UTF-8) back to text; whitespace between two encoded words drops. */
 function decodeWords(s: string): string {
-  return s.replace(/(=\?[^?]+\?[BbQq]\?[^?]*\?=)\s+(?==\?)/g, '$1').replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_m, _charset: string, enc: string, text: string) =>
-    enc.toUpperCase() === 'B'
-      ? Buffer.from(text, 'base64').toString('utf8')
-      : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'),
-  );
+  return s
+    .replace(/(=\?[^?]+\?[BbQq]\?[^?]*\?=)\s+(?==\?)/g, '$1')
+    .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_m, _charset: string, enc: string, text: string) =>
+      enc.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64').toString('utf8')
+        : Buffer.from(
+            text
+              .replace(/_/g, ' ')
+              .replace(/=([0-9A-Fa-f]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16))),
+            'latin1',
+          ).toString('utf8'),
+    );
 }
 
 /** The parts of a multipart/mixed message: headers and decoded body. */
@@ -86,7 +116,10 @@ function partsOf(raw: string): { headers: Map<string, string>; body: Buffer }[] 
       const [h, ...b] = p.replace(/^\r\n/, '').split('\r\n\r\n');
       const headers = headersOf(h!);
       const text = b.join('\r\n\r\n').replace(/\r\n$/, '');
-      const body = headers.get('content-transfer-encoding') === 'base64' ? Buffer.from(text, 'base64') : Buffer.from(text, 'latin1');
+      const body =
+        headers.get('content-transfer-encoding') === 'base64'
+          ? Buffer.from(text, 'base64')
+          : Buffer.from(text, 'latin1');
       return { headers, body };
     });
 }
@@ -96,14 +129,26 @@ function partsOf(raw: string): { headers: Map<string, string>; body: Buffer }[] 
 describe('patientOf: PID-5 (name type L), PID-7, PID-32', () => {
   test('the PAT-TROIS example: birth name, first given name, birth date, identity not qualified (VALI)', () => {
     const { msg } = input(MDM_INIT);
-    expect(patientOf(msg)).toEqual({ family: 'PAT-TROIS', given: 'DOMINIQUE', birthDate: '19790328', insQualified: false });
+    expect(patientOf(msg)).toEqual({
+      family: 'PAT-TROIS',
+      given: 'DOMINIQUE',
+      birthDate: '19790328',
+      insQualified: false,
+    });
   });
 
   test('PID-32 = QUAL (in any repetition) makes the INS qualified; the L repetition wins over a used name', () => {
     const { msg } = input(MDM_INIT, (s) =>
-      s.replace('PAT-TROIS^DOMINIQUE^DOMINIQUE^^^^L', 'DUPONT^Jean^^^^^D~PAT-TROIS^DOMINIQUE^DOMINIQUE^^^^L').replace(/\|N\|VALI(\r|$)/m, '|N|QUAL~HOMON$1'),
+      s
+        .replace('PAT-TROIS^DOMINIQUE^DOMINIQUE^^^^L', 'DUPONT^Jean^^^^^D~PAT-TROIS^DOMINIQUE^DOMINIQUE^^^^L')
+        .replace(/\|N\|VALI(\r|$)/m, '|N|QUAL~HOMON$1'),
     );
-    expect(patientOf(msg)).toEqual({ family: 'PAT-TROIS', given: 'DOMINIQUE', birthDate: '19790328', insQualified: true });
+    expect(patientOf(msg)).toEqual({
+      family: 'PAT-TROIS',
+      given: 'DOMINIQUE',
+      birthDate: '19790328',
+      insQualified: true,
+    });
   });
 });
 
@@ -137,7 +182,9 @@ describe('the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, N1, DESTMSSANTEPS=Y wi
     ]);
     const files = unzipSync(mail.attachments[0]!.content);
     expect(Buffer.from(files['IHE_XDM/SUBSET01/DOC0001.XML']!).equals(inp.documents[0]!.bytes)).toBe(true);
-    const cda = new XMLParser({ ignoreAttributes: false, removeNSPrefix: true }).parse(readFileSync(join(V2, 'MDM', 'Transmission initiale MDM', 'CR_Radio_CDAN1_v1.XML')));
+    const cda = new XMLParser({ ignoreAttributes: false, removeNSPrefix: true }).parse(
+      readFileSync(join(V2, 'MDM', 'Transmission initiale MDM', 'CR_Radio_CDAN1_v1.XML')),
+    );
     const b64 = cda.ClinicalDocument.component.nonXMLBody.text['#text'] as string;
     expect(mail.attachments[1]!.content.equals(Buffer.from(b64, 'base64'))).toBe(true);
     expect(mail.attachments[1]!.content.subarray(0, 5).toString()).toBe('%PDF-');
@@ -172,18 +219,33 @@ describe('the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, N1, DESTMSSANTEPS=Y wi
   });
 
   test('a request for MSSanté only, without INS (patientId is the IPP), is never X-MSS-INS O', () => {
-    const documents: XdmDocument[] = inp.documents.map((d) => ({ ...d, entry: { ...d.entry, patientId: { id: '405660', authority: '120456789', type: 'PI' } } }));
-    const sub: Submission = { ...inp.submission, documents: inp.submission.documents.map((d, i) => ({ ...d, entry: documents[i]!.entry })) };
-    expect(buildMails({ ...inp, submission: sub, documents, patient: { ...inp.patient, insQualified: true } })[0]!.headers['X-MSS-INS']).toBe('N');
+    const documents: XdmDocument[] = inp.documents.map((d) => ({
+      ...d,
+      entry: { ...d.entry, patientId: { id: '405660', authority: '120456789', type: 'PI' } },
+    }));
+    const sub: Submission = {
+      ...inp.submission,
+      documents: inp.submission.documents.map((d, i) => ({ ...d, entry: documents[i]!.entry })),
+    };
+    expect(
+      buildMails({ ...inp, submission: sub, documents, patient: { ...inp.patient, insQualified: true } })[0]!.headers[
+        'X-MSS-INS'
+      ],
+    ).toBe('N');
   });
 
   test('no CORPSMAIL_PS: the default body', () => {
-    const sub: Submission = { ...inp.submission, routes: { ...inp.submission.routes, mssantePS: { recipients: ['adam.hoda@test-ci-sis.mssante.fr'] } } };
+    const sub: Submission = {
+      ...inp.submission,
+      routes: { ...inp.submission.routes, mssantePS: { recipients: ['adam.hoda@test-ci-sis.mssante.fr'] } },
+    };
     expect(buildMails({ ...inp, submission: sub })[0]!.text).toBe(DEFAULT_BODY.ps);
   });
 
   test('no birth date: the subject leaves it out (the one optional part)', () => {
-    expect(buildMails({ ...inp, patient: { ...inp.patient, birthDate: '' } })[0]!.subject).toBe(`XDM/1.0/DDM+${entry.title} PAT-TROIS DOMINIQUE`);
+    expect(buildMails({ ...inp, patient: { ...inp.patient, birthDate: '' } })[0]!.subject).toBe(
+      `XDM/1.0/DDM+${entry.title} PAT-TROIS DOMINIQUE`,
+    );
   });
 });
 
@@ -252,7 +314,9 @@ describe('an ORU^R01 with the N1 and the N3 of the same result (V2.0 replacement
   });
 
   test('a replacement: action C in METADATA.XML; the patient mail (no CORPSMAIL_PATIENT) says the document replaces the former one', () => {
-    const metadata = Buffer.from(unzipSync(mails[0]!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8');
+    const metadata = Buffer.from(
+      unzipSync(mails[0]!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!,
+    ).toString('utf8');
     expect(metadata.match(/<rim:Slot name="action"><rim:ValueList><rim:Value>C<\/rim:Value>/g)).toHaveLength(2);
     const patient = mails.find((m) => m.audience === 'patient')!;
     expect(patient.text).toMatch(/remplace/);
@@ -266,8 +330,12 @@ describe('replacement by MDM^T10 (Vague 2)', () => {
     const inp = input(MDM_RPLC);
     expect(inp.submission.event).toBe('replace');
     const [mail] = buildMails(inp);
-    const metadata = Buffer.from(unzipSync(mail!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8');
-    expect(metadata).toContain('<rim:Slot name="action"><rim:ValueList><rim:Value>C</rim:Value></rim:ValueList></rim:Slot>');
+    const metadata = Buffer.from(unzipSync(mail!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!).toString(
+      'utf8',
+    );
+    expect(metadata).toContain(
+      '<rim:Slot name="action"><rim:ValueList><rim:Value>C</rim:Value></rim:ValueList></rim:Slot>',
+    );
     expect(mail!.text).toBe(inp.submission.routes.mssantePS!.body);
   });
 });
@@ -284,20 +352,32 @@ describe('routes that cannot be served', () => {
   });
 
   test('DESTMSSANTEPAT=Y but no patient address', () => {
-    const sub: Submission = { ...inp.submission, flags: { ...inp.submission.flags, DESTMSSANTEPAT: true, INVISIBLE_PATIENT: false } };
+    const sub: Submission = {
+      ...inp.submission,
+      flags: { ...inp.submission.flags, DESTMSSANTEPAT: true, INVISIBLE_PATIENT: false },
+    };
     const e = mailError(() => buildMails({ ...inp, submission: sub }));
     expect(e.rule).toBe('DESTMSSANTEPAT-address');
   });
 
   test('a patient mail for a document invisible to the patient, a professional mail for a document hidden from them', () => {
-    const invisible: Submission = { ...inp.submission, routes: { ...inp.submission.routes, mssantePatient: { address: '279035121518989@patient.mssante.fr', noReply: false } } };
+    const invisible: Submission = {
+      ...inp.submission,
+      routes: {
+        ...inp.submission.routes,
+        mssantePatient: { address: '279035121518989@patient.mssante.fr', noReply: false },
+      },
+    };
     expect(mailError(() => buildMails({ ...inp, submission: invisible })).rule).toBe('regles-gestion-mssante');
     const masked: Submission = { ...inp.submission, flags: { ...inp.submission.flags, MASQUE_PS: true } };
     expect(mailError(() => buildMails({ ...inp, submission: masked })).rule).toBe('regles-gestion-mssante');
   });
 
   test('an address that is not one, no product reference, documents that are not the submission’s', () => {
-    const bad: Submission = { ...inp.submission, routes: { ...inp.submission.routes, mssantePS: { recipients: ['adam.hoda at mssante'] } } };
+    const bad: Submission = {
+      ...inp.submission,
+      routes: { ...inp.submission.routes, mssantePS: { recipients: ['adam.hoda at mssante'] } },
+    };
     expect(mailError(() => buildMails({ ...inp, submission: bad })).rule).toBe('MSS-address');
     expect(mailError(() => buildMails({ ...inp, nil: ' ' })).rule).toBe('X-MSS-NIL');
     expect(mailError(() => buildMails({ ...inp, documents: [] })).rule).toBe('MSS-documents');
@@ -310,7 +390,11 @@ describe('routes that cannot be served', () => {
   });
 
   test('nothing for MSSanté: no mail', () => {
-    const sub: Submission = { ...inp.submission, flags: { ...inp.submission.flags, DESTMSSANTEPS: false }, routes: { dmp: true, acks: { reception: false, reading: false } } };
+    const sub: Submission = {
+      ...inp.submission,
+      flags: { ...inp.submission.flags, DESTMSSANTEPS: false },
+      routes: { dmp: true, acks: { reception: false, reading: false } },
+    };
     expect(buildMails({ ...inp, submission: sub })).toEqual([]);
   });
 });
@@ -323,14 +407,24 @@ describe('pdfOf', () => {
   });
 
   test('an N3 with its copy, an N1: their PDF; not XML: nothing', () => {
-    expect(pdfOf(readFileSync(join(ANS, 'cda-examples', 'BIO-CR-BIO_2024.01_TSH_1.xml')))!.subarray(0, 5).toString()).toBe('%PDF-');
-    expect(pdfOf(readFileSync(join(ANS, 'cda-examples', 'IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml')))!.subarray(0, 5).toString()).toBe('%PDF-');
+    expect(
+      pdfOf(readFileSync(join(ANS, 'cda-examples', 'BIO-CR-BIO_2024.01_TSH_1.xml')))!
+        .subarray(0, 5)
+        .toString(),
+    ).toBe('%PDF-');
+    expect(
+      pdfOf(readFileSync(join(ANS, 'cda-examples', 'IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml')))!
+        .subarray(0, 5)
+        .toString(),
+    ).toBe('%PDF-');
     expect(pdfOf(Buffer.from('not xml <'))).toBeUndefined();
   });
 
   test('any namespace prefix; character references in the base64 are white space; a non-PDF payload is no PDF', () => {
     const n1 = (b64: string) =>
-      Buffer.from(`\uFEFF<?xml version="1.0"?><c:ClinicalDocument xmlns:c="urn:hl7-org:v3"><c:component><c:nonXMLBody><c:text mediaType="application/pdf" representation="B64">${b64}</c:text></c:nonXMLBody></c:component></c:ClinicalDocument>`);
+      Buffer.from(
+        `\uFEFF<?xml version="1.0"?><c:ClinicalDocument xmlns:c="urn:hl7-org:v3"><c:component><c:nonXMLBody><c:text mediaType="application/pdf" representation="B64">${b64}</c:text></c:nonXMLBody></c:component></c:ClinicalDocument>`,
+      );
     const pdf = Buffer.from('%PDF-1.4\n%%EOF\n');
     const b64 = pdf.toString('base64');
     expect(pdfOf(n1(`${b64.slice(0, 8)}&#13;&#xA;${b64.slice(8)}`))).toEqual(pdf);

@@ -119,7 +119,11 @@ const success = (eol: '\r\n' | '\n' = '\r\n') =>
 
 const bounce = () =>
   report({
-    parts: [notification("I'm sorry to have to inform you that your message could not\nbe delivered."), deliveryStatus([BOUNCED]), returnedHeaders()],
+    parts: [
+      notification("I'm sorry to have to inform you that your message could not\nbe delivered."),
+      deliveryStatus([BOUNCED]),
+      returnedHeaders(),
+    ],
   });
 
 function mdn(opts: { disposition: string; eol?: '\r\n' | '\n'; fields?: string[]; third?: boolean }): Buffer {
@@ -180,7 +184,10 @@ function qp(text: string): string[] {
   for (const line of text.split('\n')) {
     let enc = '';
     for (const byte of Buffer.from(line, 'utf8')) {
-      enc += byte === 0x3d || byte > 0x7e ? `=${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+      enc +=
+        byte === 0x3d || byte > 0x7e
+          ? `=${byte.toString(16).toUpperCase().padStart(2, '0')}`
+          : String.fromCharCode(byte);
     }
     while (enc.length > 75) {
       let cut = 75;
@@ -284,7 +291,12 @@ describe('parseReport: DSN', () => {
 
   it('LF line ends read the same as CRLF', () => {
     expect(parseReport(success('\n'))).toEqual(parseReport(success('\r\n')));
-    const mixed = Buffer.from(success('\r\n').toString('latin1').replace(/Action: delivered\r\n/, 'Action: delivered\n'), 'latin1');
+    const mixed = Buffer.from(
+      success('\r\n')
+        .toString('latin1')
+        .replace(/Action: delivered\r\n/, 'Action: delivered\n'),
+      'latin1',
+    );
     expect(parseReport(mixed)).toEqual(parseReport(success()));
   });
 
@@ -293,16 +305,33 @@ describe('parseReport: DSN', () => {
     const b64 = report({
       parts: [
         notification('...'),
-        { headers: ['Content-Type: message/delivery-status', 'Content-Transfer-Encoding: base64'], body: wrap76(Buffer.from(dsText).toString('base64')) },
-        { headers: ['Content-Type: text/rfc822-headers', 'Content-Transfer-Encoding: base64'], body: wrap76(Buffer.from(ORIGINAL_HEADERS.join('\r\n')).toString('base64')) },
+        {
+          headers: ['Content-Type: message/delivery-status', 'Content-Transfer-Encoding: base64'],
+          body: wrap76(Buffer.from(dsText).toString('base64')),
+        },
+        {
+          headers: ['Content-Type: text/rfc822-headers', 'Content-Transfer-Encoding: base64'],
+          body: wrap76(Buffer.from(ORIGINAL_HEADERS.join('\r\n')).toString('base64')),
+        },
       ],
     });
-    const qpText = [...PER_MESSAGE, '', ...BOUNCED.slice(0, 5), `Diagnostic-Code: smtp; 550 5.1.1 <nobody@pro.test>: Recipient address rejected: User unknown in virtual mailbox table ${'x'.repeat(40)}`].join('\n');
+    const qpText = [
+      ...PER_MESSAGE,
+      '',
+      ...BOUNCED.slice(0, 5),
+      `Diagnostic-Code: smtp; 550 5.1.1 <nobody@pro.test>: Recipient address rejected: User unknown in virtual mailbox table ${'x'.repeat(40)}`,
+    ].join('\n');
     const qpRaw = report({
       parts: [
         notification('...'),
-        { headers: ['Content-Type: message/delivery-status', 'Content-Transfer-Encoding: quoted-printable'], body: qp(qpText) },
-        { headers: ['Content-Type: text/rfc822-headers', 'Content-Transfer-Encoding: Quoted-Printable'], body: qp(ORIGINAL_HEADERS.join('\n')) },
+        {
+          headers: ['Content-Type: message/delivery-status', 'Content-Transfer-Encoding: quoted-printable'],
+          body: qp(qpText),
+        },
+        {
+          headers: ['Content-Type: text/rfc822-headers', 'Content-Transfer-Encoding: Quoted-Printable'],
+          body: qp(ORIGINAL_HEADERS.join('\n')),
+        },
       ],
     });
     expect(qpRaw.toString('latin1')).toMatch(/=\r\n/); // really soft-broken
@@ -319,14 +348,25 @@ describe('parseReport: DSN', () => {
       parts: [
         notification('...'),
         deliveryStatus([BOUNCED]),
-        { headers: ['Content-Description: Undelivered Message', 'Content-Type: message/rfc822'], body: [...ORIGINAL_HEADERS, '', 'Message-ID: <not-this-one@body>', 'body'] },
+        {
+          headers: ['Content-Description: Undelivered Message', 'Content-Type: message/rfc822'],
+          body: [...ORIGINAL_HEADERS, '', 'Message-ID: <not-this-one@body>', 'body'],
+        },
       ],
     });
     expect(dsnOf(parseReport(raw)).originalMessageId).toBe('<01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test>');
   });
 
   it('without a returned part, no originalMessageId; without ENVID, no envelopeId', () => {
-    const raw = report({ parts: [notification('...'), deliveryStatus([BOUNCED], PER_MESSAGE.filter((f) => !f.startsWith('Original-Envelope-Id')))] });
+    const raw = report({
+      parts: [
+        notification('...'),
+        deliveryStatus(
+          [BOUNCED],
+          PER_MESSAGE.filter((f) => !f.startsWith('Original-Envelope-Id')),
+        ),
+      ],
+    });
     const r = dsnOf(parseReport(raw));
     expect(r).not.toHaveProperty('originalMessageId');
     expect(r).not.toHaveProperty('envelopeId');
@@ -350,7 +390,15 @@ describe('parseReport: DSN', () => {
     });
     expect(parseReport(raw)).toEqual({
       kind: 'dsn',
-      recipients: [{ finalRecipient: 'Dr.Durand@pro.test', action: 'failed', status: '5.2.2', diagnostic: '552-5.2.2 Mailbox full', smtpCode: 552 }],
+      recipients: [
+        {
+          finalRecipient: 'Dr.Durand@pro.test',
+          action: 'failed',
+          status: '5.2.2',
+          diagnostic: '552-5.2.2 Mailbox full',
+          smtpCode: 552,
+        },
+      ],
     });
   });
 
@@ -360,7 +408,14 @@ describe('parseReport: DSN', () => {
         notification('...'),
         {
           headers: ['Content-Type: message/global-delivery-status'],
-          body: ['Reporting-MTA: dns; mx.hopital.test', '', 'Final-Recipient: utf-8; j\\x{E9}r\\x{F4}me@pro.test', 'Original-Recipient: utf-8; jérôme@pro.test', 'Action: failed', 'Status: 5.1.1'],
+          body: [
+            'Reporting-MTA: dns; mx.hopital.test',
+            '',
+            'Final-Recipient: utf-8; j\\x{E9}r\\x{F4}me@pro.test',
+            'Original-Recipient: utf-8; jérôme@pro.test',
+            'Action: failed',
+            'Status: 5.1.1',
+          ],
         },
       ],
     });
@@ -389,13 +444,29 @@ describe('parseReport: DSN', () => {
         ]),
       ),
       body,
-      buf(lines(['', '--gw-1', 'Content-Type: text/plain', '', 'Ce message a été analysé par notre passerelle.', '--gw-1--', ''])),
+      buf(
+        lines([
+          '',
+          '--gw-1',
+          'Content-Type: text/plain',
+          '',
+          'Ce message a été analysé par notre passerelle.',
+          '--gw-1--',
+          '',
+        ]),
+      ),
     ]);
     expect(parseReport(wrapped)).toEqual(parseReport(inner));
   });
 
   it('multipart/report of another type (ARF feedback) is not ours: other', () => {
-    const raw = report({ reportType: 'feedback-report', parts: [notification('abuse'), { headers: ['Content-Type: message/feedback-report'], body: ['Feedback-Type: abuse'] }] });
+    const raw = report({
+      reportType: 'feedback-report',
+      parts: [
+        notification('abuse'),
+        { headers: ['Content-Type: message/feedback-report'], body: ['Feedback-Type: abuse'] },
+      ],
+    });
     expect(parseReport(raw)).toEqual({ kind: 'other' });
   });
 });
@@ -414,25 +485,48 @@ describe('parseReport: MDN', () => {
   });
 
   it('reads "processed" and "deleted" dispositions, modifiers and comments, LF line ends', () => {
-    const processed = mdnOf(parseReport(mdn({ disposition: 'automatic-action/MDN-sent-automatically; processed', eol: '\n' })));
+    const processed = mdnOf(
+      parseReport(mdn({ disposition: 'automatic-action/MDN-sent-automatically; processed', eol: '\n' })),
+    );
     expect(processed.disposition).toEqual({ mode: 'automatic-action/MDN-sent-automatically', type: 'processed' });
     const deleted = mdnOf(parseReport(mdn({ disposition: 'manual-action/MDN-sent-manually;deleted' })));
     expect(deleted.disposition).toEqual({ mode: 'manual-action/MDN-sent-manually', type: 'deleted' });
-    const withError = mdnOf(parseReport(mdn({ disposition: 'automatic-action / MDN-sent-automatically ; Processed / Error , Warning (virus scan)' })));
-    expect(withError.disposition).toEqual({ mode: 'automatic-action/MDN-sent-automatically', type: 'processed', modifiers: ['error', 'warning'] });
+    const withError = mdnOf(
+      parseReport(
+        mdn({ disposition: 'automatic-action / MDN-sent-automatically ; Processed / Error , Warning (virus scan)' }),
+      ),
+    );
+    expect(withError.disposition).toEqual({
+      mode: 'automatic-action/MDN-sent-automatically',
+      type: 'processed',
+      modifiers: ['error', 'warning'],
+    });
   });
 
   it('falls back on the returned headers when Original-Message-ID is missing; adds angle brackets when absent', () => {
-    const fields = ['Reporting-UA: Microsoft Outlook 16.0', 'Final-Recipient: rfc822;dr.martin@pro.test', 'Disposition: manual-action/MDN-sent-manually; displayed'];
-    expect(mdnOf(parseReport(mdn({ disposition: '', fields }))).originalMessageId).toBe('<01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test>');
+    const fields = [
+      'Reporting-UA: Microsoft Outlook 16.0',
+      'Final-Recipient: rfc822;dr.martin@pro.test',
+      'Disposition: manual-action/MDN-sent-manually; displayed',
+    ];
+    expect(mdnOf(parseReport(mdn({ disposition: '', fields }))).originalMessageId).toBe(
+      '<01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test>',
+    );
     expect(mdnOf(parseReport(mdn({ disposition: '', fields, third: false }))).originalMessageId).toBeUndefined();
     const bare = [...fields, 'Original-Message-ID: 01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test'];
-    expect(mdnOf(parseReport(mdn({ disposition: '', fields: bare, third: false }))).originalMessageId).toBe('<01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test>');
+    expect(mdnOf(parseReport(mdn({ disposition: '', fields: bare, third: false }))).originalMessageId).toBe(
+      '<01HXQ7K2M3-ABCD-EF01.0.ch1@hopital.test>',
+    );
   });
 
   it('an MDN without Disposition, or with a malformed one, is a ReportError', () => {
-    const noDisposition = mdn({ disposition: '', fields: ['Final-Recipient: rfc822;dr.martin@pro.test', 'Original-Message-ID: <a@b>'] });
-    expect(() => parseReport(noDisposition)).toThrow(new ReportError('the disposition-notification part has no Disposition field'));
+    const noDisposition = mdn({
+      disposition: '',
+      fields: ['Final-Recipient: rfc822;dr.martin@pro.test', 'Original-Message-ID: <a@b>'],
+    });
+    expect(() => parseReport(noDisposition)).toThrow(
+      new ReportError('the disposition-notification part has no Disposition field'),
+    );
     expect(() => parseReport(mdn({ disposition: 'displayed' }))).toThrow(/no ';' between mode and type/);
   });
 });
@@ -453,20 +547,34 @@ describe('parseReport: what is not a (readable) report', () => {
 
   it('a delivery-status report without its delivery-status part is a ReportError', () => {
     const raw = report({ parts: [notification('...'), returnedHeaders()] });
-    expect(() => parseReport(raw)).toThrow(new ReportError('multipart/report with report-type=delivery-status has no message/delivery-status part'));
+    expect(() => parseReport(raw)).toThrow(
+      new ReportError('multipart/report with report-type=delivery-status has no message/delivery-status part'),
+    );
   });
 
   it('says precisely what is wrong', () => {
     const missing = (drop: string) => report({ parts: [deliveryStatus([BOUNCED.filter((l) => !l.startsWith(drop))])] });
-    expect(() => parseReport(missing('Action'))).toThrow(new ReportError('recipient block 1 (nobody@pro.test): no Action field'));
-    expect(() => parseReport(missing('Status'))).toThrow(new ReportError('recipient block 1 (nobody@pro.test): no Status field'));
-    expect(() => parseReport(missing('Final-Recipient'))).toThrow(new ReportError('recipient block 1: no Final-Recipient field'));
-    const badAction = report({ parts: [deliveryStatus([BOUNCED.map((l) => l.replace('Action: failed', 'Action: exploded'))])] });
+    expect(() => parseReport(missing('Action'))).toThrow(
+      new ReportError('recipient block 1 (nobody@pro.test): no Action field'),
+    );
+    expect(() => parseReport(missing('Status'))).toThrow(
+      new ReportError('recipient block 1 (nobody@pro.test): no Status field'),
+    );
+    expect(() => parseReport(missing('Final-Recipient'))).toThrow(
+      new ReportError('recipient block 1: no Final-Recipient field'),
+    );
+    const badAction = report({
+      parts: [deliveryStatus([BOUNCED.map((l) => l.replace('Action: failed', 'Action: exploded'))])],
+    });
     expect(() => parseReport(badAction)).toThrow(/unknown Action "exploded"/);
-    const badStatus = report({ parts: [deliveryStatus([BOUNCED.map((l) => l.replace('Status: 5.1.1', 'Status: 550'))])] });
+    const badStatus = report({
+      parts: [deliveryStatus([BOUNCED.map((l) => l.replace('Status: 5.1.1', 'Status: 550'))])],
+    });
     expect(() => parseReport(badStatus)).toThrow(/malformed Status "550"/);
     const noRecipient = report({ parts: [deliveryStatus([])] });
-    expect(() => parseReport(noRecipient)).toThrow(new ReportError('the delivery-status part has no per-recipient fields'));
+    expect(() => parseReport(noRecipient)).toThrow(
+      new ReportError('the delivery-status part has no per-recipient fields'),
+    );
     const truncated = bounce().subarray(0, 1500);
     expect(() => parseReport(truncated)).toThrow(/^malformed MIME structure: no closing delimiter/);
     const noBoundary = buf('Content-Type: multipart/report; report-type=delivery-status\r\n\r\n--x\r\n\r\n--x--\r\n');
@@ -475,9 +583,14 @@ describe('parseReport: what is not a (readable) report', () => {
 
   it('garbage bytes: other or ReportError, never anything else', () => {
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
-    const samples: Buffer[] = [Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x0d]), Buffer.from('\r\n\r\n\r\n'), Buffer.from(':::\n: :\n\n')];
-    for (let i = 0; i < 50; i++) samples.push(Buffer.from(Array.from({ length: Math.floor(rnd() * 2000) }, () => Math.floor(rnd() * 256))));
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
+    const samples: Buffer[] = [
+      Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x0d]),
+      Buffer.from('\r\n\r\n\r\n'),
+      Buffer.from(':::\n: :\n\n'),
+    ];
+    for (let i = 0; i < 50; i++)
+      samples.push(Buffer.from(Array.from({ length: Math.floor(rnd() * 2000) }, () => Math.floor(rnd() * 256))));
     samples.push(buf('Content-Type: multipart/report; boundary=x\r\n\r\n' + '\u0000\u00ff'.repeat(100)));
     for (const s of samples) {
       try {
@@ -490,26 +603,54 @@ describe('parseReport: what is not a (readable) report', () => {
 
   it('fuzz: 200 random mutations of a valid DSN never throw anything but ReportError (and never from a bug)', () => {
     let seed = 20240514;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
     const int = (n: number) => Math.floor(rnd() * n);
     const base = report({ parts: [notification('...'), deliveryStatus([DELIVERED, BOUNCED]), returnedHeaders()] });
-    const snippets = ['\r\n', '\n', '\r\n\r\n', ':', ';', '--', `--${B}`, `--${B}--`, '=?UTF-8?B?', '=', '(', '<', '\t', '\u0000', 'Action: ', 'Status: 9.9.9'];
+    const snippets = [
+      '\r\n',
+      '\n',
+      '\r\n\r\n',
+      ':',
+      ';',
+      '--',
+      `--${B}`,
+      `--${B}--`,
+      '=?UTF-8?B?',
+      '=',
+      '(',
+      '<',
+      '\t',
+      '\u0000',
+      'Action: ',
+      'Status: 9.9.9',
+    ];
     const outcomes = { dsn: 0, other: 0, error: 0 };
     for (let i = 0; i < 200; i++) {
       const b = Buffer.from(base);
       let m: Buffer = b;
       const kind = int(6);
       const at = int(b.length);
-      if (kind === 0) for (let k = 0; k < 1 + int(8); k++) b[int(b.length)] = int(256); // flip bytes
-      else if (kind === 1) m = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + int(200)))]); // cut a span
-      else if (kind === 2) m = Buffer.concat([b.subarray(0, at), Buffer.from(snippets[int(snippets.length)]!, 'latin1'), b.subarray(at)]); // insert
-      else if (kind === 3) m = b.subarray(0, at); // truncate
-      else if (kind === 4) m = Buffer.concat([b.subarray(0, at), b.subarray(int(b.length))]); // splice
-      else m = Buffer.from(b.toString('latin1').replace(/\r\n/g, () => (rnd() < 0.3 ? '\n' : rnd() < 0.1 ? '\r' : '\r\n')), 'latin1'); // mixed line ends
+      if (kind === 0)
+        for (let k = 0; k < 1 + int(8); k++) b[int(b.length)] = int(256); // flip bytes
+      else if (kind === 1)
+        m = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + int(200)))]); // cut a span
+      else if (kind === 2)
+        m = Buffer.concat([b.subarray(0, at), Buffer.from(snippets[int(snippets.length)]!, 'latin1'), b.subarray(at)]); // insert
+      else if (kind === 3)
+        m = b.subarray(0, at); // truncate
+      else if (kind === 4)
+        m = Buffer.concat([b.subarray(0, at), b.subarray(int(b.length))]); // splice
+      else
+        m = Buffer.from(
+          b.toString('latin1').replace(/\r\n/g, () => (rnd() < 0.3 ? '\n' : rnd() < 0.1 ? '\r' : '\r\n')),
+          'latin1',
+        ); // mixed line ends
       try {
         const r = parseReport(m);
         outcomes[r.kind === 'dsn' ? 'dsn' : 'other']++;
-        if (r.kind === 'dsn') for (const x of r.recipients) expect(['failed', 'delayed', 'delivered', 'relayed', 'expanded']).toContain(x.action);
+        if (r.kind === 'dsn')
+          for (const x of r.recipients)
+            expect(['failed', 'delayed', 'delivered', 'relayed', 'expanded']).toContain(x.action);
       } catch (e) {
         expect(e).toBeInstanceOf(ReportError);
         const cause = (e as Error).cause;
@@ -528,10 +669,14 @@ describe('readHeaders', () => {
       expect(h.get('subject')).toBe("Accusé de lecture (affiché) - Compte rendu d'hospitalisation");
       expect(h.get('from')).toBe('Dr François Martin <dr.martin@pro.test>');
       expect(h.get('message-id')).toBe('<7c1e0f3a-2b9d-4e6f-8a10-5d2c9e1b4f00@pro.test>');
-      expect(h.get('content-type')).toBe('multipart/report; report-type=disposition-notification; boundary="------------mdnA1b2C3d4E5f6"');
+      expect(h.get('content-type')).toBe(
+        'multipart/report; report-type=disposition-notification; boundary="------------mdnA1b2C3d4E5f6"',
+      );
     }
     const h = readHeaders(success());
-    expect(h.get('received')).toBe('by mx.hopital.test (Postfix) id 4VbQ1w0GZ2z9vB; Tue, 14 May 2024 10:12:04 +0200 (CEST)');
+    expect(h.get('received')).toBe(
+      'by mx.hopital.test (Postfix) id 4VbQ1w0GZ2z9vB; Tue, 14 May 2024 10:12:04 +0200 (CEST)',
+    );
     expect(h.has('Received')).toBe(false);
     expect(h.has('reporting-mta')).toBe(false); // body fields are not headers
   });
@@ -562,8 +707,16 @@ describe('readHeaders', () => {
     ]);
     expect(readHeaders(Buffer.alloc(0)).size).toBe(0);
     expect(readHeaders(Buffer.from([0xff, 0x00, 0x3a, 0x0a])).size).toBe(0);
-    const composed = await compose({ from: 'a@b', to: 'c@d', subject: 'Ça marche ? Très bien, merci beaucoup pour ce compte rendu très détaillé', messageId: '<m1@b>', text: 'x' });
-    expect(readHeaders(composed).get('subject')).toBe('Ça marche ? Très bien, merci beaucoup pour ce compte rendu très détaillé');
+    const composed = await compose({
+      from: 'a@b',
+      to: 'c@d',
+      subject: 'Ça marche ? Très bien, merci beaucoup pour ce compte rendu très détaillé',
+      messageId: '<m1@b>',
+      text: 'x',
+    });
+    expect(readHeaders(composed).get('subject')).toBe(
+      'Ça marche ? Très bien, merci beaucoup pour ce compte rendu très détaillé',
+    );
     expect(readHeaders(composed).get('message-id')).toBe('<m1@b>');
   });
 });

@@ -34,9 +34,15 @@ const NOW = new Date('2024-03-05T14:07:42Z');
 const OPTS = { sender: 'pfi@hopital.test-ci-sis.mssante.fr', softwareName: 'pfi-engine 0.1.0', now: NOW };
 
 const asArray = new Set(['ExtrinsicObject', 'Slot', 'Value', 'Classification', 'ExternalIdentifier', 'Association']);
-const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', removeNSPrefix: true, isArray: (name) => asArray.has(name) });
+const xml = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  removeNSPrefix: true,
+  isArray: (name) => asArray.has(name),
+});
 type Node = Record<string, any>;
-const slot = (o: Node, name: string): string[] | undefined => o.Slot?.find((s: Node) => s['@name'] === name)?.ValueList.Value.map(String);
+const slot = (o: Node, name: string): string[] | undefined =>
+  o.Slot?.find((s: Node) => s['@name'] === name)?.ValueList.Value.map(String);
 
 /** The local file headers of a zip, in order: name, compression method, DOS time and date. */
 function localHeaders(zip: Buffer): { name: string; method: number; time: number; date: number }[] {
@@ -46,7 +52,12 @@ function localHeaders(zip: Buffer): { name: string; method: number; time: number
     const compressed = zip.readUInt32LE(at + 18);
     const nameLength = zip.readUInt16LE(at + 26);
     const extra = zip.readUInt16LE(at + 28);
-    out.push({ name: zip.toString('latin1', at + 30, at + 30 + nameLength), method: zip.readUInt16LE(at + 8), time: zip.readUInt16LE(at + 10), date: zip.readUInt16LE(at + 12) });
+    out.push({
+      name: zip.toString('latin1', at + 30, at + 30 + nameLength),
+      method: zip.readUInt16LE(at + 8),
+      time: zip.readUInt16LE(at + 10),
+      date: zip.readUInt16LE(at + 12),
+    });
     at += 30 + nameLength + extra + compressed;
   }
   return out;
@@ -59,9 +70,15 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
   const metadata = Buffer.from(files['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8');
 
   test('the XDM layout: INDEX.HTM and README.TXT at the root, the metadata and the document in SUBSET01', () => {
-    expect(Object.keys(files).sort()).toEqual(['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/METADATA.XML', 'INDEX.HTM', 'README.TXT']);
+    expect(Object.keys(files).sort()).toEqual([
+      'IHE_XDM/SUBSET01/DOC0001.XML',
+      'IHE_XDM/SUBSET01/METADATA.XML',
+      'INDEX.HTM',
+      'README.TXT',
+    ]);
     // ISO 9660 names: 8.3, upper case, for every path component.
-    for (const path of Object.keys(files)) for (const part of path.split('/')) expect(part).toMatch(/^[A-Z0-9_]{1,8}(\.[A-Z0-9]{1,3})?$/);
+    for (const path of Object.keys(files))
+      for (const part of path.split('/')) expect(part).toMatch(/^[A-Z0-9_]{1,8}(\.[A-Z0-9]{1,3})?$/);
   });
 
   test('DOC0001.XML is the stored CDA, byte for byte', () => {
@@ -79,14 +96,20 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
     expect(slot(eo!, 'hash')).toEqual([createHash('sha1').update(bytes).digest('hex')]);
     expect(slot(eo!, 'size')).toEqual([String(bytes.length)]);
     expect(slot(eo!, XDM_ACTION_SLOT)).toBeUndefined();
-    const ids = Object.fromEntries((eo!.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]));
+    const ids = Object.fromEntries(
+      (eo!.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
+    );
     expect(ids[XDS_UUID.documentEntry.patientId]).toBe('279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH');
     expect(ids[XDS_UUID.documentEntry.uniqueId]).toBe(entry.uniqueId);
-    const type = (eo!.Classification as Node[]).find((c) => c['@classificationScheme'] === XDS_UUID.documentEntry.typeCode)!;
+    const type = (eo!.Classification as Node[]).find(
+      (c) => c['@classificationScheme'] === XDS_UUID.documentEntry.typeCode,
+    )!;
     expect(type['@nodeRepresentation']).toBe('18748-4');
     const set = list.RegistryPackage as Node;
     expect(set['@id']).toBe(sub.submissionSet.entryUUID);
-    const setIds = Object.fromEntries((set.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]));
+    const setIds = Object.fromEntries(
+      (set.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
+    );
     expect(setIds[XDS_UUID.submissionSet.patientId]).toBe(cx(sub.submissionSet.patientId));
     expect(list.Association).toHaveLength(1);
   });
@@ -102,7 +125,7 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
     expect(XMLValidator.validate(index)).toBe(true);
     expect(index).toContain('href="IHE_XDM/SUBSET01/DOC0001.XML"');
     expect(index).toContain('href="README.TXT"');
-    expect(index).toContain(docs[0]!.entry.title.replace(/'/g, '\''));
+    expect(index).toContain(docs[0]!.entry.title.replace(/'/g, "'"));
     expect(index).not.toContain('PAT-TROIS');
     const readme = Buffer.from(files['README.TXT']!).toString('latin1');
     expect(readme).toMatch(/^[\x20-\x7e\r\n]*$/);
@@ -113,7 +136,9 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
 
   test('deterministic: same input and now, same bytes; entry dates are now (UTC), documents deflated', () => {
     expect(buildXdm(sub.submissionSet, docs, OPTS).equals(zip)).toBe(true);
-    expect(buildXdm(sub.submissionSet, docs, { ...OPTS, now: new Date(NOW.getTime() + 3600_000) }).equals(zip)).toBe(false);
+    expect(buildXdm(sub.submissionSet, docs, { ...OPTS, now: new Date(NOW.getTime() + 3600_000) }).equals(zip)).toBe(
+      false,
+    );
     const headers = localHeaders(zip);
     expect(headers.map((h) => h.name).sort()).toEqual(Object.keys(files).sort());
     for (const h of headers) {
@@ -130,7 +155,11 @@ describe('IHE_XDM.ZIP of an ORU^R01 replacing an N1 and an N3 (V2.0)', () => {
   const metadata = Buffer.from(files['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8');
 
   test('DOC0001.XML and DOC0002.XML, each the CDA as stored, each with its URI, hash and size', () => {
-    expect(Object.keys(files).filter((f) => f.includes('/DOC')).sort()).toEqual(['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/DOC0002.XML']);
+    expect(
+      Object.keys(files)
+        .filter((f) => f.includes('/DOC'))
+        .sort(),
+    ).toEqual(['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/DOC0002.XML']);
     const eos = xml.parse(metadata).SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject as Node[];
     expect(eos).toHaveLength(2);
     docs.forEach((d, i) => {
@@ -141,7 +170,11 @@ describe('IHE_XDM.ZIP of an ORU^R01 replacing an N1 and an N3 (V2.0)', () => {
       expect(slot(eo, 'URI')).toEqual([name]);
       expect(slot(eo, 'hash')).toEqual([createHash('sha1').update(bytes).digest('hex')]);
       expect(slot(eo, 'size')).toEqual([String(bytes.length)]);
-      expect((eo.ExternalIdentifier as Node[]).find((e) => e['@identificationScheme'] === XDS_UUID.documentEntry.patientId)!['@value']).toBe('277076322082910^^^&1.2.250.1.213.1.4.8&ISO^NH');
+      expect(
+        (eo.ExternalIdentifier as Node[]).find((e) => e['@identificationScheme'] === XDS_UUID.documentEntry.patientId)![
+          '@value'
+        ],
+      ).toBe('277076322082910^^^&1.2.250.1.213.1.4.8&ISO^NH');
     });
   });
 

@@ -12,8 +12,15 @@ import { ConsommateurSimulator, type SimPatient } from '../../src/sim/consommate
 import { packageRoot } from '../../src/util/paths.js';
 
 const DIR = join(
-  packageRoot(), '..', 'shared', 'reference', 'ansforge', 'hl7v2-exemples',
-  'Vague 2', 'Trans_LPS_CDA_MSSanté', 'TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1',
+  packageRoot(),
+  '..',
+  'shared',
+  'reference',
+  'ansforge',
+  'hl7v2-exemples',
+  'Vague 2',
+  'Trans_LPS_CDA_MSSanté',
+  'TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1',
 );
 const INIT = 'Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7';
 const INIT_PLACEHOLDER = 'Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1.er7';
@@ -73,7 +80,11 @@ async function send(payload: Buffer, via = client): Promise<Hl7Message> {
   return Hl7Message.parse(await via.send(payload));
 }
 
-const errSegments = (ack: Hl7Message) => ack.toString().split('\r').filter((s) => s.startsWith('ERR|'));
+const errSegments = (ack: Hl7Message) =>
+  ack
+    .toString()
+    .split('\r')
+    .filter((s) => s.startsWith('ERR|'));
 
 /** An application refusal as the volet's ERR example writes it: AE, ERR-3 207 (messageErrorCondition), ERR-5 code (applicationErrorCode). */
 function expectApplicationError(ack: Hl7Message, code: string, label: string): string {
@@ -103,7 +114,13 @@ describe('the ANS examples (V1.1) with their patient in the base', () => {
     expect(a1.get('MSA-1')).toBe('AA');
     expect(a1.get('MSA-2')).toBe('015');
     expect(a1.getRaw('MSH-9')).toBe('ACK^T02^ACK');
-    expect([a1.get('MSH-3'), a1.get('MSH-5'), a1.get('MSH-12'), a1.get('MSH-17'), a1.get('MSH-18')]).toEqual(['RIS-Y', 'PFI-Y', '2.6', 'FRA', 'UNICODE UTF-8']);
+    expect([a1.get('MSH-3'), a1.get('MSH-5'), a1.get('MSH-12'), a1.get('MSH-17'), a1.get('MSH-18')]).toEqual([
+      'RIS-Y',
+      'PFI-Y',
+      '2.6',
+      'FRA',
+      'UNICODE UTF-8',
+    ]);
     expect(errSegments(a1)).toEqual([]);
     let docs = sim.documents();
     expect(docs).toHaveLength(1);
@@ -172,15 +189,29 @@ describe('the ANS examples (V1.1) with their patient in the base', () => {
 describe('900: version of the document', () => {
   test('T10 of a document the DPI never received', async () => {
     const ack = await send(example(RPLC));
-    expect(expectApplicationError(ack, '900', "Version du document incorrecte lors d'une demande de remplacement/suppression")).toMatch(/inconnu/);
+    expect(
+      expectApplicationError(
+        ack,
+        '900',
+        "Version du document incorrecte lors d'une demande de remplacement/suppression",
+      ),
+    ).toMatch(/inconnu/);
     expect(ack.getRaw('ERR-2')).toBe('TXA^1^13');
     expect(sim.documents()).toEqual([]);
   });
 
   test('T10 whose versionNumber is not the next one', async () => {
     await send(example(INIT));
-    const ack = await send(variant(RPLC, { cda: (x) => x.replace('<versionNumber value="2"/>', '<versionNumber value="3"/>') }));
-    expect(expectApplicationError(ack, '900', "Version du document incorrecte lors d'une demande de remplacement/suppression")).toMatch(/versionNumber 3/);
+    const ack = await send(
+      variant(RPLC, { cda: (x) => x.replace('<versionNumber value="2"/>', '<versionNumber value="3"/>') }),
+    );
+    expect(
+      expectApplicationError(
+        ack,
+        '900',
+        "Version du document incorrecte lors d'une demande de remplacement/suppression",
+      ),
+    ).toMatch(/versionNumber 3/);
     expect(sim.documents().map((d) => d.status)).toEqual(['current']);
   });
 
@@ -188,13 +219,29 @@ describe('900: version of the document', () => {
     await send(example(INIT));
     await send(example(RPLC));
     const ack = await send(variant(RPLC, { controlId: 'RPLC-AGAIN' }));
-    expect(expectApplicationError(ack, '900', "Version du document incorrecte lors d'une demande de remplacement/suppression")).toMatch(/plus récente/);
+    expect(
+      expectApplicationError(
+        ack,
+        '900',
+        "Version du document incorrecte lors d'une demande de remplacement/suppression",
+      ),
+    ).toMatch(/plus récente/);
   });
 
   test('T10 whose CDA relatedDocument and TXA-13 name different documents', async () => {
     await send(example(INIT));
-    const ack = await send(variant(RPLC, { cda: (x) => x.replace(`<id root="${V1_ID}"></id>`, '<id root="1.2.250.1.71.4.2.2.120456789.99"></id>') }));
-    expect(expectApplicationError(ack, '900', "Version du document incorrecte lors d'une demande de remplacement/suppression")).toMatch(/RPLC/);
+    const ack = await send(
+      variant(RPLC, {
+        cda: (x) => x.replace(`<id root="${V1_ID}"></id>`, '<id root="1.2.250.1.71.4.2.2.120456789.99"></id>'),
+      }),
+    );
+    expect(
+      expectApplicationError(
+        ack,
+        '900',
+        "Version du document incorrecte lors d'une demande de remplacement/suppression",
+      ),
+    ).toMatch(/RPLC/);
   });
 
   test('T04 of a version that is no longer the latest one', async () => {
@@ -231,8 +278,14 @@ describe('901: replacement or deletion by another organisation than the author',
       variant(RPLC, {
         cda: (x) =>
           x
-            .replaceAll('<id extension="801234564895" root="1.2.250.1.71.4.2.1"></id>', '<id extension="809999999999" root="1.2.250.1.71.4.2.1"></id>')
-            .replaceAll('<id extension="1120456789" root="1.2.250.1.71.4.2.2"></id>', '<id extension="1990000001" root="1.2.250.1.71.4.2.2"></id>'),
+            .replaceAll(
+              '<id extension="801234564895" root="1.2.250.1.71.4.2.1"></id>',
+              '<id extension="809999999999" root="1.2.250.1.71.4.2.1"></id>',
+            )
+            .replaceAll(
+              '<id extension="1120456789" root="1.2.250.1.71.4.2.2"></id>',
+              '<id extension="1990000001" root="1.2.250.1.71.4.2.2"></id>',
+            ),
         hl7: otherSender,
       }),
     );
@@ -244,7 +297,11 @@ describe('901: replacement or deletion by another organisation than the author',
     await send(example(INIT));
     const ack = await send(
       variant(RPLC, {
-        cda: (x) => x.replaceAll('<id extension="801234564895" root="1.2.250.1.71.4.2.1"></id>', '<id extension="809999999999" root="1.2.250.1.71.4.2.1"></id>'),
+        cda: (x) =>
+          x.replaceAll(
+            '<id extension="801234564895" root="1.2.250.1.71.4.2.1"></id>',
+            '<id extension="809999999999" root="1.2.250.1.71.4.2.1"></id>',
+          ),
         hl7: otherSender,
       }),
     );
@@ -270,7 +327,9 @@ describe('902: patient unknown', () => {
     const ack = await send(example(INIT));
     expectApplicationError(ack, '902', 'Identifiant patient inconnu');
     // Volet: ERR||PID^1^3|207^Application error^messageErrorCondition| E|902^Identifiant de patient inconnu^applicationErrorCode
-    expect(errSegments(ack)[0]).toMatch(/^ERR\|\|PID\^1\^3\|207\^Application error\^messageErrorCondition\|E\|902\^Identifiant patient inconnu\^applicationErrorCode/);
+    expect(errSegments(ack)[0]).toMatch(
+      /^ERR\|\|PID\^1\^3\|207\^Application error\^messageErrorCondition\|E\|902\^Identifiant patient inconnu\^applicationErrorCode/,
+    );
     expect(ack.getRaw('MSH-9')).toBe('ACK^T02^ACK');
     expect(sim.documents()).toEqual([]);
     expect(sim.received()[0]).toMatchObject({ ack: 'AE', errors: ['902'], conditions: ['207'] });
@@ -279,7 +338,9 @@ describe('902: patient unknown', () => {
   test('the same matricule under another OID (NIR instead of NIR test) is another patient', async () => {
     await sim.stop();
     await client.close();
-    sim = await ConsommateurSimulator.start({ patients: [{ ...PAT_TROIS, ins: { ...PAT_TROIS.ins, oid: '1.2.250.1.213.1.4.8' } }] });
+    sim = await ConsommateurSimulator.start({
+      patients: [{ ...PAT_TROIS, ins: { ...PAT_TROIS.ins, oid: '1.2.250.1.213.1.4.8' } }],
+    });
     client = new MllpClient({ host: '127.0.0.1', port: sim.port, reconnect: { maxAttempts: 1 } });
     expectApplicationError(await send(example(INIT)), '902', 'Identifiant patient inconnu');
     sim.addPatient(PAT_TROIS);
@@ -289,7 +350,9 @@ describe('902: patient unknown', () => {
 
 describe('903: no INS in the document', () => {
   test('recordTarget carries only a local identifier', async () => {
-    const ack = await send(variant(INIT, { cda: (x) => x.replace(CDA_INS, 'extension="IPP-4567" root="1.2.250.1.71.4.2.7.999"') }));
+    const ack = await send(
+      variant(INIT, { cda: (x) => x.replace(CDA_INS, 'extension="IPP-4567" root="1.2.250.1.71.4.2.7.999"') }),
+    );
     expect(expectApplicationError(ack, '903', 'INS non présent dans le document')).toMatch(/recordTarget/);
     expect(ack.getRaw('ERR-2')).toBe('OBX^1^5');
   });
@@ -313,7 +376,9 @@ describe('904: INS or traits do not match exactly', () => {
   });
 
   test('given names: the whole list (the document lists two)', async () => {
-    const ack = await send(variant(INIT, { cda: (x) => x.replace('<given>DOMINIQUE</given>', '<given>DOMINIQUE MARIE</given>') }));
+    const ack = await send(
+      variant(INIT, { cda: (x) => x.replace('<given>DOMINIQUE</given>', '<given>DOMINIQUE MARIE</given>') }),
+    );
     const t = expectApplicationError(ack, '904', LABEL);
     expect(t).toMatch(/prénoms/);
     expect(t).not.toMatch(/DOMINIQUE|MARIE/);
@@ -362,7 +427,9 @@ describe('905: INS incomplete', () => {
   });
 
   test('the document has a malformed matricule (wrong key)', async () => {
-    const ack = await send(variant(INIT, { cda: (x) => x.replace(CDA_INS, 'extension="279035121518988" root="1.2.250.1.213.1.4.10"') }));
+    const ack = await send(
+      variant(INIT, { cda: (x) => x.replace(CDA_INS, 'extension="279035121518988" root="1.2.250.1.213.1.4.10"') }),
+    );
     expect(expectApplicationError(ack, '905', LABEL)).toMatch(/mal formé/);
   });
 
@@ -372,13 +439,17 @@ describe('905: INS incomplete', () => {
   });
 
   test('PID-3 carries the matricule without its OID', async () => {
-    const ack = await send(variant(INIT, { hl7: (m) => m.setRaw('PID-3', '279035121518989^^^ASIP-SANTE-INS-NIR^INS^^20101207') }));
+    const ack = await send(
+      variant(INIT, { hl7: (m) => m.setRaw('PID-3', '279035121518989^^^ASIP-SANTE-INS-NIR^INS^^20101207') }),
+    );
     expect(expectApplicationError(ack, '905', LABEL)).toMatch(/sans l'OID/);
     expect(ack.getRaw('ERR-2')).toBe('PID^1^3^1^4^2');
   });
 
   test('PID-3 carries the INS under an OID that is not an INS OID', async () => {
-    const ack = await send(variant(INIT, { hl7: (m) => m.setRaw('PID-3', '279035121518989^^^X&1.2.250.1.999&ISO^INS') }));
+    const ack = await send(
+      variant(INIT, { hl7: (m) => m.setRaw('PID-3', '279035121518989^^^X&1.2.250.1.999&ISO^INS') }),
+    );
     expectApplicationError(ack, '905', LABEL);
   });
 });
@@ -410,11 +481,21 @@ describe('technical refusals (table 0357)', () => {
 
   test('MSH-21 missing: AE 101; another profile: AE 103', async () => {
     expectTechnicalError(await send(variant(INIT, { hl7: (m) => m.setRaw('MSH-21', '') })), 'AE', '101');
-    expectTechnicalError(await send(variant(INIT, { hl7: (m) => m.setRaw('MSH-21', '2.1^CISIS_CDA_HL7_V2'), controlId: 'P2' })), 'AE', '103');
+    expectTechnicalError(
+      await send(variant(INIT, { hl7: (m) => m.setRaw('MSH-21', '2.1^CISIS_CDA_HL7_V2'), controlId: 'P2' })),
+      'AE',
+      '103',
+    );
   });
 
   test('PV1 missing: AE 100', async () => {
-    const payload = Buffer.from(text(INIT).split('\r').filter((s) => !s.startsWith('PV1|')).join('\r'), 'utf8');
+    const payload = Buffer.from(
+      text(INIT)
+        .split('\r')
+        .filter((s) => !s.startsWith('PV1|'))
+        .join('\r'),
+      'utf8',
+    );
     const t = expectTechnicalError(await send(payload), 'AE', '100');
     expect(t).toMatch(/PV1/);
   });
@@ -432,7 +513,13 @@ describe('technical refusals (table 0357)', () => {
   });
 
   test('no sender PRT (SB): AE 100', async () => {
-    const payload = Buffer.from(text(INIT).split('\r').filter((s) => !s.startsWith('PRT||UC||SB')).join('\r'), 'utf8');
+    const payload = Buffer.from(
+      text(INIT)
+        .split('\r')
+        .filter((s) => !s.startsWith('PRT||UC||SB'))
+        .join('\r'),
+      'utf8',
+    );
     expectTechnicalError(await send(payload), 'AE', '100');
   });
 });
@@ -440,7 +527,12 @@ describe('technical refusals (table 0357)', () => {
 describe('answer modes', () => {
   test('silent: no answer (the sender times out), nothing integrated; back to normal: AA', async () => {
     sim.setAnswer('silent');
-    const impatient = new MllpClient({ host: '127.0.0.1', port: sim.port, ackTimeoutMs: 300, reconnect: { maxAttempts: 1 } });
+    const impatient = new MllpClient({
+      host: '127.0.0.1',
+      port: sim.port,
+      ackTimeoutMs: 300,
+      reconnect: { maxAttempts: 1 },
+    });
     try {
       const err = await impatient.send(example(INIT)).then(
         () => undefined,
@@ -462,7 +554,12 @@ describe('answer modes', () => {
 
   test('started silent', async () => {
     const quiet = await ConsommateurSimulator.start({ answer: 'silent', patients: [PAT_TROIS] });
-    const impatient = new MllpClient({ host: '127.0.0.1', port: quiet.port, ackTimeoutMs: 300, reconnect: { maxAttempts: 1 } });
+    const impatient = new MllpClient({
+      host: '127.0.0.1',
+      port: quiet.port,
+      ackTimeoutMs: 300,
+      reconnect: { maxAttempts: 1 },
+    });
     try {
       await expect(impatient.send(example(INIT))).rejects.toMatchObject({ kind: 'timeout' });
     } finally {
@@ -475,7 +572,11 @@ describe('answer modes', () => {
     sim.setAnswer('AR-transient');
     const busy = await send(example(INIT));
     expect(busy.get('MSA-1')).toBe('AR');
-    expect([busy.get('ERR-3.1'), busy.get('ERR-5.1'), busy.get('ERR-5.3')]).toEqual(['207', '906', 'applicationErrorCode']);
+    expect([busy.get('ERR-3.1'), busy.get('ERR-5.1'), busy.get('ERR-5.3')]).toEqual([
+      '207',
+      '906',
+      'applicationErrorCode',
+    ]);
     expect(sim.documents()).toEqual([]);
     const ok = await send(example(INIT));
     expect(ok.get('MSA-1')).toBe('AA');

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { terminologyCommand } from '../../src/cli/terminology.js';
 import { packageRoot } from '../../src/util/paths.js';
 import {
-  importNos, importNosWithReport, LOINC_OID, serializeTerminology, Terminology, type TerminologyData,
+  importNos,
+  importNosWithReport,
+  LOINC_OID,
+  serializeTerminology,
+  Terminology,
+  type TerminologyData,
 } from '../../src/xds/terminology.js';
 
 const NOS = join(packageRoot(), '..', 'shared', 'reference', 'nos');
@@ -32,9 +37,25 @@ beforeAll(() => {
 describe('importNos', () => {
   it('imports every value set, code system and concept map of the folder, ignores the rest', () => {
     const { ignored, warnings } = importNosWithReport(NOS);
-    expect(Object.keys(data.valueSets)).toEqual(
-      ['J01', 'J02', 'J04', 'J07', 'J08', 'J11', 'J143', 'J197', 'J231', 'J47', 'J57', 'J58', 'J59', 'J60', 'J61', 'J62', 'J66'],
-    );
+    expect(Object.keys(data.valueSets)).toEqual([
+      'J01',
+      'J02',
+      'J04',
+      'J07',
+      'J08',
+      'J11',
+      'J143',
+      'J197',
+      'J231',
+      'J47',
+      'J57',
+      'J58',
+      'J59',
+      'J60',
+      'J61',
+      'J62',
+      'J66',
+    ]);
     expect(Object.keys(data.codeSystems)).toEqual(['TRE_A03', 'TRE_A07', 'TRE_R02']);
     expect(Object.keys(data.conceptMaps)).toEqual(['ASS_A11', 'ASS_X04', 'ASS_X16']);
     expect(ignored.map((i) => i.file)).toEqual(['SOURCES.md']);
@@ -56,7 +77,11 @@ describe('importNos', () => {
   });
 
   it('writes systems as OIDs (URL -> OID from the files), keeps the pseudo-systems NOS uses', () => {
-    expect(t.find('J66', '11502-2')).toEqual({ code: '11502-2', system: LOINC_OID, display: "CR d'examens biologiques" });
+    expect(t.find('J66', '11502-2')).toEqual({
+      code: '11502-2',
+      system: LOINC_OID,
+      display: "CR d'examens biologiques",
+    });
     expect(t.find('J07', '11502-2')?.system).toBe(LOINC_OID);
     expect(t.find('J07', 'E1762')?.system).toBe('ASTM');
     expect(t.find('J58', 'MASQUE_PS')?.system).toBe('1.2.250.1.213.1.1.4.13');
@@ -84,7 +109,11 @@ describe('classCodeFor (ASS_X16, then ASS_X04)', () => {
     // in ASS_X04 only (not a DMP type)
     expect(data.conceptMaps.ASS_X16!.some((e) => e.source.code === '10213-7')).toBe(false);
     expect(t.classCodeFor('10213-7')).toEqual({ code: '10', system: A03, display: 'Compte rendu' });
-    expect(t.classCodeFor('E1762')).toEqual({ code: 'urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1', system: 'URN', display: 'Digital Signature' });
+    expect(t.classCodeFor('E1762')).toEqual({
+      code: 'urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1',
+      system: 'URN',
+      display: 'Digital Signature',
+    });
   });
 
   it('honours the source system and returns undefined for unknown codes', () => {
@@ -104,7 +133,11 @@ describe('formatCodeFor (ASS_A11)', () => {
   it('N3 CR-CPA example: CI-SIS model templateId -> TRE_A06 formatCode', () => {
     const ids = headerTemplateIds('ANEST-CR-CPA_2022.01.xml');
     expect(ids).toContain('1.2.250.1.213.1.1.1.41');
-    expect(t.formatCodeFor(ids)).toEqual({ code: 'urn:asip:ci-sis:cr-cpa:2020', system: CISIS_FORMAT, display: expect.any(String) });
+    expect(t.formatCodeFor(ids)).toEqual({
+      code: 'urn:asip:ci-sis:cr-cpa:2020',
+      system: CISIS_FORMAT,
+      display: expect.any(String),
+    });
   });
 
   it('N3 CR-BIO example: XD-LAB and CR-BIO templateIds -> urn:ihe:lab:xd-lab:2008', () => {
@@ -117,7 +150,11 @@ describe('formatCodeFor (ASS_A11)', () => {
   it('N1 CR-IMG example with a PDF body -> urn:ihe:iti:xds-sd:pdf:2008, despite its structured-model templateId', () => {
     const ids = headerTemplateIds('IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml');
     expect(ids).toEqual(expect.arrayContaining(['1.3.6.1.4.1.19376.1.2.20', '1.2.250.1.213.1.1.1.45']));
-    const pdf = { code: 'urn:ihe:iti:xds-sd:pdf:2008', system: IHE_FORMAT, display: 'Document à corps non structuré en Pdf/A-1' };
+    const pdf = {
+      code: 'urn:ihe:iti:xds-sd:pdf:2008',
+      system: IHE_FORMAT,
+      display: 'Document à corps non structuré en Pdf/A-1',
+    };
     expect(t.formatCodeFor(ids, { pdfBody: true })).toEqual(pdf);
     expect(t.formatCodeFor(ids, { mediaType: 'application/pdf' })).toEqual(pdf);
     expect(t.formatCodeFor(ids, { mediaType: 'text/plain' })?.code).toBe('urn:ihe:iti:xds-sd:text:2008');
@@ -125,11 +162,15 @@ describe('formatCodeFor (ASS_A11)', () => {
     // an N1 whose body kind is not given is ambiguous
     expect(t.formatCodeFor(ids)).toBeUndefined();
     // without the XDS-SD templateId, the structured model would give its own formatCode
-    expect(t.formatCodeFor(['1.2.250.1.213.1.1.1.45'])?.code).toBe('urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013');
+    expect(t.formatCodeFor(['1.2.250.1.213.1.1.1.45'])?.code).toBe(
+      'urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013',
+    );
   });
 
   it('TLM-CR N1 example, and unknown templateIds', () => {
-    expect(t.formatCodeFor(headerTemplateIds('TLM-CR_2022.01.xml'), { pdfBody: true })?.code).toBe('urn:ihe:iti:xds-sd:pdf:2008');
+    expect(t.formatCodeFor(headerTemplateIds('TLM-CR_2022.01.xml'), { pdfBody: true })?.code).toBe(
+      'urn:ihe:iti:xds-sd:pdf:2008',
+    );
     expect(t.formatCodeFor(['2.16.840.1.113883.2.8.2.1', '1.2.250.1.213.1.1.1.1'])).toBeUndefined();
   });
 });
@@ -170,7 +211,11 @@ describe('pfi terminology', () => {
   it('import writes the file and reports what it ignored; check answers from it', async () => {
     const src = join(dir, 'nos');
     mkdirSync(src);
-    for (const f of ['JDV_J07_XdsTypeCode_CISIS.xml', 'ConceptMap-ASS-X16-CorrespondanceType-Classe-DMP.json', 'CodeSystem-TRE-A03-ClasseDocument.json']) {
+    for (const f of [
+      'JDV_J07_XdsTypeCode_CISIS.xml',
+      'ConceptMap-ASS-X16-CorrespondanceType-Classe-DMP.json',
+      'CodeSystem-TRE-A03-ClasseDocument.json',
+    ]) {
       copyFileSync(join(NOS, f), join(src, f));
     }
     writeFileSync(join(src, 'notes.txt'), 'x');
@@ -188,7 +233,9 @@ describe('pfi terminology', () => {
       expect(await terminologyCommand(['check', '18748-4', '--value-set', 'J07', '--file', out])).toBe(0);
       expect(await terminologyCommand(['check', '95', '--value-set', 'J57'])).toBe(1);
       expect(await terminologyCommand(['class-code', '11502-2'])).toBe(0);
-      expect(await terminologyCommand(['format-code', '1.3.6.1.4.1.19376.1.2.20', '--media-type', 'application/pdf'])).toBe(0);
+      expect(
+        await terminologyCommand(['format-code', '1.3.6.1.4.1.19376.1.2.20', '--media-type', 'application/pdf']),
+      ).toBe(0);
       expect(write.mock.calls.map((c) => String(c[0])).join('')).toContain('urn:ihe:iti:xds-sd:pdf:2008');
     } finally {
       write.mockRestore();

@@ -68,7 +68,9 @@ describe('the PAT-TROIS CR d’imagerie (Vague 2, MDM^T02, CDA N1 in Base64)', (
     expect(entry.creationTime).toBe(utc(cda.effectiveTime!));
     expect(entry.serviceStartTime).toBe(utc(cda.serviceEvents[0]!.start!));
     expect(entry.healthcareFacilityTypeCode.code).toBe(cda.encounter!.healthCareFacilityCode!.code);
-    expect(entry.practiceSettingCode.code).toBe(cda.serviceEvents[0]!.performerOrganization!.standardIndustryClassCode!.code);
+    expect(entry.practiceSettingCode.code).toBe(
+      cda.serviceEvents[0]!.performerOrganization!.standardIndustryClassCode!.code,
+    );
     expect(entry.authors[0]!.person!.id).toBe(cda.authors[0]!.person!.id!.extension);
     expect(entry.legalAuthenticator?.family).toBe(cda.legalAuthenticator?.family);
     expect(entry.mimeType).toBe('text/xml');
@@ -82,7 +84,12 @@ describe('the PAT-TROIS CR d’imagerie (Vague 2, MDM^T02, CDA N1 in Base64)', (
   });
 
   test('submission set: sender from PRT SB, content type from PV1-2, source id from the mapping', () => {
-    expect(sub.submissionSet.author.person).toMatchObject({ id: '801234564895', family: 'Eric', given: 'Thomas', idAuthority: '1.2.250.1.71.4.2.1' });
+    expect(sub.submissionSet.author.person).toMatchObject({
+      id: '801234564895',
+      family: 'Eric',
+      given: 'Thomas',
+      idAuthority: '1.2.250.1.71.4.2.1',
+    });
     expect(sub.submissionSet.author.institutions[0]).toMatchObject({ name: 'Organisation-Y', id: '300017985' });
     expect(sub.submissionSet.contentTypeCode.code).toBe('03'); // PV1-2 = I
     expect(sub.submissionSet.sourceId).toBe(mapping.sourceId);
@@ -128,8 +135,13 @@ describe('ORU^R01 with a CDA N1 and a CDA N3 of the same result', () => {
   test('two documents, PDF and XD-LAB formats, same type and class', () => {
     const sub = read(join(V20, 'ORU', 'Remplacement ORU', 'message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7'));
     expect(sub.event).toBe('replace'); // OBX-11 = C
-    expect(sub.documents.map((d) => d.entry.formatCode.code)).toEqual(['urn:ihe:iti:xds-sd:pdf:2008', 'urn:ihe:lab:xd-lab:2008']);
-    expect(new Set(sub.documents.map((d) => `${d.entry.typeCode.code}/${d.entry.classCode.code}`))).toEqual(new Set(['11502-2/10']));
+    expect(sub.documents.map((d) => d.entry.formatCode.code)).toEqual([
+      'urn:ihe:iti:xds-sd:pdf:2008',
+      'urn:ihe:lab:xd-lab:2008',
+    ]);
+    expect(new Set(sub.documents.map((d) => `${d.entry.typeCode.code}/${d.entry.classCode.code}`))).toEqual(
+      new Set(['11502-2/10']),
+    );
     expect(sub.documents[0]!.entry.patientId.id).toBe('277076322082910');
   });
 
@@ -140,7 +152,9 @@ describe('ORU^R01 with a CDA N1 and a CDA N3 of the same result', () => {
   });
 
   test('a message carrying another patient’s documents is refused on PID-3 (ANS examples V2.1 ORU Base64)', () => {
-    const e = refusal(() => read(join(V21, 'ORU', 'Remplacement ORU', 'message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7')));
+    const e = refusal(() =>
+      read(join(V21, 'ORU', 'Remplacement ORU', 'message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7')),
+    );
     expect(e.rule).toBe('PID-3-equals-recordTarget');
     expect(e.message).toContain('279035121518989@1.2.250.1.213.1.4.10');
     expect(e.message).toContain('277076322082910@1.2.250.1.213.1.4.8');
@@ -159,7 +173,9 @@ describe('TXA-12 must name the CDA', () => {
 
 describe('referenceIdList', () => {
   test('the orders a CDA answers (inFulfillmentOf/order/id) become XDS CXi references', () => {
-    const file = readdirSync(join(REF, 'cda-examples')).find((f) => f.startsWith('IMG-CR-IMG') || f.startsWith('IMG_CR_IMG'))!;
+    const file = readdirSync(join(REF, 'cda-examples')).find(
+      (f) => f.startsWith('IMG-CR-IMG') || f.startsWith('IMG_CR_IMG'),
+    )!;
     const header = readCdaHeader(readFileSync(join(REF, 'cda-examples', file)));
     expect(header.orderIds).toContainEqual({ root: '1.2.250.1.748.12345678.12', extension: '984375862' });
   });
@@ -183,8 +199,15 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
       }
       // The message says what the document says about the patient and its id, as a CREATEUR would.
       const ids = header.recordTarget.ids.filter((i) => i.extension);
-      const pid3 = ids.map((i) => `${i.extension}^^^&${i.root}&ISO^${header.recordTarget.ins && i.root === header.recordTarget.ins.oid ? 'INS' : 'PI'}`).join('~');
-      const text = splitMessages(template)[0]!.toString('utf8').replace(/\rPID\|\|\|[^|]*\|/, `\rPID|||${pid3}|`);
+      const pid3 = ids
+        .map(
+          (i) =>
+            `${i.extension}^^^&${i.root}&ISO^${header.recordTarget.ins && i.root === header.recordTarget.ins.oid ? 'INS' : 'PI'}`,
+        )
+        .join('~');
+      const text = splitMessages(template)[0]!
+        .toString('utf8')
+        .replace(/\rPID\|\|\|[^|]*\|/, `\rPID|||${pid3}|`);
       const msg = Hl7Message.parse(text);
       msg.set('TXA-12.1', header.id.extension ?? header.id.root);
       msg.set('TXA-12.3', header.id.extension ? header.id.root : '');
@@ -192,8 +215,24 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
       try {
         const sub = interpret(msg, { terminology, mapping });
         const e = sub.documents[0]!.entry;
-        expect(e.referenceIds).toEqual(header.orderIds.filter((o) => o.extension).map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`));
-        for (const [k, v] of Object.entries({ uniqueId: e.uniqueId, title: e.title, typeCode: e.typeCode.code, classCode: e.classCode.code, formatCode: e.formatCode.code, confidentiality: e.confidentialityCodes[0]?.code, facility: e.healthcareFacilityTypeCode.code, practice: e.practiceSettingCode.code, language: e.languageCode, creationTime: e.creationTime, patientId: e.patientId.id })) {
+        expect(e.referenceIds).toEqual(
+          header.orderIds
+            .filter((o) => o.extension)
+            .map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`),
+        );
+        for (const [k, v] of Object.entries({
+          uniqueId: e.uniqueId,
+          title: e.title,
+          typeCode: e.typeCode.code,
+          classCode: e.classCode.code,
+          formatCode: e.formatCode.code,
+          confidentiality: e.confidentialityCodes[0]?.code,
+          facility: e.healthcareFacilityTypeCode.code,
+          practice: e.practiceSettingCode.code,
+          language: e.languageCode,
+          creationTime: e.creationTime,
+          patientId: e.patientId.id,
+        })) {
           expect(v, k).toBeTruthy();
         }
       } catch (e) {
@@ -207,12 +246,23 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
 });
 
 describe('engine extension: a PDF instead of a CDA', () => {
-  const pdf = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n', 'latin1');
+  const pdf = Buffer.from(
+    '%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n',
+    'latin1',
+  );
   const withDefaults = {
     ...mapping,
     defaults: {
-      practiceSettingCode: { code: 'ETABLISSEMENT', scheme: '1.2.250.1.213.1.1.4.9', display: 'Etablissement de santé' },
-      healthcareFacilityTypeCode: { code: 'SA01', scheme: '1.2.250.1.71.4.2.4', display: 'Etablissement Public de santé' },
+      practiceSettingCode: {
+        code: 'ETABLISSEMENT',
+        scheme: '1.2.250.1.213.1.1.4.9',
+        display: 'Etablissement de santé',
+      },
+      healthcareFacilityTypeCode: {
+        code: 'SA01',
+        scheme: '1.2.250.1.71.4.2.4',
+        display: 'Etablissement Public de santé',
+      },
     },
   };
   const pdfMessage = () => {
@@ -236,7 +286,9 @@ describe('engine extension: a PDF instead of a CDA', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'pfi-n1-'));
     writeFileSync(join(tmp, 'n1.xml'), cda);
     const xsd = join(REF, 'cda-xsd', 'cda', 'CDA_extended.xsd');
-    expect(() => execFileSync('xmllint', ['--noout', '--schema', xsd, join(tmp, 'n1.xml')], { stdio: 'pipe' })).not.toThrow();
+    expect(() =>
+      execFileSync('xmllint', ['--noout', '--schema', xsd, join(tmp, 'n1.xml')], { stdio: 'pipe' }),
+    ).not.toThrow();
     rmSync(tmp, { recursive: true, force: true });
 
     // Read back: the metadata are the message's.

@@ -31,13 +31,24 @@ describe('ANS examples', () => {
   });
 });
 
-const MDM_T02 = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7');
-const MDM_T10 = join(EXAMPLES, 'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7');
-const ORU = join(EXAMPLES, 'Volets/TRANS_DOC_CDA_HL7V2/V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7');
+const MDM_T02 = join(
+  EXAMPLES,
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7',
+);
+const MDM_T10 = join(
+  EXAMPLES,
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7',
+);
+const ORU = join(
+  EXAMPLES,
+  'Volets/TRANS_DOC_CDA_HL7V2/V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7',
+);
 
 /** Parses an example after an optional text edit of its segments. */
 function msgOf(file: string, edit: (segments: string[]) => string[] = (s) => s): Hl7Message {
-  const segments = load(file).split('\r').filter((s) => s.trim());
+  const segments = load(file)
+    .split('\r')
+    .filter((s) => s.trim());
   return Hl7Message.parse(edit(segments).join('\r') + '\r');
 }
 const without = (prefix: string) => (segs: string[]) => segs.filter((s) => !s.startsWith(prefix));
@@ -52,7 +63,9 @@ describe('volet rules (one mutation each)', () => {
   it('MSH-21 is required', () => {
     const msg = msgOf(MDM_T02);
     msg.set('MSH-21', '');
-    expect(validateTransmission(msg)).toEqual([ingest(101, 'MSH-21-required', { segment: 'MSH', sequence: 1, field: 21 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(101, 'MSH-21-required', { segment: 'MSH', sequence: 1, field: 21 }),
+    ]);
   });
 
   it('MSH-21 must name the CISIS_CDA_HL7_V2 profile in version 2.1 (or 2.0)', () => {
@@ -67,10 +80,14 @@ describe('volet rules (one mutation each)', () => {
   it('MDM event other than T02/T10/T04 -> 201, wrong version -> 203, other type -> 200', () => {
     const a = msgOf(MDM_T02);
     a.set('MSH-9.2', 'T99');
-    expect(validateTransmission(a)).toEqual([ingest(201, 'MSH-9-event', { segment: 'MSH', sequence: 1, field: 9, repetition: 1, component: 2 })]);
+    expect(validateTransmission(a)).toEqual([
+      ingest(201, 'MSH-9-event', { segment: 'MSH', sequence: 1, field: 9, repetition: 1, component: 2 }),
+    ]);
     const b = msgOf(MDM_T02);
     b.set('MSH-12', '2.5');
-    expect(validateTransmission(b)).toEqual([ingest(203, 'MSH-12-version', { segment: 'MSH', sequence: 1, field: 12 })]);
+    expect(validateTransmission(b)).toEqual([
+      ingest(203, 'MSH-12-version', { segment: 'MSH', sequence: 1, field: 12 }),
+    ]);
     const c = msgOf(MDM_T02);
     c.setRaw('MSH-9', 'ADT^A01^ADT_A01');
     expect(validateTransmission(c)).toEqual([ingest(200, 'MSH-9-type')]);
@@ -78,7 +95,12 @@ describe('volet rules (one mutation each)', () => {
 
   it('segment order: MDM without EVN -> 100 at the segment found instead', () => {
     expect(validateTransmission(msgOf(MDM_T02, without('EVN|')))).toEqual([
-      expect.objectContaining({ code: 100, rule: 'segment-sequence', stage: 'ingest', location: { segment: 'PID', sequence: 1 } }),
+      expect.objectContaining({
+        code: 100,
+        rule: 'segment-sequence',
+        stage: 'ingest',
+        location: { segment: 'PID', sequence: 1 },
+      }),
     ]);
   });
 
@@ -93,20 +115,26 @@ describe('volet rules (one mutation each)', () => {
   });
 
   it('segment order: PRT outside the first OBX group -> 100', () => {
-    const errors = validateTransmission(msgOf(ORU, (s) => [...s, 'PRT||UC||REPLY^^participation|||||||||||^^X.400^a@b.fr']));
+    const errors = validateTransmission(
+      msgOf(ORU, (s) => [...s, 'PRT||UC||REPLY^^participation|||||||||||^^X.400^a@b.fr']),
+    );
     expect(errors).toEqual([ingest(100, 'PRT-placement', { segment: 'PRT', sequence: 5 })]);
   });
 
   it('PID-3 is required', () => {
     const msg = msgOf(MDM_T02);
     msg.set('PID-3', '');
-    expect(validateTransmission(msg)).toEqual([ingest(101, 'PID-3-required', { segment: 'PID', sequence: 1, field: 3 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(101, 'PID-3-required', { segment: 'PID', sequence: 1, field: 3 }),
+    ]);
   });
 
   it('PV1-19 is required when PV1-2 is I', () => {
     const msg = msgOf(ORU);
     msg.set('PV1-19', '');
-    expect(validateTransmission(msg)).toEqual([ingest(101, 'PV1-19-required', { segment: 'PV1', sequence: 1, field: 19 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(101, 'PV1-19-required', { segment: 'PV1', sequence: 1, field: 19 }),
+    ]);
     msg.set('PV1-2', 'N');
     expect(validateTransmission(msg)).toEqual([]);
   });
@@ -114,13 +142,17 @@ describe('volet rules (one mutation each)', () => {
   it('OBR-4 is required', () => {
     const msg = msgOf(ORU);
     msg.set('OBR-4', '');
-    expect(validateTransmission(msg)).toEqual([ingest(101, 'OBR-4-required', { segment: 'OBR', sequence: 1, field: 4, repetition: 1, component: 1 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(101, 'OBR-4-required', { segment: 'OBR', sequence: 1, field: 4, repetition: 1, component: 1 }),
+    ]);
   });
 
   it('ORC-1 must agree with the MDM event', () => {
     const msg = msgOf(MDM_T02);
     msg.set('ORC-1', 'RO');
-    expect(validateTransmission(msg)).toEqual([ingest(207, 'ORC-1-coherence', { segment: 'ORC', sequence: 1, field: 1 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(207, 'ORC-1-coherence', { segment: 'ORC', sequence: 1, field: 1 }),
+    ]);
   });
 
   it('ORC-1 must be NW, RO or CA', () => {
@@ -132,7 +164,9 @@ describe('volet rules (one mutation each)', () => {
   it('OBX-11 of the document must agree with the event (T02 -> F)', () => {
     const msg = msgOf(MDM_T02);
     msg.set('OBX-11', 'C');
-    expect(validateTransmission(msg)).toEqual([ingest(207, 'OBX-11-coherence', { segment: 'OBX', sequence: 1, field: 11 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(207, 'OBX-11-coherence', { segment: 'OBX', sequence: 1, field: 11 }),
+    ]);
   });
 
   it('ORU: OBX-11 of both documents must agree with ORC-1 (NW -> F)', () => {
@@ -148,27 +182,37 @@ describe('volet rules (one mutation each)', () => {
   it('TXA-13 is required for T10', () => {
     const msg = msgOf(MDM_T10);
     msg.set('TXA-13', '');
-    expect(validateTransmission(msg)).toEqual([ingest(101, 'TXA-13-required-for-T10', { segment: 'TXA', sequence: 1, field: 13 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(101, 'TXA-13-required-for-T10', { segment: 'TXA', sequence: 1, field: 13 }),
+    ]);
   });
 
   it('TXA-12: a full OID, or extension^^root^ISO', () => {
     const a = msgOf(MDM_T02);
     a.set('TXA-12', 'ABC-58132');
-    expect(validateTransmission(a)).toEqual([ingest(102, 'TXA-12-format', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 })]);
+    expect(validateTransmission(a)).toEqual([
+      ingest(102, 'TXA-12-format', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 }),
+    ]);
     const b = msgOf(MDM_T02);
     b.setRaw('TXA-12', '58132^^1.2.250.2345.3245.13^ISO');
     expect(validateTransmission(b)).toEqual([]);
     b.setRaw('TXA-12', '58132^^1.2.250.2345.3245.13');
-    expect(validateTransmission(b)).toEqual([ingest(103, 'TXA-12-format', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 4 })]);
+    expect(validateTransmission(b)).toEqual([
+      ingest(103, 'TXA-12-format', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 4 }),
+    ]);
     const c = msgOf(MDM_T02);
     c.set('TXA-12', '');
-    expect(validateTransmission(c)).toEqual([ingest(101, 'TXA-12-required', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 })]);
+    expect(validateTransmission(c)).toEqual([
+      ingest(101, 'TXA-12-required', { segment: 'TXA', sequence: 1, field: 12, repetition: 1, component: 1 }),
+    ]);
   });
 
   it('TXA-17 must come from HL7 table 0271', () => {
     const msg = msgOf(MDM_T02);
     msg.set('TXA-17', 'XX');
-    expect(validateTransmission(msg)).toEqual([ingest(103, 'TXA-17-value', { segment: 'TXA', sequence: 1, field: 17 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(103, 'TXA-17-value', { segment: 'TXA', sequence: 1, field: 17 }),
+    ]);
   });
 
   it('document OBX-2 must be ED and OBX-5 text/XML/Base64', () => {
@@ -185,7 +229,9 @@ describe('volet rules (one mutation each)', () => {
     const msg = msgOf(ORU);
     const n = obxOf(msg, 'DESTDMP');
     msg.set(`OBX[${n}]-5.1`, 'O');
-    expect(validateTransmission(msg)).toEqual([ingest(103, 'MetaDMPMSS-value', { segment: 'OBX', sequence: n, field: 5, repetition: 1, component: 1 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(103, 'MetaDMPMSS-value', { segment: 'OBX', sequence: n, field: 5, repetition: 1, component: 1 }),
+    ]);
     const { flags, errors } = readFlags(msg);
     expect(flags.DESTDMP).toBeUndefined();
     expect(flags.DESTMSSANTEPS).toBe(true);
@@ -231,7 +277,9 @@ describe('volet rules (one mutation each)', () => {
     const msg = msgOf(ORU);
     const n = obxOf(msg, 'INVISIBLE_PATIENT');
     msg.set(`OBX[${n}]-5.1`, 'Y');
-    expect(validateTransmission(msg)).toEqual([ingest(207, 'MSSante-matrix', { segment: 'OBX', sequence: n, field: 5, repetition: 1, component: 1 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(207, 'MSSante-matrix', { segment: 'OBX', sequence: n, field: 5, repetition: 1, component: 1 }),
+    ]);
   });
 
   it('MSSanté matrix: patient only requires DESTDMP=N and CONNEXION_SECRETE=N', () => {
@@ -239,8 +287,20 @@ describe('volet rules (one mutation each)', () => {
     msg.set(`OBX[${obxOf(msg, 'DESTMSSANTEPS')}]-5.1`, 'N');
     msg.set(`OBX[${obxOf(msg, 'CONNEXION_SECRETE')}]-5.1`, 'Y');
     expect(validateTransmission(msg)).toEqual([
-      ingest(207, 'MSSante-matrix', { segment: 'OBX', sequence: obxOf(msg, 'CONNEXION_SECRETE'), field: 5, repetition: 1, component: 1 }),
-      ingest(207, 'MSSante-matrix', { segment: 'OBX', sequence: obxOf(msg, 'DESTDMP'), field: 5, repetition: 1, component: 1 }),
+      ingest(207, 'MSSante-matrix', {
+        segment: 'OBX',
+        sequence: obxOf(msg, 'CONNEXION_SECRETE'),
+        field: 5,
+        repetition: 1,
+        component: 1,
+      }),
+      ingest(207, 'MSSante-matrix', {
+        segment: 'OBX',
+        sequence: obxOf(msg, 'DESTDMP'),
+        field: 5,
+        repetition: 1,
+        component: 1,
+      }),
     ]);
   });
 
@@ -248,7 +308,13 @@ describe('volet rules (one mutation each)', () => {
     const msg = msgOf(MDM_T10);
     expect(validateTransmission(msg)).toEqual([]);
     expect(validateTransmission(msg, { strictMssanteMatrix: true })).toEqual([
-      ingest(207, 'MSSante-matrix', { segment: 'OBX', sequence: obxOf(msg, 'INVISIBLE_PATIENT'), field: 5, repetition: 1, component: 1 }),
+      ingest(207, 'MSSante-matrix', {
+        segment: 'OBX',
+        sequence: obxOf(msg, 'INVISIBLE_PATIENT'),
+        field: 5,
+        repetition: 1,
+        component: 1,
+      }),
     ]);
   });
 
@@ -278,13 +344,17 @@ describe('volet rules (one mutation each)', () => {
   it('recipient address is required (PRT-15.4) and PRT-15.3 is X.400', () => {
     const msg = msgOf(MDM_T02);
     msg.set('PRT[2]-15.3', 'Internet');
-    expect(validateTransmission(msg)).toEqual([ingest(103, 'PRT-RCT-equipment', { segment: 'PRT', sequence: 2, field: 15, repetition: 1, component: 3 })]);
+    expect(validateTransmission(msg)).toEqual([
+      ingest(103, 'PRT-RCT-equipment', { segment: 'PRT', sequence: 2, field: 15, repetition: 1, component: 3 }),
+    ]);
   });
 
   it('PRT-4 must be SB, RCT or REPLY', () => {
     const msg = msgOf(MDM_T02);
     msg.set('PRT[2]-4.1', 'XYZ');
     const errors = validateTransmission(msg);
-    expect(errors[0]).toEqual(ingest(103, 'PRT-4-value', { segment: 'PRT', sequence: 2, field: 4, repetition: 1, component: 1 }));
+    expect(errors[0]).toEqual(
+      ingest(103, 'PRT-4-value', { segment: 'PRT', sequence: 2, field: 4, repetition: 1, component: 1 }),
+    );
   });
 });

@@ -47,7 +47,9 @@ const author = {
   person: { id: '810002909371', idAuthority: IDNPS, family: 'MEDECIN', given: 'JEAN' },
   institutions: [{ name: 'CH Test A&B <Sud>', id: '1999999999', idAuthority: IDNST }],
   roles: ['Médecin responsable'],
-  specialties: [{ code: 'G15_10/SM26', scheme: '1.2.250.1.213.1.1.4.5', display: 'Qualifié en médecine générale (SM)' }],
+  specialties: [
+    { code: 'G15_10/SM26', scheme: '1.2.250.1.213.1.1.4.5', display: 'Qualifié en médecine générale (SM)' },
+  ],
 };
 
 function entry(over: Partial<DocumentEntry> = {}): DocumentEntry {
@@ -58,9 +60,17 @@ function entry(over: Partial<DocumentEntry> = {}): DocumentEntry {
     title: 'CR hospitalisation <jour> & suites',
     typeCode: { code: '11490-0', scheme: '2.16.840.1.113883.6.1', display: 'Lettre de liaison à la sortie' },
     classCode: { code: '10', scheme: '1.2.250.1.213.1.1.4.1', display: 'Compte rendu' },
-    formatCode: { code: 'urn:ihe:pcc:xds-ms:2007', scheme: '1.3.6.1.4.1.19376.1.2.3', display: 'Medical Summaries (XDS-MS)' },
+    formatCode: {
+      code: 'urn:ihe:pcc:xds-ms:2007',
+      scheme: '1.3.6.1.4.1.19376.1.2.3',
+      display: 'Medical Summaries (XDS-MS)',
+    },
     confidentialityCodes: [{ code: 'N', scheme: '2.16.840.1.113883.5.25', display: 'Normal' }],
-    healthcareFacilityTypeCode: { code: 'SA01', scheme: '1.2.250.1.71.4.2.4', display: 'Etablissement Public de santé' },
+    healthcareFacilityTypeCode: {
+      code: 'SA01',
+      scheme: '1.2.250.1.71.4.2.4',
+      display: 'Etablissement Public de santé',
+    },
     practiceSettingCode: { code: 'ETABLISSEMENT', scheme: '1.2.250.1.213.1.1.4.9', display: 'Etablissement de santé' },
     languageCode: 'fr-FR',
     creationTime: '20240315101500',
@@ -91,8 +101,13 @@ const set: SubmissionSet = {
 };
 
 const ARRAYS = new Set([
-  'rim:Slot', 'rim:Value', 'rim:Classification', 'rim:ExternalIdentifier', 'rim:ExtrinsicObject',
-  'rim:Association', 'xds:Document',
+  'rim:Slot',
+  'rim:Value',
+  'rim:Classification',
+  'rim:ExternalIdentifier',
+  'rim:ExtrinsicObject',
+  'rim:Association',
+  'xds:Document',
 ]);
 const parser = new XMLParser({
   ignoreAttributes: false,
@@ -291,7 +306,9 @@ describe('variants', () => {
       { code: 'MASQUE_PS', scheme: '1.2.250.1.213.1.1.4.13', display: 'Masqué aux professionnels de santé' },
       { code: 'INVISIBLE_PATIENT', scheme: '1.2.250.1.213.1.1.4.13', display: 'Non visible par le patient' },
     ];
-    const eo = parseSubmit(submitObjectsRequest(set, [entry({ confidentialityCodes: codes })]))['rim:ExtrinsicObject'][0];
+    const eo = parseSubmit(submitObjectsRequest(set, [entry({ confidentialityCodes: codes })]))[
+      'rim:ExtrinsicObject'
+    ][0];
     const cls = classif(eo, DE.confidentialityCode);
     expect(cls.map((c) => [c['@nodeRepresentation'], slots(c).codingScheme![0], name(c)])).toEqual(
       codes.map((c) => [c.code, c.scheme, c.display]),
@@ -299,7 +316,13 @@ describe('variants', () => {
   });
 
   it('optional values are omitted, XDM URI slot on request', () => {
-    const e = entry({ serviceStartTime: undefined, serviceStopTime: undefined, legalAuthenticator: undefined, referenceIds: [], eventCodes: [] });
+    const e = entry({
+      serviceStartTime: undefined,
+      serviceStopTime: undefined,
+      legalAuthenticator: undefined,
+      referenceIds: [],
+      eventCodes: [],
+    });
     const xml = submitObjectsRequest(set, [e], { documentUris: { [e.entryUUID]: 'DOC0001.XML' } });
     const eo = parseSubmit(xml)['rim:ExtrinsicObject'][0];
     const s = slots(eo);

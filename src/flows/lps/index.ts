@@ -29,7 +29,8 @@ const transports = new Map<string, Transporter>();
 /** One pooled SMTP transport per channel, for the answers to senders. */
 function transport(channel: LpsChannel): Transporter {
   let t = transports.get(channel.id);
-  if (!t) transports.set(channel.id, (t = smtpTransport(channel.intake.smtp, { maxConnections: 2, timeoutMs: 60_000 })));
+  if (!t)
+    transports.set(channel.id, (t = smtpTransport(channel.intake.smtp, { maxConnections: 2, timeoutMs: 60_000 })));
   return t;
 }
 
@@ -51,9 +52,19 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
   if (!zip) {
     // A plain mail (text, a PDF alone): never dropped, handed to a person.
     if (intake.noXdm === 'forward' && intake.manualMailbox && !done.has('manual')) {
-      await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, 'no IHE_XDM.ZIP: to be handled by hand'), mail);
+      await send(
+        ctx,
+        'manual',
+        intake.manualMailbox,
+        forwardOf(ctx, mail, 'no IHE_XDM.ZIP: to be handled by hand'),
+        mail,
+      );
     }
-    await note(ctx, 'manual', `no IHE_XDM.ZIP attachment: ${intake.noXdm === 'forward' && intake.manualMailbox ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`);
+    await note(
+      ctx,
+      'manual',
+      `no IHE_XDM.ZIP attachment: ${intake.noXdm === 'forward' && intake.manualMailbox ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`,
+    );
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'manual' });
     return;
   }
@@ -63,7 +74,10 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
     received = readXdm(zip.content, { ...DEFAULT_LIMITS, maxExpandedBytes: intake.maxExpandedBytes });
   } catch (e) {
     if (!(e instanceof IntakeError)) throw e;
-    await answer(ctx, mail, done, { code: OTHER.code, label: `${OTHER.label} : archive IHE_XDM refusée (${e.reason})` });
+    await answer(ctx, mail, done, {
+      code: OTHER.code,
+      label: `${OTHER.label} : archive IHE_XDM refusée (${e.reason})`,
+    });
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'refused-xdm' });
     throw new PermanentError(`[XDM-${e.reason}] ${e.message}`);
   }
@@ -77,23 +91,51 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
   let ackCode = [...done].includes(dpi.id) ? 'AA' : undefined;
   let error: { code: string; label: string } | undefined;
   if (!ackCode) {
-    const mdm = buildMdm(received, { from: mail.from, to: mail.to, replyTo: mail.replyTo, subject: mail.subject, body: mail.body }, intake.parties, { controlId: ctx.journalId });
+    const mdm = buildMdm(
+      received,
+      { from: mail.from, to: mail.to, replyTo: mail.replyTo, subject: mail.subject, body: mail.body },
+      intake.parties,
+      { controlId: ctx.journalId },
+    );
     let ack: Hl7Message;
     try {
       ack = Hl7Message.parse(await ctx.clients.get(dpi.id)!.send(encodeString(mdm, 'UNICODE UTF-8')));
     } catch (e) {
       // No answer: retried; at the last attempt the mail is parked for a person, who is told.
       if (ctx.attempt >= ctx.channel.processing.attempts && intake.manualMailbox && !done.has('manual')) {
-        await send(ctx, 'manual', intake.manualMailbox, forwardOf(ctx, mail, `the DPI did not answer after ${ctx.attempt} attempts: to be integrated by hand`), mail);
+        await send(
+          ctx,
+          'manual',
+          intake.manualMailbox,
+          forwardOf(ctx, mail, `the DPI did not answer after ${ctx.attempt} attempts: to be integrated by hand`),
+          mail,
+        );
       }
       throw e;
     }
     const reading = readAck(ack);
     ackCode = reading.code;
     if (ackCode !== 'AA' && ackCode !== 'CA') {
-      error = { code: ack.get('ERR-5.1') || ack.get('ERR-3.1') || OTHER.code, label: ack.get('ERR-5.2') || ack.get('ERR-3.2') || OTHER.label };
+      error = {
+        code: ack.get('ERR-5.1') || ack.get('ERR-3.1') || OTHER.code,
+        label: ack.get('ERR-5.2') || ack.get('ERR-3.2') || OTHER.label,
+      };
     }
-    await ctx.journal.recordMany([{ id: ctx.journalId, events: [{ status: error ? 'rejected' : 'delivered', destination: dpi.id, ackCode, detail: error ? `DPI: not integrated, ${error.code} ${error.label}` : 'DPI: integrated' , ...(error ? { error: { code: error.code, message: error.label } } : {}) }], field: [`dest:${dpi.id}`, ackCode] }]);
+    await ctx.journal.recordMany([
+      {
+        id: ctx.journalId,
+        events: [
+          {
+            status: error ? 'rejected' : 'delivered',
+            destination: dpi.id,
+            ackCode,
+            detail: error ? `DPI: not integrated, ${error.code} ${error.label}` : 'DPI: integrated',
+            ...(error ? { error: { code: error.code, message: error.label } } : {}),
+          },
+        ],
+        field: [`dest:${dpi.id}`, ackCode],
+      },
+    ]);
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: error ? 'rejected' : 'integrated' });
   }
   if (!error) {
@@ -105,12 +147,24 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
 };
 
 /** The sender hears why (MDN if asked, else a plain notification); the manual mailbox gets a copy. */
-async function answer(ctx: FlowContext, mail: ReceivedMailParts, done: Set<string>, error: { code: string; label: string }): Promise<void> {
+async function answer(
+  ctx: FlowContext,
+  mail: ReceivedMailParts,
+  done: Set<string>,
+  error: { code: string; label: string },
+): Promise<void> {
   const input = { ...notifyInput(ctx, mail), error };
   const to = mail.mdnTo ?? mail.replyTo ?? mail.from;
   if (to && !done.has('mdn')) await send(ctx, 'mdn', to, mail.mdnTo ? buildMdn(input) : buildNotification(input), mail);
   const manual = ctx.channel.intake.manualMailbox;
-  if (manual && !done.has('manual')) await send(ctx, 'manual', manual, buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }), mail);
+  if (manual && !done.has('manual'))
+    await send(
+      ctx,
+      'manual',
+      manual,
+      buildNotification({ ...input, to: manual, messageId: `<${newId()}.manual@${domain(ctx)}>` }),
+      mail,
+    );
 }
 
 function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
@@ -128,7 +182,12 @@ function notifyInput(ctx: FlowContext, mail: ReceivedMailParts) {
 }
 
 function forwardOf(ctx: FlowContext, mail: ReceivedMailParts, why: string): Buffer {
-  return buildNotification({ ...notifyInput(ctx, mail), to: ctx.channel.intake.manualMailbox!, messageId: `<${ctx.journalId}.manual@${domain(ctx)}>`, error: { code: 'MANUEL', label: why } });
+  return buildNotification({
+    ...notifyInput(ctx, mail),
+    to: ctx.channel.intake.manualMailbox!,
+    messageId: `<${ctx.journalId}.manual@${domain(ctx)}>`,
+    error: { code: 'MANUEL', label: why },
+  });
 }
 
 function domain(ctx: FlowContext): string {
@@ -142,11 +201,25 @@ function ours(ctx: FlowContext, mail?: ReceivedMailParts): string {
   return to && accounts.includes(to) ? to : accounts[0]!;
 }
 
-async function send(ctx: FlowContext, destination: 'mdn' | 'manual', to: string, raw: Buffer, mail?: ReceivedMailParts): Promise<void> {
+async function send(
+  ctx: FlowContext,
+  destination: 'mdn' | 'manual',
+  to: string,
+  raw: Buffer,
+  mail?: ReceivedMailParts,
+): Promise<void> {
   // An MDN goes with a null return path (RFC 8098 §2.1): nothing answers it automatically.
   const isMdn = destination === 'mdn' && !!mail?.mdnTo;
   await transport(ctx.channel).sendMail({ envelope: { from: isMdn ? '' : ours(ctx, mail), to: [to] }, raw });
-  await ctx.journal.note(ctx.journalId, { status: 'delivered', destination, detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox' }, [`dest:${destination}`, 'sent']);
+  await ctx.journal.note(
+    ctx.journalId,
+    {
+      status: 'delivered',
+      destination,
+      detail: destination === 'mdn' ? 'answer sent to the sender' : 'copy sent to the manual mailbox',
+    },
+    [`dest:${destination}`, 'sent'],
+  );
 }
 
 async function note(ctx: FlowContext, destination: string, detail: string): Promise<void> {

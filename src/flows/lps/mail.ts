@@ -30,7 +30,8 @@ export function address(v: string | undefined): string | undefined {
 
 function fileName(p: MimePart): string | undefined {
   const disposition = p.headers['content-disposition'] ?? '';
-  const m = /filename\*?=(?:"([^"]+)"|([^;\s]+))/i.exec(disposition) ?? /name=(?:"([^"]+)"|([^;\s]+))/i.exec(p.contentType);
+  const m =
+    /filename\*?=(?:"([^"]+)"|([^;\s]+))/i.exec(disposition) ?? /name=(?:"([^"]+)"|([^;\s]+))/i.exec(p.contentType);
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
@@ -38,7 +39,11 @@ export function readMail(raw: Buffer): ReceivedMailParts {
   const headers = readHeaders(raw);
   const sep = raw.indexOf('\r\n\r\n');
   const start = sep >= 0 ? sep + 4 : raw.indexOf('\n\n') + 2;
-  const top: MimePart = { contentType: headers.get('content-type') ?? 'text/plain', headers: Object.fromEntries(headers), body: raw.subarray(start) };
+  const top: MimePart = {
+    contentType: headers.get('content-type') ?? 'text/plain',
+    headers: Object.fromEntries(headers),
+    body: raw.subarray(start),
+  };
   let body: string | undefined;
   const attachments: Attachment[] = [];
   const walk = (p: MimePart, depth: number, decoded: boolean) => {
@@ -49,7 +54,8 @@ export function readMail(raw: Buffer): ReceivedMailParts {
     }
     const content = decoded ? p.body : decodeContent(p.body, p.headers['content-transfer-encoding']);
     const name = fileName(p);
-    if (name || /attachment/i.test(p.headers['content-disposition'] ?? '')) attachments.push({ filename: name ?? 'attachment', contentType: type, content });
+    if (name || /attachment/i.test(p.headers['content-disposition'] ?? ''))
+      attachments.push({ filename: name ?? 'attachment', contentType: type, content });
     else if (body === undefined && type.startsWith('text/plain')) body = content.toString('utf8');
   };
   walk(top, 0, false);

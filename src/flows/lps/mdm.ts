@@ -47,7 +47,12 @@ function documentId(uniqueId: string): string {
 }
 
 /** ER7 text (segments ended by \r) of the MDM for one received document set. */
-export function buildMdm(intake: Intake, mail: ReceivedMail, parties: MdmParties, opts: { controlId: string; now?: Date }): string {
+export function buildMdm(
+  intake: Intake,
+  mail: ReceivedMail,
+  parties: MdmParties,
+  opts: { controlId: string; now?: Date },
+): string {
   const now = hl7Timestamp(opts.now ?? new Date());
   const [event, orc, status] = EVENT[intake.operation];
   const doc = intake.documents[0]!;
@@ -59,7 +64,29 @@ export function buildMdm(intake: Intake, mail: ReceivedMail, parties: MdmParties
   const others = p.ids.filter((i) => !p.ins || i.id !== p.ins.matricule).map((i) => `${e(i.id)}^^^&${i.root}&ISO^PI`);
   const given = p.givenNames.join(' ');
   const segs = [
-    ['MSH', '^~\\&', e(parties.sendingApplication), e(parties.sendingFacility), e(parties.receivingApplication), e(parties.receivingFacility), now, '', `MDM^${event}^MDM_T02`, e(opts.controlId), 'P', '2.6', '', '', '', '', 'FRA', 'UNICODE UTF-8', '', '', '1.1^CISIS_CDA_HL7_LPS'].join('|'),
+    [
+      'MSH',
+      '^~\\&',
+      e(parties.sendingApplication),
+      e(parties.sendingFacility),
+      e(parties.receivingApplication),
+      e(parties.receivingFacility),
+      now,
+      '',
+      `MDM^${event}^MDM_T02`,
+      e(opts.controlId),
+      'P',
+      '2.6',
+      '',
+      '',
+      '',
+      '',
+      'FRA',
+      'UNICODE UTF-8',
+      '',
+      '',
+      '1.1^CISIS_CDA_HL7_LPS',
+    ].join('|'),
     `EVN||${now}`,
     `PID|||${[ins, ...others].filter(Boolean).join('~')}||${e(p.birthName)}^${e(p.firstGivenName ?? p.givenNames[0])}^${e(given)}^^^^L||${e(p.birthDate)}|${e(p.sex)}|||${p.birthPlaceCode ? `^^^^^^BDL^^${e(p.birthPlaceCode)}` : ''}`,
     'PV1|1|N',
@@ -79,9 +106,13 @@ export function buildMdm(intake: Intake, mail: ReceivedMail, parties: MdmParties
   segs.push(`OBX|${++n}|ED|1^${e(mail.subject)}||^text^^Base64^${body}||||||F`);
   const codes = new Set(doc.entry.confidentialityCodes);
   for (const [flag, label, c] of VISIBILITY) {
-    segs.push(`OBX|${++n}|CWE|${flag}^${e(label)}^MetaDMPMSS||${codes.has(c) ? 'Y' : 'N'}^^expandedYes-NoIndicator||||||F`);
+    segs.push(
+      `OBX|${++n}|CWE|${flag}^${e(label)}^MetaDMPMSS||${codes.has(c) ? 'Y' : 'N'}^^expandedYes-NoIndicator||||||F`,
+    );
   }
   // A replacement that only changes who may see the document says so (the flags differ from the previous version's).
-  segs.push(`OBX|${n + 1}|CWE|MODIF_CONF_CODE^Modification Confidentiality Code^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F`);
+  segs.push(
+    `OBX|${n + 1}|CWE|MODIF_CONF_CODE^Modification Confidentiality Code^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F`,
+  );
   return segs.join('\r') + '\r';
 }

@@ -50,12 +50,18 @@ function part(contentType: string, content: string, extra: string[] = []): strin
 }
 
 function attachment(a: Attachment): string {
-  return part(`${a.contentType}; name="${a.filename}"`, base64Lines(a.content), ['Content-Transfer-Encoding: base64', `Content-Disposition: attachment; filename="${a.filename}"`]);
+  return part(`${a.contentType}; name="${a.filename}"`, base64Lines(a.content), [
+    'Content-Transfer-Encoding: base64',
+    `Content-Disposition: attachment; filename="${a.filename}"`,
+  ]);
 }
 
 function multipart(contentType: string, parts: string[]): { type: string; body: string } {
   const boundary = `pfi-${randomBytes(12).toString('hex')}`;
-  return { type: `${contentType}; boundary="${boundary}"`, body: parts.map((p) => `--${boundary}${CRLF}${p}`).join(CRLF) + `${CRLF}--${boundary}--${CRLF}` };
+  return {
+    type: `${contentType}; boundary="${boundary}"`,
+    body: parts.map((p) => `--${boundary}${CRLF}${p}`).join(CRLF) + `${CRLF}--${boundary}--${CRLF}`,
+  };
 }
 
 function message(i: NotifyInput, subject: string, content: { type: string; body: string }): Buffer {
@@ -95,7 +101,10 @@ export function buildMdn(i: NotifyInput): Buffer {
   const report = multipart('multipart/report; report-type=disposition-notification', [
     part('text/plain; charset=UTF-8', base64Lines(Buffer.from(text(i), 'utf8')), ['Content-Transfer-Encoding: base64']),
     part('message/disposition-notification', fields + CRLF),
-    part('text/plain; charset=UTF-8', base64Lines(Buffer.from(i.body, 'utf8')), ['Content-Transfer-Encoding: base64', 'Content-Disposition: inline']),
+    part('text/plain; charset=UTF-8', base64Lines(Buffer.from(i.body, 'utf8')), [
+      'Content-Transfer-Encoding: base64',
+      'Content-Disposition: inline',
+    ]),
     ...i.attachments.map(attachment),
   ]);
   return message(i, i.error ? koSubject(i) : i.subject, report);
@@ -111,7 +120,14 @@ export function buildNotification(i: NotifyInput & { error: { code: string; labe
   const mixed = multipart('multipart/mixed', [
     part('text/plain; charset=UTF-8', base64Lines(Buffer.from(intro, 'utf8')), ['Content-Transfer-Encoding: base64']),
     // message/rfc822 may not be base64-encoded (RFC 2046): the original goes as it is, with CRLF line ends.
-    ...(i.original ? [part('message/rfc822', i.original.toString('latin1').replace(/\r?\n/g, CRLF), ['Content-Transfer-Encoding: 8bit', 'Content-Disposition: attachment; filename="message_original.eml"'])] : []),
+    ...(i.original
+      ? [
+          part('message/rfc822', i.original.toString('latin1').replace(/\r?\n/g, CRLF), [
+            'Content-Transfer-Encoding: 8bit',
+            'Content-Disposition: attachment; filename="message_original.eml"',
+          ]),
+        ]
+      : []),
     ...i.attachments.map(attachment),
   ]);
   return message(i, koSubject(i), mixed);

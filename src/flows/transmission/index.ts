@@ -19,16 +19,33 @@ const mappings = new Map<string, TransmissionMapping>();
  * rule. Sent once (a retry skips it once the CREATEUR said AA); if it cannot be delivered the job
  * is retried, and the last attempt's dead letter says both.
  */
-async function tellCreateur(ctx: FlowContext<TransmissionChannel>, msg: Hl7Message, e: InterpretationError, refusal: string): Promise<void> {
+async function tellCreateur(
+  ctx: FlowContext<TransmissionChannel>,
+  msg: Hl7Message,
+  e: InterpretationError,
+  refusal: string,
+): Promise<void> {
   if (!ctx.acks) {
-    ctx.log.warn({ channel: ctx.channel.id, journalId: ctx.journalId }, 'business acknowledgement asked, but the channel has no businessAcks address');
+    ctx.log.warn(
+      { channel: ctx.channel.id, journalId: ctx.journalId },
+      'business acknowledgement asked, but the channel has no businessAcks address',
+    );
     return;
   }
-  const error = { hl7Code: e.code, hl7Label: ERROR_TEXT[e.code], code: e.rule, label: 'Demande refusée par la PFI', system: 'PFIERRORCODE', text: e.message };
+  const error = {
+    hl7Code: e.code,
+    hl7Label: ERROR_TEXT[e.code],
+    code: e.rule,
+    label: 'Demande refusée par la PFI',
+    system: 'PFIERRORCODE',
+    text: e.message,
+  };
   try {
     await ctx.acks.send(ctx.journalId, 'Z01', msg, { kind: 'Z01', ok: false, error }, 'ZAM^Z01 N sent to the CREATEUR');
   } catch (err) {
-    throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`, { cause: err });
+    throw new Error(`${refusal}; business acknowledgement ZAM^Z01 not delivered: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -50,11 +67,25 @@ export const transmissionFlow: Flow<TransmissionChannel> = async (ctx) => {
     const gate = await ctx.identity.dmpGate(ids);
     const knownIns = gate.patient?.ins;
     const sentIns = submission.documents[0]?.entry.patientId;
-    const insMatches = knownIns && sentIns?.type === 'NH' ? knownIns.matricule === sentIns.id && knownIns.oid === sentIns.authority : undefined;
-    submission.patient = { storeId: gate.patient?.id, qualified: !!gate.patient?.qualified, dmpAllowed: gate.allowed, reason: gate.reason, insMatches };
+    const insMatches =
+      knownIns && sentIns?.type === 'NH'
+        ? knownIns.matricule === sentIns.id && knownIns.oid === sentIns.authority
+        : undefined;
+    submission.patient = {
+      storeId: gate.patient?.id,
+      qualified: !!gate.patient?.qualified,
+      dmpAllowed: gate.allowed,
+      reason: gate.reason,
+      insMatches,
+    };
     if (insMatches === false && gate.patient?.qualified) {
       const text = `the INS sent (${sentIns!.id}) differs from the qualified INS of patient ${gate.patient.id} in the identity store`;
-      if (ctx.channel.identityCheck === 'reject') throw new InterpretationError('PID-3-equals-known-identity', 207, text, { segment: 'PID', sequence: 1, field: 3 });
+      if (ctx.channel.identityCheck === 'reject')
+        throw new InterpretationError('PID-3-equals-known-identity', 207, text, {
+          segment: 'PID',
+          sequence: 1,
+          field: 3,
+        });
       await ctx.journal.record(ctx.journalId, { status: 'processing', detail: `warning: ${text}` });
     }
   } catch (e) {
@@ -64,7 +95,8 @@ export const transmissionFlow: Flow<TransmissionChannel> = async (ctx) => {
     throw new PermanentError(refusal);
   }
   await ctx.journal.saveResult(ctx.journalId, 'submission', submission);
-  const note = (destination: string, detail: string) => ctx.journal.note(ctx.journalId, { status: 'processed', destination, detail });
+  const note = (destination: string, detail: string) =>
+    ctx.journal.note(ctx.journalId, { status: 'processed', destination, detail });
   if (submission.routes.dmp) {
     if (ctx.dmp) await ctx.dmp.schedule(ctx.journalId);
     else await note('dmp', 'DESTDMP=Y, but the channel has no dmp destination: not sent to the DMP');

@@ -46,7 +46,10 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     if (e instanceof DocumentError) throw new InterpretationError('OBX-5-document', 102, e.message, e.location);
     throw e;
   }
-  if (!docs.length) throw new InterpretationError('OBX-5-document', 101, 'the request carries no document (OBX with OBX-2 = ED)', { segment: 'OBX' });
+  if (!docs.length)
+    throw new InterpretationError('OBX-5-document', 101, 'the request carries no document (OBX with OBX-2 = ED)', {
+      segment: 'OBX',
+    });
 
   const ids = patientIds(msg);
   const documents = docs.map((d) => {
@@ -55,13 +58,23 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     try {
       if (d.mediaType === 'application/pdf') bytes = n1FromMessage(msg, d.obx, d.bytes, ctx.mapping);
     } catch (e) {
-      if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
+      if (e instanceof MetadataError)
+        throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, {
+          segment: 'OBX',
+          sequence: d.obx,
+          field: 5,
+        });
       throw e;
     }
     try {
       header = readCdaHeader(bytes);
     } catch (e) {
-      if (e instanceof CdaError) throw new InterpretationError('OBX-5-cda', 102, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
+      if (e instanceof CdaError)
+        throw new InterpretationError('OBX-5-cda', 102, `OBX ${d.obx}: ${e.message}`, {
+          segment: 'OBX',
+          sequence: d.obx,
+          field: 5,
+        });
       throw e;
     }
     checkPatient(ids, header, d.obx);
@@ -69,9 +82,20 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     try {
       const entry = documentEntry(base, header, bytes);
       const parent = header.replaces[0];
-      return { obx: d.obx, mediaType: d.mediaType, entry, ...(parent ? { replaces: xdsUniqueId(parent) } : {}), ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}) };
+      return {
+        obx: d.obx,
+        mediaType: d.mediaType,
+        entry,
+        ...(parent ? { replaces: xdsUniqueId(parent) } : {}),
+        ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}),
+      };
     } catch (e) {
-      if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, { segment: 'OBX', sequence: d.obx, field: 5 });
+      if (e instanceof MetadataError)
+        throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, {
+          segment: 'OBX',
+          sequence: d.obx,
+          field: 5,
+        });
       throw e;
     }
   });
@@ -83,7 +107,14 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     if (e instanceof MetadataError) throw new InterpretationError(`XDS-${e.field}`, 207, e.message);
     throw e;
   }
-  return { event: eventOf(msg), replaces: msg.get('TXA-13.1') || undefined, documents, submissionSet: set, flags, routes: routesOf(msg, flags, ids.ins?.id) };
+  return {
+    event: eventOf(msg),
+    replaces: msg.get('TXA-13.1') || undefined,
+    documents,
+    submissionSet: set,
+    flags,
+    routes: routesOf(msg, flags, ids.ins?.id),
+  };
 }
 
 /**
@@ -95,7 +126,9 @@ function checkPatient(ids: ReturnType<typeof patientIds>, header: CdaHeader, obx
   const cda = new Set(header.recordTarget.ids.map((i) => `${i.extension ?? ''}|${i.root}`));
   const missing = ids.all.filter((i) => !cda.has(`${i.id}|${i.authority}`));
   const cdaIns = header.recordTarget.ins;
-  const insDiffers = !!cdaIns !== !!ids.ins || (cdaIns && ids.ins && (cdaIns.matricule !== ids.ins.id || cdaIns.oid !== ids.ins.authority));
+  const insDiffers =
+    !!cdaIns !== !!ids.ins ||
+    (cdaIns && ids.ins && (cdaIns.matricule !== ids.ins.id || cdaIns.oid !== ids.ins.authority));
   if (missing.length || insDiffers) {
     const pid = ids.all.map((i) => `${i.id}@${i.authority}`).join(', ') || '(none)';
     const doc = header.recordTarget.ids.map((i) => `${i.extension ?? ''}@${i.root}`).join(', ') || '(none)';
@@ -121,7 +154,12 @@ function checkDocumentId(msg: Hl7Message, header: CdaHeader): void {
     : txa12 === id.root;
   if (!ok) {
     const cda = id.extension ? `${id.extension} (root ${id.root})` : id.root;
-    throw new InterpretationError('TXA-12-equals-ClinicalDocument-id', 207, `TXA-12 "${txa12}" is not the CDA's id ${cda}`, { segment: 'TXA', sequence: 1, field: 12 });
+    throw new InterpretationError(
+      'TXA-12-equals-ClinicalDocument-id',
+      207,
+      `TXA-12 "${txa12}" is not the CDA's id ${cda}`,
+      { segment: 'TXA', sequence: 1, field: 12 },
+    );
   }
 }
 
@@ -140,8 +178,12 @@ function routesOf(msg: Hl7Message, flags: TransmissionFlags, ins: string | undef
     .map((p) => p.address!)
     .filter((a) => !isPatientAddress(a));
   const patient = patientAddress(msg, ins);
-  const routes: Routes = { dmp: !!flags.DESTDMP, acks: { reception: !!flags.ACK_RECEPTION, reading: !!flags.ACK_LECTURE_MSS } };
-  if (flags.DESTMSSANTEPS) routes.mssantePS = { recipients: professionals, replyTo: replyTo(msg), body: mailBody(msg, 'CORPSMAIL_PS') };
+  const routes: Routes = {
+    dmp: !!flags.DESTDMP,
+    acks: { reception: !!flags.ACK_RECEPTION, reading: !!flags.ACK_LECTURE_MSS },
+  };
+  if (flags.DESTMSSANTEPS)
+    routes.mssantePS = { recipients: professionals, replyTo: replyTo(msg), body: mailBody(msg, 'CORPSMAIL_PS') };
   if (flags.DESTMSSANTEPAT && patient) {
     routes.mssantePatient = { address: patient, body: mailBody(msg, 'CORPSMAIL_PATIENT'), noReply: noReplyAsked(msg) };
   }
@@ -153,7 +195,9 @@ function mailBody(msg: Hl7Message, name: string): string | undefined {
   const i = msg.segmentsNamed('OBX').findIndex((_, k) => msg.get(`OBX[${k + 1}]-3.1`) === name);
   if (i < 0) return undefined;
   const value = msg.get(`OBX[${i + 1}]-5.5`) ?? '';
-  return msg.get(`OBX[${i + 1}]-5.4`)?.toLowerCase() === 'base64' ? Buffer.from(value, 'base64').toString('utf8') : value;
+  return msg.get(`OBX[${i + 1}]-5.4`)?.toLowerCase() === 'base64'
+    ? Buffer.from(value, 'base64').toString('utf8')
+    : value;
 }
 
 /** NTE-4 on the DESTMSSANTEPAT OBX asks that the patient cannot answer (X-MSS-MES: FIN). */

@@ -29,7 +29,8 @@ export function loadTransmissionMapping(file: string): TransmissionMapping {
   }
   const codes = (where: string, table: Record<string, XdsCode> | undefined) => {
     for (const [k, c] of Object.entries(table ?? {})) {
-      if (!c || typeof c !== 'object' || !c.code || !c.scheme || !OID.test(String(c.scheme))) throw fail(`${where}.${k}`, 'must be { code, scheme (OID), display }');
+      if (!c || typeof c !== 'object' || !c.code || !c.scheme || !OID.test(String(c.scheme)))
+        throw fail(`${where}.${k}`, 'must be { code, scheme (OID), display }');
       c.code = String(c.code);
       c.scheme = String(c.scheme);
     }
@@ -45,14 +46,19 @@ export function loadTransmissionMapping(file: string): TransmissionMapping {
 }
 
 /** The DMP value set each mapped code must belong to. */
-const VALUE_SETS: Record<string, string> = { contentTypeCode: 'J59', healthcareFacilityTypeCode: 'J61', practiceSettingCode: 'J62' };
+const VALUE_SETS: Record<string, string> = {
+  contentTypeCode: 'J59',
+  healthcareFacilityTypeCode: 'J61',
+  practiceSettingCode: 'J62',
+};
 
 /** Codes of the mapping the DMP would refuse (absent from its value sets J59, J61, J62). */
 export function checkMappingCodes(mapping: TransmissionMapping, terminology: Terminology): string[] {
   const problems: string[] = [];
   const check = (where: string, kind: string, c: XdsCode) => {
     const vs = VALUE_SETS[kind]!;
-    if (!terminology.inValueSet(vs, c.code, c.scheme)) problems.push(`${where}: ${c.code} (${c.scheme}) is not in JDV_${vs} (DMP)`);
+    if (!terminology.inValueSet(vs, c.code, c.scheme))
+      problems.push(`${where}: ${c.code} (${c.scheme}) is not in JDV_${vs} (DMP)`);
   };
   for (const [k, c] of Object.entries(mapping.contentTypeCode)) check(`contentTypeCode.${k}`, 'contentTypeCode', c);
   for (const [k, c] of Object.entries(mapping.defaults)) if (c && VALUE_SETS[k]) check(`defaults.${k}`, k, c);

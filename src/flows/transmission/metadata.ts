@@ -3,7 +3,14 @@ import { senderField } from '../../request/participants.js';
 import type { CdaHeader, Code } from '../../cda/header.js';
 import { cxList, isInsIdentifier, type Identifier } from '../../identity/pid.js';
 import type { Hl7Message } from '../../hl7v2/message.js';
-import { MetadataError, type DocumentEntry, type SubmissionSet, type XdsAuthor, type XdsCode, type XdsPatientId } from '../../xds/model.js';
+import {
+  MetadataError,
+  type DocumentEntry,
+  type SubmissionSet,
+  type XdsAuthor,
+  type XdsCode,
+  type XdsPatientId,
+} from '../../xds/model.js';
 import type { Terminology } from '../../xds/terminology.js';
 import type { TransmissionMapping } from './mapping.js';
 import type { TransmissionFlags } from './validate.js';
@@ -69,12 +76,27 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
     header.templateIds.map((t) => t.root),
     mediaType ? { mediaType } : {},
   );
-  if (!format) throw new MetadataError('formatCode', `no formatCode for the templateIds ${header.templateIds.map((t) => t.root).join(', ')} in ASS_A11`);
-  const facility = header.encounter?.healthCareFacilityCode?.code ? code('healthcareFacilityTypeCode', header.encounter.healthCareFacilityCode) : mapping.defaults.healthcareFacilityTypeCode;
-  if (!facility) throw new MetadataError('healthcareFacilityTypeCode', 'the CDA has no componentOf/encompassingEncounter/location/healthCareFacility/code and the mapping no default');
-  const setting = header.serviceEvents.find((e) => e.performerOrganization?.standardIndustryClassCode?.code)?.performerOrganization?.standardIndustryClassCode;
+  if (!format)
+    throw new MetadataError(
+      'formatCode',
+      `no formatCode for the templateIds ${header.templateIds.map((t) => t.root).join(', ')} in ASS_A11`,
+    );
+  const facility = header.encounter?.healthCareFacilityCode?.code
+    ? code('healthcareFacilityTypeCode', header.encounter.healthCareFacilityCode)
+    : mapping.defaults.healthcareFacilityTypeCode;
+  if (!facility)
+    throw new MetadataError(
+      'healthcareFacilityTypeCode',
+      'the CDA has no componentOf/encompassingEncounter/location/healthCareFacility/code and the mapping no default',
+    );
+  const setting = header.serviceEvents.find((e) => e.performerOrganization?.standardIndustryClassCode?.code)
+    ?.performerOrganization?.standardIndustryClassCode;
   const practice = setting ? code('practiceSettingCode', setting) : mapping.defaults.practiceSettingCode;
-  if (!practice) throw new MetadataError('practiceSettingCode', 'the CDA has no documentationOf/serviceEvent/performer standardIndustryClassCode and the mapping no default');
+  if (!practice)
+    throw new MetadataError(
+      'practiceSettingCode',
+      'the CDA has no documentationOf/serviceEvent/performer standardIndustryClassCode and the mapping no default',
+    );
   if (!header.title) throw new MetadataError('title', 'the CDA has no title');
   if (!header.languageCode) throw new MetadataError('languageCode', 'the CDA has no languageCode');
   if (!header.effectiveTime) throw new MetadataError('creationTime', 'the CDA has no effectiveTime');
@@ -102,14 +124,19 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
     patientId,
     sourcePatientId: ids.local ?? patientId,
     sourcePatientInfo: sourcePatientInfo(msg),
-    authors: header.authors.map(
-      (a): XdsAuthor => ({
-        person: a.person && { id: a.person.id?.extension, idAuthority: a.person.id?.root, family: a.person.family, given: a.person.given?.join(' ') },
-        institutions: a.organization ? [{ name: a.organization.name, id: a.organization.id?.extension, idAuthority: a.organization.id?.root }] : [],
-        roles: a.person?.functionCode?.displayName ? [a.person.functionCode.displayName] : [],
-        specialties: a.person?.specialty?.code ? [code('authorSpecialty', a.person.specialty)] : [],
-      }),
-    ),
+    authors: header.authors.map((a): XdsAuthor => ({
+      person: a.person && {
+        id: a.person.id?.extension,
+        idAuthority: a.person.id?.root,
+        family: a.person.family,
+        given: a.person.given?.join(' '),
+      },
+      institutions: a.organization
+        ? [{ name: a.organization.name, id: a.organization.id?.extension, idAuthority: a.organization.id?.root }]
+        : [],
+      roles: a.person?.functionCode?.displayName ? [a.person.functionCode.displayName] : [],
+      specialties: a.person?.specialty?.code ? [code('authorSpecialty', a.person.specialty)] : [],
+    })),
     legalAuthenticator: header.legalAuthenticator && {
       id: header.legalAuthenticator.id?.extension,
       idAuthority: header.legalAuthenticator.id?.root,
@@ -118,7 +145,9 @@ export function documentEntry(ctx: MetadataContext, header: CdaHeader, bytes: Bu
     },
     eventCodes: [],
     // XDS CXi: the orders the document answers (urn:ihe:iti:xds:2013:order).
-    referenceIds: header.orderIds.filter((o) => o.extension).map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`),
+    referenceIds: header.orderIds
+      .filter((o) => o.extension)
+      .map((o) => `${o.extension}^^^&${o.root}&ISO^urn:ihe:iti:xds:2013:order`),
     hash: createHash('sha1').update(bytes).digest('hex'),
     size: bytes.length,
   };
@@ -130,7 +159,11 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
   const now = ctx.now ?? new Date();
   const pv12 = msg.get('PV1-2') ?? '';
   const contentTypeCode = mapping.contentTypeCode[pv12] ?? mapping.defaults.contentTypeCode;
-  if (!contentTypeCode) throw new MetadataError('contentTypeCode', `PV1-2 "${pv12}" is not in the mapping's contentTypeCode table and there is no default`);
+  if (!contentTypeCode)
+    throw new MetadataError(
+      'contentTypeCode',
+      `PV1-2 "${pv12}" is not in the mapping's contentTypeCode table and there is no default`,
+    );
   const at = senderField(msg);
   const author: XdsAuthor = {
     person: at('5.1') ? { id: at('5.1'), family: at('5.2'), given: at('5.3'), idAuthority: at('5.9.2') } : undefined,
@@ -138,7 +171,8 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
     roles: [],
     specialties: [],
   };
-  if (!author.person?.id) throw new MetadataError('authorPerson', 'the request has no PRT with PRT-4 = SB and PRT-5.1 (the sender)');
+  if (!author.person?.id)
+    throw new MetadataError('authorPerson', 'the request has no PRT with PRT-4 = SB and PRT-5.1 (the sender)');
   return {
     entryUUID: `urn:uuid:${randomUUID()}`,
     uniqueId: `${mapping.submissionSetIdRoot}.${now.getTime()}${String(process.hrtime.bigint() % 1000000n).padStart(6, '0')}`,

@@ -26,19 +26,34 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
   const docRoot = get('TXA-12.3');
   const docId = need('uniqueId', get('TXA-12.1'), 'TXA-12');
   const organization = {
-    id: { root: need('authorInstitution', prt('8.6.2'), 'the sender organisation (PRT SB, PRT-8.6.2)'), extension: need('authorInstitution', prt('8.10'), 'the sender organisation id (PRT-8.10)') },
+    id: {
+      root: need('authorInstitution', prt('8.6.2'), 'the sender organisation (PRT SB, PRT-8.6.2)'),
+      extension: need('authorInstitution', prt('8.10'), 'the sender organisation id (PRT-8.10)'),
+    },
     name: need('authorInstitution', prt('8.1'), 'the sender organisation name (PRT-8.1)'),
   };
   const practice = mapping.defaults.practiceSettingCode;
-  if (!practice) throw new MetadataError('practiceSettingCode', 'a PDF needs a practiceSettingCode default in the mapping to become a CDA N1');
+  if (!practice)
+    throw new MetadataError(
+      'practiceSettingCode',
+      'a PDF needs a practiceSettingCode default in the mapping to become a CDA N1',
+    );
   const facility = mapping.defaults.healthcareFacilityTypeCode;
-  if (!facility) throw new MetadataError('healthcareFacilityTypeCode', 'a PDF needs a healthcareFacilityTypeCode default in the mapping to become a CDA N1');
+  if (!facility)
+    throw new MetadataError(
+      'healthcareFacilityTypeCode',
+      'a PDF needs a healthcareFacilityTypeCode default in the mapping to become a CDA N1',
+    );
   const pid = msg.segment('PID');
   const traits = pid ? readTraits(msg, pid) : { givenNames: [] };
   const input: N1Input = {
     document: {
       id: docRoot ? { root: docRoot, extension: docId } : { root: docId },
-      code: { code: need('typeCode', get(`OBX[${obx}]-3.1`), 'OBX-3.1'), codeSystem: get(`OBX[${obx}]-3.3`) === 'LN' ? LOINC : need('typeCode', get(`OBX[${obx}]-3.3`), 'OBX-3.3'), displayName: get(`OBX[${obx}]-3.2`) },
+      code: {
+        code: need('typeCode', get(`OBX[${obx}]-3.1`), 'OBX-3.1'),
+        codeSystem: get(`OBX[${obx}]-3.3`) === 'LN' ? LOINC : need('typeCode', get(`OBX[${obx}]-3.3`), 'OBX-3.3'),
+        displayName: get(`OBX[${obx}]-3.2`),
+      },
       title: need('title', get(`OBX[${obx}]-3.2`), 'OBX-3.2 (the document title)'),
       effectiveTime: time,
     },
@@ -47,13 +62,16 @@ export function n1FromMessage(msg: Hl7Message, obx: number, pdf: Buffer, mapping
       localIds: ids.local ? [{ root: ids.local.authority, extension: ids.local.id }] : undefined,
       birthName: need('sourcePatientInfo', traits.birthName, 'PID-5.1 (birth name)'),
       givenNames: traits.givenNames,
-      sex: (traits.sex === 'M' || traits.sex === 'F' ? traits.sex : 'U'),
+      sex: traits.sex === 'M' || traits.sex === 'F' ? traits.sex : 'U',
       birthDate: need('sourcePatientInfo', traits.birthDate, 'PID-7'),
       birthPlaceCode: traits.birthPlaceCode,
     },
     author: {
       time,
-      id: { root: need('authorPerson', prt('5.9.2'), 'the sender (PRT SB, PRT-5.9.2)'), extension: need('authorPerson', prt('5.1'), 'the sender id (PRT-5.1)') },
+      id: {
+        root: need('authorPerson', prt('5.9.2'), 'the sender (PRT SB, PRT-5.9.2)'),
+        extension: need('authorPerson', prt('5.1'), 'the sender id (PRT-5.1)'),
+      },
       family: prt('5.2'),
       given: prt('5.3'),
       organization,

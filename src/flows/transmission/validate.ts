@@ -66,19 +66,40 @@ export const MSSANTE_MATRIX: readonly MatrixRow[] = [
     DESTMSSANTEPS: true,
     DESTMSSANTEPAT: true,
     label: 'professional(s) and patient',
-    require: { MASQUE_PS: 'N', INVISIBLE_PATIENT: 'N', INVISIBLE_REP_LEGAUX: 'N', CONNEXION_SECRETE: '*', MODIF_CONF_CODE: '*', DESTDMP: '*' },
+    require: {
+      MASQUE_PS: 'N',
+      INVISIBLE_PATIENT: 'N',
+      INVISIBLE_REP_LEGAUX: 'N',
+      CONNEXION_SECRETE: '*',
+      MODIF_CONF_CODE: '*',
+      DESTDMP: '*',
+    },
   },
   {
     DESTMSSANTEPS: true,
     DESTMSSANTEPAT: false,
     label: 'professional(s) only',
-    require: { MASQUE_PS: 'N', INVISIBLE_PATIENT: 'Y', INVISIBLE_REP_LEGAUX: 'N', CONNEXION_SECRETE: '*', MODIF_CONF_CODE: '*', DESTDMP: '*' },
+    require: {
+      MASQUE_PS: 'N',
+      INVISIBLE_PATIENT: 'Y',
+      INVISIBLE_REP_LEGAUX: 'N',
+      CONNEXION_SECRETE: '*',
+      MODIF_CONF_CODE: '*',
+      DESTDMP: '*',
+    },
   },
   {
     DESTMSSANTEPS: false,
     DESTMSSANTEPAT: true,
     label: 'patient only',
-    require: { MASQUE_PS: '*', INVISIBLE_PATIENT: 'N', INVISIBLE_REP_LEGAUX: '*', CONNEXION_SECRETE: 'N', MODIF_CONF_CODE: '*', DESTDMP: 'N' },
+    require: {
+      MASQUE_PS: '*',
+      INVISIBLE_PATIENT: 'N',
+      INVISIBLE_REP_LEGAUX: '*',
+      CONNEXION_SECRETE: 'N',
+      MODIF_CONF_CODE: '*',
+      DESTDMP: 'N',
+    },
   },
 ];
 
@@ -113,7 +134,8 @@ const ACTION_CODES: Record<Action, { event: string; orc1: string; obx11: string 
 const TABLE_0271 = new Set(['DI', 'DO', 'IN', 'IP', 'AU', 'PA', 'LA']);
 const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
 /** Pragmatic addr-spec: local@domain, no spaces, at least one dot in the domain. */
-const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+const EMAIL =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
@@ -147,14 +169,27 @@ class Collector {
   }
 
   add(code: ErrorCode, rule: string, text: string, seg?: Hl7Segment, field?: number, component?: number): void {
-    const e: Located = { code, rule, text, stage: 'ingest', at: seg ? this.index.get(seg)!.at : Number.POSITIVE_INFINITY };
+    const e: Located = {
+      code,
+      rule,
+      text,
+      stage: 'ingest',
+      at: seg ? this.index.get(seg)!.at : Number.POSITIVE_INFINITY,
+    };
     if (seg) e.location = this.loc(seg, field, component);
     this.errors.push(e);
   }
 
   /** Message-level error about a missing segment: located at the named segment, without sequence. */
   missing(code: ErrorCode, rule: string, text: string, segment: string, near?: Hl7Segment): void {
-    this.errors.push({ code, rule, text, stage: 'ingest', location: { segment }, at: near ? this.index.get(near)!.at + 0.5 : Number.POSITIVE_INFINITY });
+    this.errors.push({
+      code,
+      rule,
+      text,
+      stage: 'ingest',
+      location: { segment },
+      at: near ? this.index.get(near)!.at + 0.5 : Number.POSITIVE_INFINITY,
+    });
   }
 
   /** Decoded, trimmed value ('' when absent). */
@@ -211,7 +246,12 @@ function oruGrammar(): Node[] {
     s('PD1', 0),
     s('NK1', 0, MANY),
     g('PATIENT_VISIT', [s('PV1'), s('PV2', 0)], 0),
-    g('ORDER_OBSERVATION', [s('ORC'), s('OBR'), s('NTE', 0, MANY), g('TIMING', [s('TQ1'), s('TQ2', 0, MANY)], 0, MANY), observation()], 1, MANY),
+    g(
+      'ORDER_OBSERVATION',
+      [s('ORC'), s('OBR'), s('NTE', 0, MANY), g('TIMING', [s('TQ1'), s('TQ2', 0, MANY)], 0, MANY), observation()],
+      1,
+      MANY,
+    ),
   ];
 }
 
@@ -225,7 +265,11 @@ function mdmGrammar(profile: string): Node[] {
     s('PD1', 0),
     s('PV1'),
     s('PV2', 0),
-    g('COMMON_ORDER', [s('ORC'), g('TIMING', [s('TQ1'), s('TQ2', 0, MANY)], 0, MANY), s('OBR'), s('NTE', 0, MANY)], profile === '2.0' ? 0 : 1),
+    g(
+      'COMMON_ORDER',
+      [s('ORC'), g('TIMING', [s('TQ1'), s('TQ2', 0, MANY)], 0, MANY), s('OBR'), s('NTE', 0, MANY)],
+      profile === '2.0' ? 0 : 1,
+    ),
     s('TXA'),
     g('OBXNTE', [s('OBX'), s('PRT', 0, MANY), s('NTE', 0, MANY)], 1, MANY),
   ];
@@ -306,7 +350,8 @@ function readFlagsInto(c: Collector): { flags: TransmissionFlags; obx: Map<FlagN
     const value = c.v(seg, 5, 1);
     if (value === 'Y' || value === 'N') flags[name] = value === 'Y';
     else if (!value) c.add(101, 'MetaDMPMSS-value', `OBX-5.1 of ${name} is required (Y or N)`, seg, 5, 1);
-    else c.add(103, 'MetaDMPMSS-value', `OBX-5.1 of ${name} must be Y or N (HL7 table 0136), not '${value}'`, seg, 5, 1);
+    else
+      c.add(103, 'MetaDMPMSS-value', `OBX-5.1 of ${name} must be Y or N (HL7 table 0136), not '${value}'`, seg, 5, 1);
   }
   return { flags, obx };
 }
@@ -326,18 +371,31 @@ function checkMetadataSegments(c: Collector, kind: Kind, obx: Map<FlagName, Hl7S
     if ((TEXT_METADATA as readonly string[]).includes(code)) {
       if (type !== 'ED') c.add(102, 'MetaDMPMSS-OBX-2', `OBX-2 of ${code} must be ED, not '${type}'`, seg, 2);
     } else if (FLAG_ORDER.includes(code as FlagName) && type !== 'CE' && type !== 'CWE') {
-      c.add(102, 'MetaDMPMSS-OBX-2', `OBX-2 of ${code} must be ${kind === 'ORU' ? 'CE' : 'CWE'}, not '${type}'`, seg, 2);
+      c.add(
+        102,
+        'MetaDMPMSS-OBX-2',
+        `OBX-2 of ${code} must be ${kind === 'ORU' ? 'CE' : 'CWE'}, not '${type}'`,
+        seg,
+        2,
+      );
     }
     const status = c.v(seg, 11);
-    if (status !== 'F') c.add(103, 'MetaDMPMSS-OBX-11', `OBX-11 of metadata ${code} is fixed to F, not '${status}'`, seg, 11);
+    if (status !== 'F')
+      c.add(103, 'MetaDMPMSS-OBX-11', `OBX-11 of metadata ${code} is fixed to F, not '${status}'`, seg, 11);
   }
   const lastObx = c.msg.segmentsNamed('OBX').at(-1);
   for (const name of REQUIRED_FLAGS) {
-    if (!obx.has(name)) c.missing(100, 'MetaDMPMSS-required', `Required MetaDMPMSS OBX ${name} is missing`, 'OBX', lastObx);
+    if (!obx.has(name))
+      c.missing(100, 'MetaDMPMSS-required', `Required MetaDMPMSS OBX ${name} is missing`, 'OBX', lastObx);
   }
 }
 
-function checkMatrix(c: Collector, flags: TransmissionFlags, obx: Map<FlagName, Hl7Segment>, opts: ValidateOptions): void {
+function checkMatrix(
+  c: Collector,
+  flags: TransmissionFlags,
+  obx: Map<FlagName, Hl7Segment>,
+  opts: ValidateOptions,
+): void {
   const ps = flags.DESTMSSANTEPS === true;
   const pat = flags.DESTMSSANTEPAT === true;
   if (!ps && !pat) return;
@@ -383,18 +441,24 @@ function checkMsh(c: Collector): { kind?: Kind; event: string; profile: string }
   if (type === 'ORU') {
     kind = 'ORU';
     if (event && event !== 'R01') c.add(201, 'MSH-9-event', `ORU event must be R01, not '${event}'`, msh, 9, 2);
-    if (structure && structure !== 'ORU_R01') c.add(200, 'MSH-9-structure', `ORU message structure must be ORU_R01, not '${structure}'`, msh, 9, 3);
-    if (version && version !== '2.5') c.add(203, 'MSH-12-version', `ORU^R01 is sent in HL7 v2.5, not '${version}'`, msh, 12);
+    if (structure && structure !== 'ORU_R01')
+      c.add(200, 'MSH-9-structure', `ORU message structure must be ORU_R01, not '${structure}'`, msh, 9, 3);
+    if (version && version !== '2.5')
+      c.add(203, 'MSH-12-version', `ORU^R01 is sent in HL7 v2.5, not '${version}'`, msh, 12);
   } else if (type === 'MDM') {
     kind = 'MDM';
-    if (event && !MDM_EVENT[event]) c.add(201, 'MSH-9-event', `MDM event must be T02, T10 or T04, not '${event}'`, msh, 9, 2);
-    if (structure && structure !== 'MDM_T02') c.add(200, 'MSH-9-structure', `MDM message structure must be MDM_T02, not '${structure}'`, msh, 9, 3);
-    if (version && version !== '2.6') c.add(203, 'MSH-12-version', `MDM is sent in HL7 v2.6, not '${version}'`, msh, 12);
+    if (event && !MDM_EVENT[event])
+      c.add(201, 'MSH-9-event', `MDM event must be T02, T10 or T04, not '${event}'`, msh, 9, 2);
+    if (structure && structure !== 'MDM_T02')
+      c.add(200, 'MSH-9-structure', `MDM message structure must be MDM_T02, not '${structure}'`, msh, 9, 3);
+    if (version && version !== '2.6')
+      c.add(203, 'MSH-12-version', `MDM is sent in HL7 v2.6, not '${version}'`, msh, 12);
   } else if (type) {
     c.add(200, 'MSH-9-type', `Message type '${type}' is not handled by this flow (ORU or MDM expected)`, msh, 9, 1);
   }
   const processing = c.v(msh, 11, 1);
-  if (processing && !['P', 'T', 'D'].includes(processing)) c.add(202, 'MSH-11-processing', `MSH-11 must be P, T or D, not '${processing}'`, msh, 11);
+  if (processing && !['P', 'T', 'D'].includes(processing))
+    c.add(202, 'MSH-11-processing', `MSH-11 must be P, T or D, not '${processing}'`, msh, 11);
   const country = c.v(msh, 17);
   if (country && country !== 'FRA') c.add(103, 'MSH-17-country', `MSH-17 must be FRA, not '${country}'`, msh, 17);
   const charset = c.v(msh, 18);
@@ -404,7 +468,8 @@ function checkMsh(c: Collector): { kind?: Kind; event: string; profile: string }
 
   // MSH-21: message profile, 2.1^CISIS_CDA_HL7_V2 (2.0 still accepted).
   let profile = '';
-  if (!c.v(msh, 21)) c.add(101, 'MSH-21-required', 'MSH-21 (message profile) is required: 2.1^CISIS_CDA_HL7_V2', msh, 21);
+  if (!c.v(msh, 21))
+    c.add(101, 'MSH-21-required', 'MSH-21 (message profile) is required: 2.1^CISIS_CDA_HL7_V2', msh, 21);
   else {
     profile = c.v(msh, 21, 1);
     const ns = c.v(msh, 21, 2);
@@ -438,12 +503,21 @@ function checkTxa(c: Collector, txa: Hl7Segment | undefined, event: string, prof
   c.required('TXA-1-required', txa, 1, 'set id');
   c.required('TXA-2-required', txa, 2, 'document type');
   const presentation = c.required('TXA-3-required', txa, 3, 'document content presentation');
-  if (presentation && presentation !== 'TEXT') c.add(103, 'TXA-3-value', `TXA-3 must be TEXT, not '${presentation}'`, txa, 3);
+  if (presentation && presentation !== 'TEXT')
+    c.add(103, 'TXA-3-value', `TXA-3 must be TEXT, not '${presentation}'`, txa, 3);
   if (c.required('TXA-12-required', txa, 12, 'unique document number', 1)) checkEi(c, txa, 12, profile);
   if (c.v(txa, 13)) checkEi(c, txa, 13, profile);
-  else if (event === 'T10') c.add(101, 'TXA-13-required-for-T10', 'TXA-13 (parent document number) is required for a replacement (T10)', txa, 13);
+  else if (event === 'T10')
+    c.add(
+      101,
+      'TXA-13-required-for-T10',
+      'TXA-13 (parent document number) is required for a replacement (T10)',
+      txa,
+      13,
+    );
   const status = c.required('TXA-17-required', txa, 17, 'document completion status');
-  if (status && !TABLE_0271.has(status)) c.add(103, 'TXA-17-value', `TXA-17 '${status}' is not in HL7 table 0271 (AU expected)`, txa, 17);
+  if (status && !TABLE_0271.has(status))
+    c.add(103, 'TXA-17-value', `TXA-17 '${status}' is not in HL7 table 0271 (AU expected)`, txa, 17);
 }
 
 /**
@@ -457,10 +531,19 @@ function checkEi(c: Collector, seg: Hl7Segment, field: number, profile: string):
   const root = c.v(seg, field, 3);
   const type = c.v(seg, field, 4);
   if (root) {
-    if (!OID.test(root)) c.add(102, rule, `TXA-${field}.3 must be the OID root of the document id, not '${root}'`, seg, field, 3);
-    if (type !== 'ISO') c.add(103, rule, `TXA-${field}.4 must be ISO when TXA-${field}.3 is set, not '${type}'`, seg, field, 4);
+    if (!OID.test(root))
+      c.add(102, rule, `TXA-${field}.3 must be the OID root of the document id, not '${root}'`, seg, field, 3);
+    if (type !== 'ISO')
+      c.add(103, rule, `TXA-${field}.4 must be ISO when TXA-${field}.3 is set, not '${type}'`, seg, field, 4);
   } else if (!OID.test(id)) {
-    c.add(102, rule, `TXA-${field}.1 must be a full OID when TXA-${field}.3 is empty (else extension^^root^ISO), not '${id}'`, seg, field, 1);
+    c.add(
+      102,
+      rule,
+      `TXA-${field}.1 must be a full OID when TXA-${field}.3 is empty (else extension^^root^ISO), not '${id}'`,
+      seg,
+      field,
+      1,
+    );
   }
 }
 
@@ -471,18 +554,21 @@ function checkDocumentObx(c: Collector, kind: Kind, docs: Hl7Segment[]): void {
     const type = c.v(obx, 2);
     if (type !== 'ED') c.add(102, 'OBX-2-document', `OBX-2 of the document must be ED, not '${type}'`, obx, 2);
     const code = c.required('OBX-3-required', obx, 3, 'document type code', 1);
-    if (code && obr4 && code !== obr4) c.add(207, 'OBX-3-equals-OBR-4', `OBX-3.1 '${code}' must equal OBR-4.1 '${obr4}'`, obx, 3, 1);
+    if (code && obr4 && code !== obr4)
+      c.add(207, 'OBX-3-equals-OBR-4', `OBX-3.1 '${code}' must equal OBR-4.1 '${obr4}'`, obx, 3, 1);
     const mime = c.v(obx, 5, 2);
     const sub = c.v(obx, 5, 3);
     // Engine extension: a PDF (application^PDF) is accepted, and wrapped in a CDA N1 at interpretation.
     const pdf = mime.toLowerCase() === 'application' && sub.toUpperCase() === 'PDF';
-    if (!pdf && mime.toLowerCase() !== 'text') c.add(103, 'OBX-5-type', `OBX-5.2 must be ${kind === 'ORU' ? 'TEXT' : 'text'}, not '${mime}'`, obx, 5, 2);
+    if (!pdf && mime.toLowerCase() !== 'text')
+      c.add(103, 'OBX-5-type', `OBX-5.2 must be ${kind === 'ORU' ? 'TEXT' : 'text'}, not '${mime}'`, obx, 5, 2);
     if (!pdf && sub !== 'XML') c.add(103, 'OBX-5-subtype', `OBX-5.3 must be XML, not '${sub}'`, obx, 5, 3);
     const enc = c.v(obx, 5, 4);
     if (enc !== 'Base64') c.add(103, 'OBX-5-encoding', `OBX-5.4 must be Base64, not '${enc}'`, obx, 5, 4);
     c.required('OBX-5-required', obx, 5, 'CDA document (Base64)', 5);
     const status = c.required('OBX-11-required', obx, 11, 'result status');
-    if (status && !OBX11[status]) c.add(103, 'OBX-11-value', `OBX-11 of the document must be F, C or D, not '${status}'`, obx, 11);
+    if (status && !OBX11[status])
+      c.add(103, 'OBX-11-value', `OBX-11 of the document must be F, C or D, not '${status}'`, obx, 11);
   }
 }
 
@@ -498,7 +584,13 @@ function checkCoherence(c: Collector, kind: Kind, event: string, profile: string
       const action = ORC1[orc1];
       if (!action) c.add(103, 'ORC-1-value', `ORC-1 must be NW, RO or CA, not '${orc1}'`, orc, 1);
       else if (reference && reference.action !== action) {
-        c.add(207, 'ORC-1-coherence', `ORC-1 must be ${ACTION_CODES[reference.action].orc1} for ${reference.from}, not '${orc1}'`, orc, 1);
+        c.add(
+          207,
+          'ORC-1-coherence',
+          `ORC-1 must be ${ACTION_CODES[reference.action].orc1} for ${reference.from}, not '${orc1}'`,
+          orc,
+          1,
+        );
       } else reference ??= { action, from: `ORC-1 ${orc1}` };
     }
   }
@@ -507,7 +599,13 @@ function checkCoherence(c: Collector, kind: Kind, event: string, profile: string
     if (!action) continue;
     if (!reference) reference = { action, from: `OBX-11 ${c.v(obx, 11)} of the first document` };
     else if (reference.action !== action) {
-      c.add(207, 'OBX-11-coherence', `OBX-11 must be ${ACTION_CODES[reference.action].obx11} for ${reference.from}, not '${c.v(obx, 11)}'`, obx, 11);
+      c.add(
+        207,
+        'OBX-11-coherence',
+        `OBX-11 must be ${ACTION_CODES[reference.action].obx11} for ${reference.from}, not '${c.v(obx, 11)}'`,
+        obx,
+        11,
+      );
     }
   }
 }
@@ -525,11 +623,14 @@ function checkPrt(c: Collector, flags: TransmissionFlags, firstObx: Hl7Segment |
       if (!c.v(prt, 5, 1) && !c.v(prt, 10, 1)) {
         c.add(101, 'PRT-SB-sender', 'Sender PRT needs PRT-5.1 (professional id) or PRT-10.1 (device id)', prt, 5, 1);
       }
-      if (!c.v(prt, 8, 10)) c.add(101, 'PRT-SB-organization', 'Sender PRT needs PRT-8.10 (organisation FINESS / id)', prt, 8, 10);
+      if (!c.v(prt, 8, 10))
+        c.add(101, 'PRT-SB-organization', 'Sender PRT needs PRT-8.10 (organisation FINESS / id)', prt, 8, 10);
     } else if (role === 'RCT' || role === 'REPLY') {
       const addr = c.v(prt, 15, 4);
-      if (!addr) c.add(101, `PRT-${role}-address`, `PRT-15.4 (MSSanté address) is required when PRT-4 is ${role}`, prt, 15, 4);
-      else if (!EMAIL.test(addr)) c.add(102, `PRT-${role}-address`, `PRT-15.4 '${addr}' is not a well-formed mail address`, prt, 15, 4);
+      if (!addr)
+        c.add(101, `PRT-${role}-address`, `PRT-15.4 (MSSanté address) is required when PRT-4 is ${role}`, prt, 15, 4);
+      else if (!EMAIL.test(addr))
+        c.add(102, `PRT-${role}-address`, `PRT-15.4 '${addr}' is not a well-formed mail address`, prt, 15, 4);
       const equip = c.v(prt, 15, 3);
       if (equip !== 'X.400') c.add(103, `PRT-${role}-equipment`, `PRT-15.3 must be X.400, not '${equip}'`, prt, 15, 3);
       if (role === 'RCT' && addr) {
@@ -545,10 +646,22 @@ function checkPrt(c: Collector, flags: TransmissionFlags, firstObx: Hl7Segment |
     c.missing(100, 'PRT-SB-required-for-DMP', 'A sender PRT (PRT-4 = SB) is required when DESTDMP=Y', 'PRT', after);
   }
   if (flags.DESTMSSANTEPS && rctPs === 0) {
-    c.missing(100, 'PRT-RCT-required-for-DESTMSSANTEPS', 'A recipient PRT (PRT-4 = RCT) with a professional address is required when DESTMSSANTEPS=Y', 'PRT', after);
+    c.missing(
+      100,
+      'PRT-RCT-required-for-DESTMSSANTEPS',
+      'A recipient PRT (PRT-4 = RCT) with a professional address is required when DESTMSSANTEPS=Y',
+      'PRT',
+      after,
+    );
   }
   if (flags.DESTMSSANTEPAT && rctPat === 0) {
-    c.missing(100, 'PRT-RCT-required-for-DESTMSSANTEPAT', 'A recipient PRT (PRT-4 = RCT) with a @patient.mssante.fr address is required when DESTMSSANTEPAT=Y', 'PRT', after);
+    c.missing(
+      100,
+      'PRT-RCT-required-for-DESTMSSANTEPAT',
+      'A recipient PRT (PRT-4 = RCT) with a @patient.mssante.fr address is required when DESTMSSANTEPAT=Y',
+      'PRT',
+      after,
+    );
   }
 }
 
@@ -600,7 +713,8 @@ export function validateTransmission(msg: Hl7Message, opts: ValidateOptions = {}
     docs.push(obx);
     if (kind === 'MDM' || docs.length === 2) break;
   }
-  if (obxs[0] && isMetadata(c, obxs[0])) c.add(100, 'OBX-document-first', 'The first OBX must carry the CDA document, not a MetaDMPMSS flag', obxs[0]);
+  if (obxs[0] && isMetadata(c, obxs[0]))
+    c.add(100, 'OBX-document-first', 'The first OBX must carry the CDA document, not a MetaDMPMSS flag', obxs[0]);
   checkDocumentObx(c, kind, docs);
   checkCoherence(c, kind, event, profile, docs);
 
