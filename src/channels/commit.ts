@@ -104,8 +104,18 @@ export class GroupCommit {
         id: r.id,
         keepStatus: r.duplicate,
         events: r.duplicate
-          ? [{ at, status: 'duplicate', detail: 'retransmission acknowledged again, not processed twice', ackCode: 'AA' }]
-          : [{ at, status: 'queued', detail: `job ${id}` }, { at, status: 'acknowledged', ackCode: 'AA' }],
+          ? [
+              {
+                at,
+                status: 'duplicate',
+                detail: 'retransmission acknowledged again, not processed twice',
+                ackCode: 'AA',
+              },
+            ]
+          : [
+              { at, status: 'queued', detail: `job ${id}` },
+              { at, status: 'acknowledged', ackCode: 'AA' },
+            ],
       };
     });
     // After the ACKs: the queue already holds the truth, this is the message browser's view of it.

@@ -64,7 +64,14 @@ export class Inbox {
     const channel = this.channel.id;
     if (!mail.source) {
       // Not downloaded: journaled by its size only, for an operator to look at in the aside folder.
-      await this.journal.ingest(Buffer.alloc(0), { channel, size: mail.size, messageType: 'MAIL' }, { status: 'rejected', detail: `mail of ${mail.size} bytes, over the channel's maxMessageSize: set aside in ${this.channel.source.asideFolder}, unread` });
+      await this.journal.ingest(
+        Buffer.alloc(0),
+        { channel, size: mail.size, messageType: 'MAIL' },
+        {
+          status: 'rejected',
+          detail: `mail of ${mail.size} bytes, over the channel's maxMessageSize: set aside in ${this.channel.source.asideFolder}, unread`,
+        },
+      );
       return 'aside';
     }
     const headers = readHeaders(mail.source);
@@ -72,13 +79,27 @@ export class Inbox {
     const dedup = `${channel}:mail:${messageId ?? createHash('sha256').update(mail.source).digest('hex')}`;
     const batch = newId();
     const [r] = await this.journal.ingestMany(
-      [{ raw: mail.source, summary: { channel, size: mail.source.length, messageType: 'MAIL', ...(messageId ? { controlId: messageId } : {}), ...(address(headers.get('from')) ? { sendingApplication: address(headers.get('from')) } : {}) }, first: { status: 'received', detail: `mail uid ${mail.uid}` }, dedup }],
+      [
+        {
+          raw: mail.source,
+          summary: {
+            channel,
+            size: mail.source.length,
+            messageType: 'MAIL',
+            ...(messageId ? { controlId: messageId } : {}),
+            ...(address(headers.get('from')) ? { sendingApplication: address(headers.get('from')) } : {}),
+          },
+          first: { status: 'received', detail: `mail uid ${mail.uid}` },
+          dedup,
+        },
+      ],
       [],
       batch,
     );
     if (r!.duplicate) {
       // Seen before (a crash before the move): make sure it is queued unless it was processed.
-      if (!(await this.journal.finished(r!.id))) await this.queue.add('message', { channel, journalIds: [r!.id] }, { jobId: `mail-${r!.id}` });
+      if (!(await this.journal.finished(r!.id)))
+        await this.queue.add('message', { channel, journalIds: [r!.id] }, { jobId: `mail-${r!.id}` });
       return 'done';
     }
     await this.queue.add('message', { channel, batch }, { jobId: batch });

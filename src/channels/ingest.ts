@@ -48,7 +48,11 @@ export class Ingest implements MllpHandler {
     let ack: Buffer;
     if (refusal?.errors[0]?.code === 201 && this.channel.source.unknownEvents === 'ignore') {
       // The channel's policy: events it does not handle are acknowledged and kept, not processed.
-      await this.discard(payload, summary, `event ${summary.messageType} not handled by this channel: acknowledged and ignored (unknownEvents: ignore)`);
+      await this.discard(
+        payload,
+        summary,
+        `event ${summary.messageType} not handled by this channel: acknowledged and ignored (unknownEvents: ignore)`,
+      );
       ack = this.ack(msh, 'AA', []);
     } else if (refusal) {
       ack = await this.refuse(payload, msh, summary, refusal);
@@ -70,9 +74,18 @@ export class Ingest implements MllpHandler {
     summary.size = bytes;
     const limit = this.channel.source.maxMessageBytes;
     const text = `message larger than the channel limit of ${limit} bytes; connection closed`;
-    this.log.warn({ channel: this.channel.id, conn: conn.id, controlId: msh?.controlId, limit }, 'oversize MLLP frame refused');
+    this.log.warn(
+      { channel: this.channel.id, conn: conn.id, controlId: msh?.controlId, limit },
+      'oversize MLLP frame refused',
+    );
     // Only the head is kept: storing the rest is exactly what the limit protects against.
-    return this.refuse(head, msh, summary, { code: 'AR', errors: [{ code: 207, text }] }, 'oversize frame, first bytes kept');
+    return this.refuse(
+      head,
+      msh,
+      summary,
+      { code: 'AR', errors: [{ code: 207, text }] },
+      'oversize frame, first bytes kept',
+    );
   }
 
   async onTruncated(payload: Buffer, conn: ConnectionInfo): Promise<void> {
@@ -95,7 +108,10 @@ export class Ingest implements MllpHandler {
   }
 
   /** Reads MSH and applies the channel's accept list. Pure: no I/O. */
-  private examine(payload: Buffer, conn: ConnectionInfo): { msh?: MshHeader; summary: MessageSummary; refusal?: Refusal } {
+  private examine(
+    payload: Buffer,
+    conn: ConnectionInfo,
+  ): { msh?: MshHeader; summary: MessageSummary; refusal?: Refusal } {
     const summary: MessageSummary = { channel: this.channel.id, remote: remote(conn), size: payload.length };
     let msg: Hl7Message;
     let msh: MshHeader | undefined;
@@ -105,15 +121,26 @@ export class Ingest implements MllpHandler {
     } catch (e) {
       if (!(e instanceof Hl7ParseError)) {
         // A parser bug must still end in an answer and a journal entry, not a dropped connection.
-        this.log.error({ channel: this.channel.id, conn: conn.id, err: redact((e as Error).message) }, 'unexpected error reading a message');
+        this.log.error(
+          { channel: this.channel.id, conn: conn.id, err: redact((e as Error).message) },
+          'unexpected error reading a message',
+        );
         return { summary, refusal: { code: 'AR', errors: [{ code: 207, text: 'the message could not be read' }] } };
       }
       summary.charset = sniffMsh18(payload);
       msh = e.code === 103 ? headerDespiteCharset(payload, this.channel.source.defaultCharset) : undefined;
-      if (msh) Object.assign(summary, { controlId: msh.controlId || undefined, sendingApplication: msh.sendingApplication || undefined });
+      if (msh)
+        Object.assign(summary, {
+          controlId: msh.controlId || undefined,
+          sendingApplication: msh.sendingApplication || undefined,
+        });
       // Not HL7 at all (no MSH) is a reject; a readable header with a bad value is an error in content.
       const code: AckCode = e.code === 100 ? 'AR' : 'AE';
-      return { msh, summary, refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] } };
+      return {
+        msh,
+        summary,
+        refusal: { code, errors: [{ code: e.code as AckError['code'], text: e.message, location: e.location }] },
+      };
     }
     const pid = msg.segment('PID');
     Object.assign(summary, {
@@ -131,17 +158,25 @@ export class Ingest implements MllpHandler {
 
   /** The volet's rules that need nothing but the message (the others wait for interpretation). */
   private checkProfile(msg: Hl7Message, msh: MshHeader): Refusal | undefined {
-    if (this.channel.source.profile !== 'cisis-transmission' || !['MDM', 'ORU'].includes(msh.messageType)) return undefined;
+    if (this.channel.source.profile !== 'cisis-transmission' || !['MDM', 'ORU'].includes(msh.messageType))
+      return undefined;
     const errors = validateTransmission(msg).filter((e) => e.stage === 'ingest');
     if (!errors.length) return undefined;
     // Every violation is named, up to a sane number of ERR segments.
-    return { code: 'AE', errors: errors.slice(0, MAX_ERR).map((e) => ({ code: e.code, text: `${e.text} [${e.rule}]`, location: e.location })) };
+    return {
+      code: 'AE',
+      errors: errors
+        .slice(0, MAX_ERR)
+        .map((e) => ({ code: e.code, text: `${e.text} [${e.rule}]`, location: e.location })),
+    };
   }
 
   private checkHeader(msh: MshHeader): Refusal | undefined {
     const required = (field: number, label: string): Refusal => ({
       code: 'AE',
-      errors: [{ code: 101, text: `${label} (MSH-${field}) is required`, location: { segment: 'MSH', sequence: 1, field } }],
+      errors: [
+        { code: 101, text: `${label} (MSH-${field}) is required`, location: { segment: 'MSH', sequence: 1, field } },
+      ],
     });
     if (!msh.messageType || !msh.triggerEvent) return required(9, 'message type');
     if (!msh.controlId) return required(10, 'message control id');
@@ -149,15 +184,42 @@ export class Ingest implements MllpHandler {
     const rules = this.channel.source.accept.filter((r) => r.type === msh.messageType);
     const at = (field: number, component?: number) => ({ segment: 'MSH', sequence: 1, field, component });
     if (!rules.length) {
-      return { code: 'AR', errors: [{ code: 200, text: `message type ${msh.messageType} is not accepted on channel ${this.channel.id}`, location: at(9, 1) }] };
+      return {
+        code: 'AR',
+        errors: [
+          {
+            code: 200,
+            text: `message type ${msh.messageType} is not accepted on channel ${this.channel.id}`,
+            location: at(9, 1),
+          },
+        ],
+      };
     }
     const byEvent = rules.filter((r) => r.events.includes(msh.triggerEvent));
     if (!byEvent.length) {
-      return { code: 'AR', errors: [{ code: 201, text: `event ${msh.messageType}^${msh.triggerEvent} is not accepted on channel ${this.channel.id}`, location: at(9, 2) }] };
+      return {
+        code: 'AR',
+        errors: [
+          {
+            code: 201,
+            text: `event ${msh.messageType}^${msh.triggerEvent} is not accepted on channel ${this.channel.id}`,
+            location: at(9, 2),
+          },
+        ],
+      };
     }
     if (!byEvent.some((r) => r.versions.includes(msh.version))) {
       const versions = [...new Set(byEvent.flatMap((r) => r.versions))].join(', ');
-      return { code: 'AR', errors: [{ code: 203, text: `version ${msh.version} is not supported for ${msh.messageType}^${msh.triggerEvent} (expected ${versions})`, location: at(12, 1) }] };
+      return {
+        code: 'AR',
+        errors: [
+          {
+            code: 203,
+            text: `version ${msh.version} is not supported for ${msh.messageType}^${msh.triggerEvent} (expected ${versions})`,
+            location: at(12, 1),
+          },
+        ],
+      };
     }
     return undefined;
   }
@@ -166,16 +228,28 @@ export class Ingest implements MllpHandler {
     const dedup = `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}:${fingerprint(payload)}`;
     try {
       const res = await this.commits.commit({ raw: payload, summary, first: { status: 'received' }, dedup });
-      this.log.debug({ channel: this.channel.id, journalId: res.id, controlId: msh.controlId, duplicate: res.duplicate }, 'accepted');
+      this.log.debug(
+        { channel: this.channel.id, journalId: res.id, controlId: msh.controlId, duplicate: res.duplicate },
+        'accepted',
+      );
       return this.ack(msh, 'AA', []);
     } catch (e) {
       // Redis down, full or refusing: never AA. AR tells the sender to send again later.
-      this.log.error({ channel: this.channel.id, controlId: msh.controlId, err: (e as Error).message }, 'durable store failed, message refused');
+      this.log.error(
+        { channel: this.channel.id, controlId: msh.controlId, err: (e as Error).message },
+        'durable store failed, message refused',
+      );
       return this.ack(msh, 'AR', [{ code: 207, text: 'message could not be stored durably; send it again later' }]);
     }
   }
 
-  private async refuse(payload: Buffer, msh: MshHeader | undefined, summary: MessageSummary, r: Refusal, detail?: string): Promise<Buffer> {
+  private async refuse(
+    payload: Buffer,
+    msh: MshHeader | undefined,
+    summary: MessageSummary,
+    r: Refusal,
+    detail?: string,
+  ): Promise<Buffer> {
     const ack = this.ack(msh, r.code, r.errors);
     const err = r.errors[0]!;
     try {
@@ -183,12 +257,19 @@ export class Ingest implements MllpHandler {
         status: 'rejected',
         ackCode: r.code,
         detail,
-        error: { code: err.code, message: err.text ?? '', location: err.location ? formatLocation(err.location) : undefined },
+        error: {
+          code: err.code,
+          message: err.text ?? '',
+          location: err.location ? formatLocation(err.location) : undefined,
+        },
       });
     } catch (e) {
       this.log.error({ channel: this.channel.id, err: (e as Error).message }, 'could not journal a refused message');
     }
-    this.log.info({ channel: this.channel.id, controlId: msh?.controlId, ack: r.code, error: err.code }, 'message refused');
+    this.log.info(
+      { channel: this.channel.id, controlId: msh?.controlId, ack: r.code, error: err.code },
+      'message refused',
+    );
     return ack;
   }
 
@@ -242,7 +323,12 @@ function checkInsIdentifiers(msg: Hl7Message): Refusal | undefined {
     const i = cx(msg, `PID-3[${r}]`);
     if (!i || !isInsIdentifier(i)) continue;
     const check = checkIns(i.id, i.authority);
-    if (!check.ok) errors.push({ code: 102, text: check.reason, location: { segment: 'PID', sequence: 1, field: 3, repetition: r, component: 1 } });
+    if (!check.ok)
+      errors.push({
+        code: 102,
+        text: check.reason,
+        location: { segment: 'PID', sequence: 1, field: 3, repetition: r, component: 1 },
+      });
   }
   return errors.length ? { code: 'AE', errors } : undefined;
 }
@@ -252,7 +338,14 @@ function unique(values: (string | undefined)[]): string[] | undefined {
   return out.length ? out : undefined;
 }
 
-export function formatLocation(l: { segment: string; sequence?: number; field?: number; repetition?: number; component?: number; subcomponent?: number }): string {
+export function formatLocation(l: {
+  segment: string;
+  sequence?: number;
+  field?: number;
+  repetition?: number;
+  component?: number;
+  subcomponent?: number;
+}): string {
   let s = l.segment;
   if (l.field !== undefined) s += `-${l.field}`;
   if (l.repetition !== undefined && l.repetition > 1) s += `[${l.repetition}]`;

@@ -144,7 +144,15 @@ export class ChannelRuntime {
       channel.id,
       (job: Job<JobData>) => this.process(job),
       // A worker killed mid-job: its job is taken up again within ~20 s of a restart (lock 15 s, checked every 5 s).
-      { connection: this.deps.workerRedis, prefix: this.deps.keys.queues, concurrency: channel.processing.concurrency, autorun: true, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 5 },
+      {
+        connection: this.deps.workerRedis,
+        prefix: this.deps.keys.queues,
+        concurrency: channel.processing.concurrency,
+        autorun: true,
+        lockDuration: 15_000,
+        stalledInterval: 5_000,
+        maxStalledCount: 5,
+      },
     );
     this.worker.on('error', (err) => log.error({ channel: channel.id, err: err.message }, 'worker error'));
     this.dmp?.start();
@@ -178,19 +186,33 @@ export class ChannelRuntime {
       try {
         const { identity, dmp, mssante, acks } = this.deps;
         await flow({ journalId, raw, journal, log, clients: this.clients, attempt, identity, dmp, mssante, acks });
-        records.push({ id: journalId, events: [processing, { status: 'processed' }], field: ['processedAt', new Date().toISOString()] });
+        records.push({
+          id: journalId,
+          events: [processing, { status: 'processed' }],
+          field: ['processedAt', new Date().toISOString()],
+        });
         messagesOut.inc({ channel: channel.id, outcome: 'processed' });
       } catch (e) {
         const err = e as Error;
         const dead = isPermanent(e) || last;
         records.push({
           id: journalId,
-          events: [processing, { status: dead ? 'dead-lettered' : 'failed', detail: dead ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`, error: { message: err.message } }],
+          events: [
+            processing,
+            {
+              status: dead ? 'dead-lettered' : 'failed',
+              detail: dead ? `gave up after attempt ${attempt}` : `attempt ${attempt} failed, will retry`,
+              error: { message: err.message },
+            },
+          ],
           field: dead ? ['deadAt', new Date().toISOString()] : undefined,
         });
         if (!dead) retry.push(`${journalId}: ${err.message}`);
         messagesOut.inc({ channel: channel.id, outcome: dead ? 'dead-lettered' : 'failed' });
-        log.warn({ channel: channel.id, journalId, attempt, final: dead, err: redact(err.message) }, 'processing failed');
+        log.warn(
+          { channel: channel.id, journalId, attempt, final: dead, err: redact(err.message) },
+          'processing failed',
+        );
       }
     }
     if (retry.length) {
@@ -200,7 +222,12 @@ export class ChannelRuntime {
     // Not awaited: sent on the worker's connection just before BullMQ completes the job, so both
     // land in one Redis write (one fsync). Should Redis fail, the completion fails with it and the
     // job runs again.
-    if (records.length) journal.recordMany(records).catch((e: Error) => log.warn({ channel: channel.id, job: job.id, err: e.message }, 'could not journal the outcome'));
+    if (records.length)
+      journal
+        .recordMany(records)
+        .catch((e: Error) =>
+          log.warn({ channel: channel.id, job: job.id, err: e.message }, 'could not journal the outcome'),
+        );
   }
 
   /** Puts an accepted message back in the queue, to be processed again even if it was. */
@@ -208,12 +235,24 @@ export class ChannelRuntime {
     await this.deps.journal.resetDeliveries(journalId);
     // The request's own refusal may be told again; the deliveries' ZAMs follow their own outcomes.
     await this.deps.acks?.forget(journalId, 'Z01');
-    await this.queue.add('message', { channel: this.config.id, journalIds: [journalId], force: true }, { jobId: `replay-${journalId}-${Date.now()}` });
+    await this.queue.add(
+      'message',
+      { channel: this.config.id, journalIds: [journalId], force: true },
+      { jobId: `replay-${journalId}-${Date.now()}` },
+    );
     await this.deps.journal.record(journalId, { status: 'replayed', detail: 'queued again on operator request' });
   }
 
   async counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
+    return this.queue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'failed',
+      'completed',
+      'prioritized',
+      'waiting-children',
+    );
   }
 
   /** Listener first (no new messages, in-flight ones get their ACK), then the worker finishes its jobs. */
