@@ -64,7 +64,10 @@ export interface CdaHeader {
     birthName?: string;
     /** family with qualifier CL (CI-SIS 2022+) or SP (older), else an unqualified family. */
     usedName?: string;
-    /** given names of the birth certificate: the unqualified given(s) (CI-SIS: one space-separated list), else the BR ones. */
+    /**
+     * given names of the birth certificate: the unqualified given(s) (CI-SIS: one space-separated list),
+     * else the BR ones.
+     */
     givenNames: string[];
     /** given with qualifier BR: first given name of the birth certificate. */
     firstGivenName?: string;

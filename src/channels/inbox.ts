@@ -69,7 +69,9 @@ export class Inbox {
         { channel, size: mail.size, messageType: 'MAIL' },
         {
           status: 'rejected',
-          detail: `mail of ${mail.size} bytes, over the channel's maxMessageSize: set aside in ${this.channel.source.asideFolder}, unread`,
+          detail:
+            `mail of ${mail.size} bytes, over the channel's maxMessageSize: ` +
+            `set aside in ${this.channel.source.asideFolder}, unread`,
         },
       );
       return 'aside';

@@ -215,7 +215,9 @@ export class Ingest implements MllpHandler {
         errors: [
           {
             code: 203,
-            text: `version ${msh.version} is not supported for ${msh.messageType}^${msh.triggerEvent} (expected ${versions})`,
+            text:
+              `version ${msh.version} is not supported for ${msh.messageType}^${msh.triggerEvent} ` +
+              `(expected ${versions})`,
             location: at(12, 1),
           },
         ],
@@ -225,7 +227,8 @@ export class Ingest implements MllpHandler {
   }
 
   private async accept(payload: Buffer, msh: MshHeader, summary: MessageSummary): Promise<Buffer> {
-    const dedup = `${this.channel.id}:${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}:${fingerprint(payload)}`;
+    const sender = `${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}`;
+    const dedup = `${this.channel.id}:${sender}:${fingerprint(payload)}`;
     try {
       const res = await this.commits.commit({ raw: payload, summary, first: { status: 'received' }, dedup });
       this.log.debug(

@@ -63,10 +63,12 @@ function importCommand(args: string[]): number {
   writeFileSync(out, serializeTerminology(data));
 
   const count = (rec: Record<string, unknown[]>) => Object.values(rec).reduce((n, l) => n + l.length, 0);
+  const summary = (rec: Record<string, unknown[]>) =>
+    `${Object.keys(rec).length} (${count(rec)} concepts): ${Object.keys(rec).join(' ')}`;
   const lines = [
     `wrote ${out} (data as of ${data.importedAt}, ${data.sources.length} source files)`,
-    `  value sets:    ${Object.keys(data.valueSets).length} (${count(data.valueSets)} concepts): ${Object.keys(data.valueSets).join(' ')}`,
-    `  code systems:  ${Object.keys(data.codeSystems).length} (${count(data.codeSystems)} concepts): ${Object.keys(data.codeSystems).join(' ')}`,
+    `  value sets:    ${summary(data.valueSets)}`,
+    `  code systems:  ${summary(data.codeSystems)}`,
     `  concept maps:  ${Object.keys(data.conceptMaps).length} (${count(data.conceptMaps)} entries): ${Object.entries(
       data.conceptMaps,
     )

@@ -298,17 +298,16 @@ export class DmpDelivery {
       try {
         const entries = await this.send(submission, msg, uncertain);
         await this.move(redis, journalId, 'accepted', ['sending'], { entries: JSON.stringify(entries) });
-        const detail = `DMP: ${operation(submission)} accepted (${entries.length} document${entries.length > 1 ? 's' : ''})`;
+        const documents = `${entries.length} document${entries.length > 1 ? 's' : ''}`;
+        const detail = `DMP: ${operation(submission)} accepted (${documents})`;
         await journal.note(journalId, { status: 'delivered', destination: 'dmp', ackCode: 'Success', detail });
         deliveries.inc({ channel: this.channel.id, destination: 'dmp', outcome: 'accepted' });
       } catch (e) {
         if (e instanceof DmpRefusal) {
           const error = { code: e.code, text: e.message, system: e.system };
           await this.move(redis, journalId, 'refused', ['sending'], { error: JSON.stringify(error) });
-          const all =
-            e.errors.length > 1
-              ? `; all errors: ${e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`).join(' | ')}`
-              : '';
+          const each = e.errors.map((x) => `${x.code} ${x.context}${x.location ? ` @${x.location}` : ''}`);
+          const all = e.errors.length > 1 ? `; all errors: ${each.join(' | ')}` : '';
           // The message was processed; this is the outcome of one of its routes (the CREATEUR hears of it
           // by ZAM), so the message keeps its status. Only a dead letter, which needs an operator, moves it.
           await journal.note(journalId, {

@@ -156,7 +156,8 @@ function trimEnd(fields: string[], sep = '|'): string {
 /** YYYYMMDDHHMMSS, local time (HL7 TS without offset). */
 export function hl7Timestamp(d: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+  const date = `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}`;
+  return `${date}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
 function delimitersOf(h: MshHeader): Delimiters {

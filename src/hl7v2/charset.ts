@@ -21,7 +21,7 @@ const ALIASES: Record<string, Hl7Charset> = {
   USASCII: 'ASCII',
 };
 
-/** MSH-18 value -> charset; empty/undefined -> fallback; unknown value -> undefined (caller rejects with 0357 code 103). */
+/** MSH-18 value -> charset; empty/undefined -> fallback; unknown -> undefined (the caller rejects: 0357 code 103). */
 export function charsetFromMsh18(value: string | undefined, fallback: Hl7Charset): Hl7Charset | undefined {
   // MSH-18 may repeat: the first repetition is the message's default character set.
   const first = (value ?? '').split('~')[0]!.trim();
@@ -63,7 +63,10 @@ export function mshOffset(buf: Buffer): number {
   return buf[i] === 0x4d && buf[i + 1] === 0x53 && buf[i + 2] === 0x48 ? i : -1;
 }
 
-/** Read raw MSH-18 straight from the bytes (the MSH segment is ASCII whatever the charset), without decoding the whole buffer. */
+/**
+ * Read raw MSH-18 straight from the bytes (the MSH segment is ASCII whatever the charset), without decoding
+ * the whole buffer.
+ */
 export function sniffMsh18(buf: Buffer): string | undefined {
   const start = mshOffset(buf);
   if (start < 0 || start + 3 >= buf.length) return undefined;

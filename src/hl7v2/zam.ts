@@ -76,7 +76,8 @@ export function buildZam(o: ZamOptions): string {
     );
   if (!o.ok && o.error) {
     const er = o.error;
-    const err = `ERR|||${er.hl7Code ?? 207}^${e(er.hl7Label ?? 'Application internal error')}^messageErrorCondition|E|${e(er.code)}^${e(er.label)}^${e(er.system)}`;
+    const condition = `${er.hl7Code ?? 207}^${e(er.hl7Label ?? 'Application internal error')}^messageErrorCondition`;
+    const err = `ERR|||${condition}|E|${e(er.code)}^${e(er.label)}^${e(er.system)}`;
     segs.push(er.text ? `${err}|||${e(er.text)}` : err);
   }
   return segs.join('\r') + '\r';

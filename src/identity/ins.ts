@@ -32,10 +32,11 @@ export function checkIns(matricule: string, oid: string): InsCheck {
   if (kind === 'NIA') return { ok: true, kind };
   const body = matricule.slice(0, 13).replace('2A', '19').replace('2B', '18');
   const key = 97 - (Number(body) % 97);
+  const expected = String(key).padStart(2, '0');
   if (key !== Number(matricule.slice(13)))
     return {
       ok: false,
-      reason: `INS matricule ${matricule}: key ${matricule.slice(13)} is wrong (expected ${String(key).padStart(2, '0')})`,
+      reason: `INS matricule ${matricule}: key ${matricule.slice(13)} is wrong (expected ${expected})`,
     };
   return { ok: true, kind };
 }

@@ -45,7 +45,10 @@ export type MllpEvent =
   | { kind: 'junk'; bytes: number; sample: Buffer }
   /** A VT arrived inside an unfinished frame (or the stream ended inside one): the unfinished frame is abandoned. */
   | { kind: 'truncated'; payload: Buffer }
-  /** The frame exceeded maxMessageBytes; head = its first min(64 KiB, max) bytes; bytes = bytes seen when the limit was crossed. */
+  /**
+   * The frame exceeded maxMessageBytes; head = its first min(64 KiB, max) bytes; bytes = bytes seen when the
+   * limit was crossed.
+   */
   | { kind: 'oversize'; head: Buffer; bytes: number };
 
 export interface MllpDecoderOptions {

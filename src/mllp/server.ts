@@ -45,9 +45,12 @@ export interface ConnectionInfo {
 export type ConnectionEvent = 'open' | 'close' | 'idle-timeout' | 'refused';
 
 export interface MllpHandler {
-  /** Returns the ACK payload (unframed). Called serially per connection, in arrival order. Should not throw; if it does, onError is called and that connection is closed. */
+  /**
+   * Returns the ACK payload (unframed). Called serially per connection, in arrival order. Should not throw;
+   * if it does, onError is called and that connection is closed.
+   */
   onMessage(payload: Buffer, conn: ConnectionInfo): Promise<Buffer>;
-  /** Oversize frame: returns the payload of the AR to send (or undefined); the server writes it then ends the connection. */
+  /** Oversize frame: returns the AR payload to send (or undefined); the server writes it, then ends the connection. */
   onOversize(head: Buffer, bytes: number, conn: ConnectionInfo): Promise<Buffer | undefined>;
   /** An abandoned frame (VT inside a frame, or the connection closed inside a frame). No ACK is sent. */
   onTruncated?(payload: Buffer, conn: ConnectionInfo): Promise<void> | void;

@@ -29,7 +29,10 @@ export interface MssMail {
   replyTo?: string;
   subject: string;
   text: string;
-  /** X-MSS-CODECDA, X-MSS-INS, X-MSS-NIL, X-MSS-MES (patient, when noReply), Disposition-Notification-To (when acks.reading) */
+  /**
+   * X-MSS-CODECDA, X-MSS-INS, X-MSS-NIL, X-MSS-MES (patient, when noReply), Disposition-Notification-To
+   * (when acks.reading)
+   */
   headers: Record<string, string>;
   /** IHE_XDM.ZIP (application/zip), then the PDF when there is one */
   attachments: { filename: string; contentType: string; content: Buffer }[];
@@ -131,7 +134,8 @@ export function buildMails(input: MailInput): MssMail[] {
   if (flags.DESTMSSANTEPS && !routes.mssantePS?.recipients.length) {
     throw new MailError(
       'DESTMSSANTEPS-PRT-RCT',
-      'DESTMSSANTEPS=Y but the request names no professional recipient (PRT with PRT-4 = RCT and an address in PRT-15.4)',
+      'DESTMSSANTEPS=Y but the request names no professional recipient ' +
+        '(PRT with PRT-4 = RCT and an address in PRT-15.4)',
     );
   }
   if (flags.DESTMSSANTEPAT && !routes.mssantePatient) {
@@ -259,8 +263,8 @@ export function subjectOf(documents: XdmDocument[], patient: MailPatient): strin
 function bodyOf(given: string | undefined, fallback: string, event: Submission['event']): string {
   if (given !== undefined && given.trim() !== '') return given;
   if (event === 'replace') return `Ce document annule et remplace la version transmise précédemment.\n\n${fallback}`;
-  if (event === 'delete')
-    return `Le document ci-joint, transmis précédemment, est annulé par son émetteur : merci de ne plus en tenir compte.\n\n${fallback}`;
+  const cancelled = 'Le document ci-joint, transmis précédemment, est annulé par son émetteur';
+  if (event === 'delete') return `${cancelled} : merci de ne plus en tenir compte.\n\n${fallback}`;
   return fallback;
 }
 
@@ -318,7 +322,10 @@ const attr = (n: XmlNode | undefined, name: string): string | undefined => {
   return typeof v === 'string' ? v : undefined;
 };
 
-/** The PDF to attach: the N1's nonXMLBody (base64 application/pdf) of a CDA, or the PDF of an N3's component when there is one; undefined otherwise. */
+/**
+ * The PDF to attach: the N1's nonXMLBody (base64 application/pdf) of a CDA, or the PDF of an N3's component
+ * when there is one; undefined otherwise.
+ */
 export function pdfOf(cda: Buffer): Buffer | undefined {
   return findPdf(cda)?.bytes;
 }

@@ -69,7 +69,8 @@ export async function simCommand(argv: string[]): Promise<void> {
   const missing = (['cert', 'key', 'ca', 'seal-cert'] as const).filter((o) => !values[o] || values[o]!.length === 0);
   if (missing.length)
     throw new SimUsageError(
-      `missing required option${missing.length > 1 ? 's' : ''}: ${missing.map((o) => `--${o}`).join(', ')}\n\n${SIM_USAGE}`,
+      `missing required option${missing.length > 1 ? 's' : ''}: ${missing.map((o) => `--${o}`).join(', ')}` +
+        `\n\n${SIM_USAGE}`,
     );
   const port = portOption(values.port);
   const unknown = values['unknown-patients']!;

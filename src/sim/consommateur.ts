@@ -19,7 +19,8 @@
  *   comprise dans la table applicationErrorCode. Dans le cas où le message MDM est rejeté ... pour une raison
  *   technique, le champ ERR-3 sera renseigné avec une valeur comprise dans la table messageErrorCondition et le champ
  *   ERR-5 ne sera pas renseigné." The volet's example:
- *   `ERR||PID^1^3|207^Application error^messageErrorCondition| E|902^Identifiant de patient inconnu^applicationErrorCode`.
+ *   `ERR||PID^1^3|207^Application error^messageErrorCondition| E|`
+ *   `902^Identifiant de patient inconnu^applicationErrorCode`.
  *   ERR-8 (user message) carries our explanation (never a patient's trait value).
  *
  * Order of the checks: MSH (type, event, version, processing id, required fields, fixed values) → segment
@@ -138,7 +139,10 @@ export const APPLICATION_ERROR_CODE = {
 export type ApplicationErrorCode = keyof typeof APPLICATION_ERROR_CODE;
 export const APPLICATION_ERROR_CODE_SYSTEM = 'applicationErrorCode';
 
-/** MSH-21 of the volet ([profils] MSH: "MSH-21.1 : Entity Identifier (1.1) / MSH-21.2 : Namespace Id CISIS_CDA_HL7_LPS"). */
+/**
+ * MSH-21 of the volet ([profils] MSH: "MSH-21.1 : Entity Identifier (1.1) / MSH-21.2 : Namespace Id
+ * CISIS_CDA_HL7_LPS").
+ */
 export const LPS_PROFILE = { entity: '1.1', namespace: 'CISIS_CDA_HL7_LPS' } as const;
 
 export class ConsommateurSimulator {
@@ -199,7 +203,10 @@ export class ConsommateurSimulator {
     }));
   }
 
-  /** Forgets the documents, the messages received and the duplicate memory; answers normally (or silently when started so). Patients are kept. */
+  /**
+   * Forgets the documents, the messages received and the duplicate memory; answers normally (or silently when
+   * started so). Patients are kept.
+   */
   reset(): void {
     this.#state.docs.clear();
     this.#state.log.length = 0;
@@ -305,14 +312,17 @@ const EVENTS = {
 } as const;
 type Event = keyof typeof EVENTS;
 
-/** [profils] OBXNTE "Groupes OBXNTE portant les métadonnées MSSanté": "requises et doivent apparaître ... dans l'ordre". */
+/**
+ * [profils] OBXNTE "Groupes OBXNTE portant les métadonnées MSSanté": "requises et doivent apparaître ... dans
+ * l'ordre".
+ */
 const METADATA = ['MASQUE_PS', 'INVISIBLE_PATIENT', 'INVISIBLE_REP_LEGAUX', 'MODIF_CONF_CODE'] as const;
 
 class State {
   readonly patients: SimPatient[];
   readonly docs = new Map<string, StoredDocument>();
   readonly log: ReceivedMessage[] = [];
-  /** MSH-10 → sha256 of the payloads answered AA (a resend of the same bytes is answered AA again, not re-integrated). */
+  /** MSH-10 → sha256 of the payloads answered AA (the same bytes again: AA again, not integrated twice). */
   readonly accepted = new Map<string, Set<string>>();
   readonly initialMode: AnswerMode;
   mode: AnswerMode;
@@ -412,7 +422,10 @@ class State {
     }
   }
 
-  /** Silent mode: the message is never answered; released (rejected, the connection closes) when the peer leaves or at stop(). */
+  /**
+   * Silent mode: the message is never answered; released (rejected, the connection closes) when the peer
+   * leaves or at stop().
+   */
   private hold(connId: string): Promise<Buffer> {
     return new Promise<Buffer>((_, reject) => {
       let set = this.#held.get(connId);
@@ -491,7 +504,8 @@ class State {
         throw app(
           906,
           'TXA-12',
-          `le document ${uniqueId} est déjà intégré (statut ${existing.doc.status}) : un remplacement passe par MDM^T10`,
+          `le document ${uniqueId} est déjà intégré (statut ${existing.doc.status}) : ` +
+            'un remplacement passe par MDM^T10',
         );
       }
       return {
@@ -538,7 +552,8 @@ class State {
         throw app(
           900,
           'TXA-13',
-          `versionNumber ${header.versionNumber} : la version suivante de la version ${old.doc.version} intégrée est attendue`,
+          `versionNumber ${header.versionNumber} : ` +
+            `la version suivante de la version ${old.doc.version} intégrée est attendue`,
         );
       }
       if (old.doc.patient !== matricule) throw app(906, 'TXA-13', 'le document remplacé concerne un autre patient');
@@ -639,7 +654,8 @@ class State {
       throw app(
         903,
         'OBX-5',
-        "recordTarget/patientRole/id : aucun identifiant sous une OID de l'INS (NIR, NIA, NIR de test ou de démonstration)",
+        'recordTarget/patientRole/id : aucun identifiant sous une OID de ' +
+          "l'INS (NIR, NIA, NIR de test ou de démonstration)",
       );
     }
     // 905 "Le matricule INS du patient est présent dans le document CDA ... mais l'ensemble des traits de l'INS ne
@@ -829,7 +845,8 @@ function checkHeader(msg: Hl7Message, msh: MshHeader): Event {
       'AR',
       200,
       'MSH-9.1',
-      `type de message ${msh.messageType || '(vide)'} non supporté : MDM^T02^MDM_T02, MDM^T10^MDM_T02 ou MDM^T04^MDM_T02 attendu`,
+      `type de message ${msh.messageType || '(vide)'} non supporté : ` +
+        'MDM^T02^MDM_T02, MDM^T10^MDM_T02 ou MDM^T04^MDM_T02 attendu',
     );
   }
   if (!(msh.triggerEvent in EVENTS)) {

@@ -111,7 +111,8 @@ const esc = xmlEscape;
 
 function envelope(action: string, relatesTo: string, body: string): string {
   return (
-    `<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope xmlns:soap="${NS.soap}" xmlns:wsa="${NS.wsa}" xmlns:wsse="${NS.wsse}">` +
+    `<?xml version="1.0" encoding="UTF-8"?>\n` +
+    `<soap:Envelope xmlns:soap="${NS.soap}" xmlns:wsa="${NS.wsa}" xmlns:wsse="${NS.wsse}">` +
     `<soap:Header><wsa:Action soap:mustUnderstand="true">${esc(action)}</wsa:Action>` +
     (relatesTo ? `<wsa:RelatesTo>${esc(relatesTo)}</wsa:RelatesTo>` : '') +
     `</soap:Header><soap:Body>${body}</soap:Body></soap:Envelope>`
@@ -140,15 +141,18 @@ function errorList(errors: RegistryError[]): string {
 const responseStatus = (errors: RegistryError[]) => RESPONSE + (errors.length ? 'Failure' : 'Success');
 
 const registryResponse = (errors: RegistryError[]): string =>
-  `<rs:RegistryResponse xmlns:rs="${NS.rs}" status="${responseStatus(errors)}">${errorList(errors)}</rs:RegistryResponse>`;
+  `<rs:RegistryResponse xmlns:rs="${NS.rs}" status="${responseStatus(errors)}">` +
+  `${errorList(errors)}</rs:RegistryResponse>`;
 
 function queryResponse(errors: RegistryError[], docs: SimDocument[]): string {
   const objects = docs.map((d) => {
     const ei = (scheme: string, value: string, name: string, n: number) =>
-      `<rim:ExternalIdentifier id="ei${n}-${d.entryUUID.slice(-12)}" identificationScheme="${scheme}" registryObject="${esc(d.entryUUID)}" value="${esc(value)}">` +
+      `<rim:ExternalIdentifier id="ei${n}-${d.entryUUID.slice(-12)}" identificationScheme="${scheme}" ` +
+      `registryObject="${esc(d.entryUUID)}" value="${esc(value)}">` +
       `<rim:Name><rim:LocalizedString value="${name}"/></rim:Name></rim:ExternalIdentifier>`;
     return (
-      `<rim:ExtrinsicObject id="${esc(d.entryUUID)}" mimeType="${esc(d.mimeType)}" objectType="${DE.objectType}" status="${STATUS_URN[d.status]}">` +
+      `<rim:ExtrinsicObject id="${esc(d.entryUUID)}" mimeType="${esc(d.mimeType)}" ` +
+      `objectType="${DE.objectType}" status="${STATUS_URN[d.status]}">` +
       `<rim:Slot name="hash"><rim:ValueList><rim:Value>${d.hash}</rim:Value></rim:ValueList></rim:Slot>` +
       `<rim:Slot name="size"><rim:ValueList><rim:Value>${d.size}</rim:Value></rim:ValueList></rim:Slot>` +
       ei(DE.patientId, `${d.patientId}^^^&${d.patientOid}&ISO^NH`, 'XDSDocumentEntry.patientId', 1) +
@@ -157,8 +161,9 @@ function queryResponse(errors: RegistryError[], docs: SimDocument[]): string {
     );
   });
   return (
-    `<query:AdhocQueryResponse xmlns:query="${NS.query}" xmlns:rim="${NS.rim}" xmlns:rs="${NS.rs}" status="${responseStatus(errors)}">` +
-    `${errorList(errors)}<rim:RegistryObjectList>${objects.join('')}</rim:RegistryObjectList></query:AdhocQueryResponse>`
+    `<query:AdhocQueryResponse xmlns:query="${NS.query}" xmlns:rim="${NS.rim}" xmlns:rs="${NS.rs}" ` +
+    `status="${responseStatus(errors)}">${errorList(errors)}` +
+    `<rim:RegistryObjectList>${objects.join('')}</rim:RegistryObjectList></query:AdhocQueryResponse>`
   );
 }
 

@@ -276,7 +276,8 @@ function attributeChecks(assertion: Element): { patient: Vihf['patient']; attrib
     purpose.getAttribute('codeSystem') !== '1.2.250.1.213.1.1.4.248'
   ) {
     problems.push(
-      `attribute ${PURPOSE_ATTR} needs PurposeOfUse (urn:hl7-org:v3) code="normal" codeSystem="1.2.250.1.213.1.1.4.248"`,
+      `attribute ${PURPOSE_ATTR} needs PurposeOfUse (urn:hl7-org:v3) ` +
+        'code="normal" codeSystem="1.2.250.1.213.1.1.4.248"',
     );
   }
 
@@ -457,7 +458,8 @@ export function checkEnvelope(
     throw sender('wsa:Action must carry soap:mustUnderstand="true"', 'wsa:InvalidAddressingHeader');
   if (!ENDPOINT_ACTIONS[endpoint].includes(action)) {
     throw sender(
-      `action "${action}" is not served by the ${endpoint} endpoint (expected ${ENDPOINT_ACTIONS[endpoint].join(' or ')})`,
+      `action "${action}" is not served by the ${endpoint} endpoint ` +
+        `(expected ${ENDPOINT_ACTIONS[endpoint].join(' or ')})`,
       'wsa:ActionNotSupported',
     );
   }

@@ -2,8 +2,8 @@
  * XML 1.0 text: the characters its Char production excludes (C0 controls but tab, LF and CR; U+FFFE,
  * U+FFFF; lone surrogates), which a document we write must not carry, whatever a sender put in a field.
  */
-// eslint-disable-next-line no-control-regex
 const NOT_XML_CHAR =
+  // eslint-disable-next-line no-control-regex
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** True when s holds a character XML 1.0 cannot carry. */

@@ -101,7 +101,9 @@ function withActionSlot(xml: string, action: 'C' | 'D'): string {
     /(<rim:ExtrinsicObject\b[^>]*>[\s\S]*?)(\n([ \t]*)<rim:Name>)/g,
     (_m, before: string, name: string, indent: string) => {
       found++;
-      return `${before}\n${indent}<rim:Slot name="${XDM_ACTION_SLOT}"><rim:ValueList><rim:Value>${action}</rim:Value></rim:ValueList></rim:Slot>${name}`;
+      const value = `<rim:ValueList><rim:Value>${action}</rim:Value></rim:ValueList>`;
+      const slot = `<rim:Slot name="${XDM_ACTION_SLOT}">${value}</rim:Slot>`;
+      return `${before}\n${indent}${slot}${name}`;
     },
   );
   if (found === 0) throw new Error('METADATA.XML: no DocumentEntry to mark with the action slot');
@@ -133,7 +135,8 @@ function indexHtm(files: { name: string; entry: DocumentEntry }[], sender: strin
     <ul>
 ${items}
     </ul>
-    <p>Métadonnées : <a href="${XDM_SUBSET}/METADATA.XML">${XDM_SUBSET}/METADATA.XML</a>. Informations : <a href="README.TXT">README.TXT</a>.</p>
+    <p>Métadonnées : <a href="${XDM_SUBSET}/METADATA.XML">${XDM_SUBSET}/METADATA.XML</a>.
+      Informations : <a href="README.TXT">README.TXT</a>.</p>
   </body>
 </html>
 `;

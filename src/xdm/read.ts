@@ -258,7 +258,8 @@ function unzip(zip: Buffer, limits: IntakeLimits): Map<string, Buffer> {
     if (e.size > limits.maxDocumentBytes) {
       throw new IntakeError(
         'zip-bomb',
-        `IHE_XDM.ZIP: entry ${show(e.name)} declares ${e.size} bytes, over the limit of ${limits.maxDocumentBytes} per entry`,
+        `IHE_XDM.ZIP: entry ${show(e.name)} declares ${e.size} bytes, ` +
+          `over the limit of ${limits.maxDocumentBytes} per entry`,
       );
     }
     declared += e.size;

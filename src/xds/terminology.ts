@@ -41,7 +41,7 @@ export interface MapEntry {
 
 export interface TerminologyData {
   version: 1;
-  /** Newest publication date among the sources (not the wall clock: re-importing the same files gives the same bytes). */
+  /** Newest publication date among the sources (not the clock: the same files imported again give the same bytes). */
   importedAt: string;
   /** File names that were imported. */
   sources: string[];

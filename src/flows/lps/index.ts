@@ -51,7 +51,8 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
   const zip = mail.attachments.find((a) => /^ihe_xdm\.zip$/i.test(a.filename));
   if (!zip) {
     // A plain mail (text, a PDF alone): never dropped, handed to a person.
-    if (intake.noXdm === 'forward' && intake.manualMailbox && !done.has('manual')) {
+    const forwarded = intake.noXdm === 'forward' && !!intake.manualMailbox;
+    if (forwarded && intake.manualMailbox && !done.has('manual')) {
       await send(
         ctx,
         'manual',
@@ -63,7 +64,7 @@ export const lpsFlow: Flow<LpsChannel> = async (ctx) => {
     await note(
       ctx,
       'manual',
-      `no IHE_XDM.ZIP attachment: ${intake.noXdm === 'forward' && intake.manualMailbox ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`,
+      `no IHE_XDM.ZIP attachment: ${forwarded ? `forwarded to ${intake.manualMailbox}` : 'kept for manual handling'}`,
     );
     deliveries.inc({ channel: ctx.channel.id, destination: 'dpi', outcome: 'manual' });
     return;

@@ -40,7 +40,10 @@ const VISIBILITY: [string, string, string][] = [
 
 const e = (v: string | undefined) => escape(v ?? '', STANDARD_DELIMITERS);
 
-/** TXA-12 / TXA-13 of a document's XDS uniqueId (`root` or `root^extension`): `extension^^root^ISO`, or the root alone (profils-messages.md, TXA). */
+/**
+ * TXA-12 / TXA-13 of a document's XDS uniqueId (`root` or `root^extension`): `extension^^root^ISO`, or the
+ * root alone (profils-messages.md, TXA).
+ */
 function documentId(uniqueId: string): string {
   const [root, extension] = uniqueId.split('^');
   return extension ? `${e(extension)}^^${e(root)}^ISO` : e(root);
@@ -59,10 +62,16 @@ export function buildMdm(
   const cda = doc.cda;
   const p = intake.patient;
   const code = cda.code;
-  const codeField = `${e(code.code)}^${e(code.displayName)}^${code.codeSystem === '2.16.840.1.113883.6.1' ? 'LN' : e(code.codeSystem)}`;
+  const system = code.codeSystem === '2.16.840.1.113883.6.1' ? 'LN' : e(code.codeSystem);
+  const codeField = `${e(code.code)}^${e(code.displayName)}^${system}`;
   const ins = p.ins ? `${e(p.ins.matricule)}^^^ASIP-SANTE-INS-NIR&${p.ins.oid}&ISO^INS` : '';
   const others = p.ids.filter((i) => !p.ins || i.id !== p.ins.matricule).map((i) => `${e(i.id)}^^^&${i.root}&ISO^PI`);
   const given = p.givenNames.join(' ');
+  const pid3 = [ins, ...others].filter(Boolean).join('~');
+  const pid5 = `${e(p.birthName)}^${e(p.firstGivenName ?? p.givenNames[0])}^${e(given)}^^^^L`;
+  const pid11 = p.birthPlaceCode ? `^^^^^^BDL^^${e(p.birthPlaceCode)}` : '';
+  const txa12 = documentId(doc.entry.uniqueId);
+  const txa13 = intake.replaces ? documentId(intake.replaces) : '';
   const segs = [
     [
       'MSH',
@@ -88,11 +97,11 @@ export function buildMdm(
       '1.1^CISIS_CDA_HL7_LPS',
     ].join('|'),
     `EVN||${now}`,
-    `PID|||${[ins, ...others].filter(Boolean).join('~')}||${e(p.birthName)}^${e(p.firstGivenName ?? p.givenNames[0])}^${e(given)}^^^^L||${e(p.birthDate)}|${e(p.sex)}|||${p.birthPlaceCode ? `^^^^^^BDL^^${e(p.birthPlaceCode)}` : ''}`,
+    `PID|||${pid3}||${pid5}||${e(p.birthDate)}|${e(p.sex)}|||${pid11}`,
     'PV1|1|N',
     `ORC|${orc}|`,
     `OBR|1|||${codeField}|`,
-    `TXA|1|${e(code.code)}|TEXT|${e(cda.effectiveTime?.slice(0, 14))}||||||||${documentId(doc.entry.uniqueId)}|${intake.replaces ? documentId(intake.replaces) : ''}||||AU`,
+    `TXA|1|${e(code.code)}|TEXT|${e(cda.effectiveTime?.slice(0, 14))}||||||||${txa12}|${txa13}||||AU`,
   ];
   intake.documents.forEach((d, i) => {
     segs.push(`OBX|${i + 1}|ED|${codeField}||^text^XML^Base64^${d.bytes.toString('base64')}||||||${status}`);

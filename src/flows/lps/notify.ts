@@ -82,7 +82,8 @@ const koSubject = (i: NotifyInput) => `[KO Intégration système !][${i.error!.c
 
 function text(i: NotifyInput): string {
   return i.error
-    ? `Le message ci-dessous n'a pas pu être intégré automatiquement dans le DPI pour la raison suivante :${CRLF}${i.error.code} ${i.error.label}${CRLF}`
+    ? `Le message ci-dessous n'a pas pu être intégré automatiquement dans le DPI pour la raison suivante :${CRLF}` +
+        `${i.error.code} ${i.error.label}${CRLF}`
     : `Le message ci-dessous a été intégré dans le DPI.${CRLF}`;
 }
 
@@ -115,8 +116,10 @@ export function buildNotification(i: NotifyInput & { error: { code: string; labe
   const intro =
     `Bonjour,${CRLF}${CRLF}Le document envoyé n'a pas pu être intégré correctement dans le système.${CRLF}` +
     `- Erreur détectée : ${i.error.label}${CRLF}- Code d'erreur : ${i.error.code}${CRLF}${CRLF}` +
-    `Vous trouverez ci-dessous le message d'origine et, en pièces jointes, ses fichiers (archive IHE_XDM et PDF).${CRLF}` +
-    `Veuillez vérifier les informations fournies et soumettre à nouveau les documents après correction.${CRLF}${CRLF}--- Message d'origine ---${CRLF}${i.body}`;
+    `Vous trouverez ci-dessous le message d'origine et, en pièces jointes, ses fichiers ` +
+    `(archive IHE_XDM et PDF).${CRLF}` +
+    `Veuillez vérifier les informations fournies et soumettre à nouveau les documents après correction.${CRLF}` +
+    `${CRLF}--- Message d'origine ---${CRLF}${i.body}`;
   const mixed = multipart('multipart/mixed', [
     part('text/plain; charset=UTF-8', base64Lines(Buffer.from(intro, 'utf8')), ['Content-Transfer-Encoding: base64']),
     // message/rfc822 may not be base64-encoded (RFC 2046): the original goes as it is, with CRLF line ends.

@@ -79,7 +79,9 @@ export const transmissionFlow: Flow<TransmissionChannel> = async (ctx) => {
       insMatches,
     };
     if (insMatches === false && gate.patient?.qualified) {
-      const text = `the INS sent (${sentIns!.id}) differs from the qualified INS of patient ${gate.patient.id} in the identity store`;
+      const text =
+        `the INS sent (${sentIns!.id}) differs from the qualified INS of patient ${gate.patient.id} ` +
+        'in the identity store';
       if (ctx.channel.identityCheck === 'reject')
         throw new InterpretationError('PID-3-equals-known-identity', 207, text, {
           segment: 'PID',

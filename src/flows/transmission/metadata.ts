@@ -175,7 +175,7 @@ export function submissionSet(ctx: MetadataContext, patientId: XdsPatientId): Su
     throw new MetadataError('authorPerson', 'the request has no PRT with PRT-4 = SB and PRT-5.1 (the sender)');
   return {
     entryUUID: `urn:uuid:${randomUUID()}`,
-    uniqueId: `${mapping.submissionSetIdRoot}.${now.getTime()}${String(process.hrtime.bigint() % 1000000n).padStart(6, '0')}`,
+    uniqueId: `${mapping.submissionSetIdRoot}.${now.getTime()}${micros()}`,
     sourceId: mapping.sourceId,
     submissionTime: utc(now.toISOString().replace(/[-:T]/g, '').slice(0, 14) + '+0000'),
     contentTypeCode,
@@ -219,6 +219,11 @@ function oid(field: string, scheme: string | undefined): string {
  * XDS wants UTC (YYYYMMDDHHMMSS, or shorter for a date). A CDA time with an offset is converted; a
  * time without one is taken as written (the CI-SIS requires the offset on times).
  */
+/** Six digits that differ between two calls of one millisecond (a uniqueId must be unique). */
+function micros(): string {
+  return String(process.hrtime.bigint() % 1000000n).padStart(6, '0');
+}
+
 export function utc(t: string): string {
   const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$/.exec(t.trim());
   if (!m) throw new MetadataError('time', `"${t}" is not an HL7 time`);

@@ -407,7 +407,10 @@ function checkMatrix(
     const got = flags[flag] === true ? 'Y' : 'N';
     if (got === want) continue;
     const seg = obx.get(flag);
-    const text = `MSSanté sending to ${row.label} requires ${flag}=${want} (got ${flags[flag] === undefined ? 'absent, read as N' : got}): combination not allowed by the MSSanté rules matrix`;
+    const seen = flags[flag] === undefined ? 'absent, read as N' : got;
+    const text =
+      `MSSanté sending to ${row.label} requires ${flag}=${want} (got ${seen}): ` +
+      'combination not allowed by the MSSanté rules matrix';
     if (seg) c.add(207, 'MSSante-matrix', text, seg, 5, 1);
     else c.missing(207, 'MSSante-matrix', text, 'OBX');
   }
