@@ -188,6 +188,11 @@ export class ConsommateurSimulator {
     this.#state.mode = mode;
   }
 
+  /** Silent mode: drops the connections of the messages held unanswered (the sender sees the connection close). */
+  dropHeld(): void {
+    this.#state.releaseAll();
+  }
+
   /** The documents integrated, in order of integration (copies). */
   documents(): IntegratedDocument[] {
     return [...this.#state.docs.values()].map((r) => ({ ...r.doc }));
