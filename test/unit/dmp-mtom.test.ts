@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { buildMtom } from '../../src/dmp/mtom.js';
-import { MimeError, parseContentType, parseMultipart, type MimePart } from '../../src/mime/multipart.js';
+import {
+  MAX_PARTS,
+  MimeError,
+  parseContentType,
+  parseMultipart,
+  parseMultipartParts,
+  type MimePart,
+} from '../../src/mime/multipart.js';
 
 const ENVELOPE =
   '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>é</soap:Body></soap:Envelope>';
@@ -140,6 +147,14 @@ describe('parseMultipart', () => {
     expect(parts.get('p1')!.body.equals(pdf)).toBe(true);
     expect(parts.get('p1')!.contentType).toBe('application/pdf; name="x.pdf"');
     expect(parts.get('p2')!.body.toString('utf8')).toBe('café = oksuite');
+  });
+
+  it(`at most ${MAX_PARTS} parts: a body of empty parts is refused early, not parsed to the end`, () => {
+    const parts = (n: number) => Buffer.from(`${'--b\r\n\r\n\r\n'.repeat(n)}--b--`);
+    expect(parseMultipartParts('multipart/mixed; boundary=b', parts(MAX_PARTS))).toHaveLength(MAX_PARTS);
+    expect(() => parseMultipartParts('multipart/mixed; boundary=b', parts(100_000))).toThrow(
+      new MimeError(`more than ${MAX_PARTS} MIME parts`),
+    );
   });
 
   it('a part without headers', () => {
