@@ -107,33 +107,7 @@ export async function startEngine(
   const addressOf = (c: ChannelConfig) => (d: MllpDestination) => consommateurs.get(`${c.id}/${d.id}`) ?? d;
   // Each channel's parts: the CREATEUR's listener for ZAMs, the deliveries its sections ask for.
   const channels = configs.map((c) => {
-    const shared = { queueRedis: redis, workerRedis, journal: workerJournal, keys, log, retentionMs };
-    if (c.flow !== 'transmission')
-      return new ChannelRuntime(c, {
-        queueRedis: redis,
-        workerRedis,
-        journal,
-        workerJournal,
-        identity,
-        keys,
-        log,
-        addressOf: addressOf(c),
-      });
-    const client = c.businessAcks && destinationClient(c.businessAcks);
-    const acks =
-      client &&
-      new BusinessAcks({
-        ...shared,
-        redis: workerRedis,
-        client,
-        channel: c.id,
-        defaultCharset: c.source.defaultCharset,
-      });
-    const dmp =
-      c.dmp &&
-      new DmpDelivery(c, c.dmp, dmpEndpoint(c.dmp), { ...shared, identity, acks, clock, terminology: loadTerminology });
-    const mssante = c.mssante && new MssDelivery(c, c.mssante, { ...shared, acks });
-    return new ChannelRuntime(c, {
+    const base = {
       queueRedis: redis,
       workerRedis,
       journal,
@@ -141,11 +115,18 @@ export async function startEngine(
       identity,
       keys,
       log,
-      dmp,
-      mssante,
-      acks,
       addressOf: addressOf(c),
-    });
+    };
+    if (c.flow !== 'transmission') return new ChannelRuntime(c, base);
+    const shared = { queueRedis: redis, workerRedis, journal: workerJournal, keys, log, retentionMs };
+    const client = c.businessAcks && destinationClient(c.businessAcks);
+    const charset = c.source.defaultCharset;
+    const acks =
+      client && new BusinessAcks({ ...shared, redis: workerRedis, client, channel: c.id, defaultCharset: charset });
+    const dmpDeps = { ...shared, identity, acks, clock, terminology: loadTerminology };
+    const dmp = c.dmp && new DmpDelivery(c, c.dmp, dmpEndpoint(c.dmp), dmpDeps);
+    const mssante = c.mssante && new MssDelivery(c, c.mssante, { ...shared, acks });
+    return new ChannelRuntime(c, { ...base, dmp, mssante, acks });
   });
   const app = await buildAdminApp({ settings, channels, journal, redis, identity, log });
 

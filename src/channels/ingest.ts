@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import { ackBytes, type AckCode, type AckError } from '../hl7v2/ack.js';
 import { sniffMsh18, type Hl7Charset } from '../hl7v2/charset.js';
 import { readMsh, type MshHeader } from '../hl7v2/header.js';
+import type { ErrorLocation } from '../hl7v2/errors.js';
 import { Hl7Message, Hl7ParseError } from '../hl7v2/message.js';
 import { validateTransmission } from '../flows/transmission/validate.js';
 import type { Journal, MessageSummary } from '../journal/journal.js';
@@ -341,14 +342,7 @@ function unique(values: (string | undefined)[]): string[] | undefined {
   return out.length ? out : undefined;
 }
 
-export function formatLocation(l: {
-  segment: string;
-  sequence?: number;
-  field?: number;
-  repetition?: number;
-  component?: number;
-  subcomponent?: number;
-}): string {
+export function formatLocation(l: ErrorLocation): string {
   let s = l.segment;
   if (l.field !== undefined) s += `-${l.field}`;
   if (l.repetition !== undefined && l.repetition > 1) s += `[${l.repetition}]`;

@@ -29,7 +29,12 @@ import { createHash } from 'node:crypto';
 import { UnzipInflate, UnzipPassThrough, type UnzipDecoder } from 'fflate';
 import { readCdaHeader, type CdaHeader, type InstanceId } from '../cda/header.js';
 import { XDM_ACTION_SLOT } from './build.js';
-import { EbrimError, readSubmitObjectsRequest, type SubmitObjectsRequest } from '../xds/ebrim-read.js';
+import {
+  EbrimError,
+  readSubmitObjectsRequest,
+  type EbrimDocumentEntry,
+  type SubmitObjectsRequest,
+} from '../xds/ebrim-read.js';
 import { PfiError } from '../errors.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -83,20 +88,8 @@ export interface ReceivedDocument {
   fileName: string;
   /** The document exactly as in the archive. */
   bytes: Buffer;
-  entry: {
-    uniqueId: string;
-    entryUUID: string;
-    typeCode?: { code: string; scheme: string; display?: string };
-    title?: string;
-    mimeType: string;
-    hash?: string;
-    size?: number;
-    /** CX as written, e.g. `279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH`. */
-    patientId?: string;
-    creationTime?: string;
-    formatCode?: string;
-    confidentialityCodes: string[];
-  };
+  /** Its metadata (XDS DocumentEntry), as METADATA.XML gives it. */
+  entry: Omit<EbrimDocumentEntry, 'uri' | 'slots' | 'size'> & { size?: number };
   cda: CdaHeader;
 }
 

@@ -14,6 +14,13 @@ import { PfiError } from '../../errors.js';
 
 export type { Routes, Submission };
 
+/** A metadata field the document lacks: the request is refused, OBX-5 of that document named. */
+function metadataRefusal(e: unknown, obx: number): unknown {
+  if (!(e instanceof MetadataError)) return e;
+  const where = { segment: 'OBX', sequence: obx, field: 5 };
+  return new InterpretationError(`XDS-${e.field}`, 207, `OBX ${obx}: ${e.message}`, where);
+}
+
 /** A request the volet refuses once its document is read: reported in the journal and by ZAM. */
 export class InterpretationError extends PfiError {
   constructor(
@@ -58,13 +65,7 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
     try {
       if (d.mediaType === 'application/pdf') bytes = n1FromMessage(msg, d.obx, d.bytes, ctx.mapping);
     } catch (e) {
-      if (e instanceof MetadataError)
-        throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, {
-          segment: 'OBX',
-          sequence: d.obx,
-          field: 5,
-        });
-      throw e;
+      throw metadataRefusal(e, d.obx);
     }
     try {
       header = readCdaHeader(bytes);
@@ -90,13 +91,7 @@ export function interpret(msg: Hl7Message, ctx: InterpretContext): Submission {
         ...(bytes !== d.bytes ? { generatedCda: bytes.toString('base64') } : {}),
       };
     } catch (e) {
-      if (e instanceof MetadataError)
-        throw new InterpretationError(`XDS-${e.field}`, 207, `OBX ${d.obx}: ${e.message}`, {
-          segment: 'OBX',
-          sequence: d.obx,
-          field: 5,
-        });
-      throw e;
+      throw metadataRefusal(e, d.obx);
     }
   });
 
