@@ -13,10 +13,13 @@ export const DMP_DOC_BYTES = 100 * 1024;
 
 /** The channel the engine child runs for this scenario (certificates of the simulator's PKI). */
 export function dmpChannelYaml(port: number, simUrl: string, pki: string): string {
+  const source =
+    `{ type: mllp, host: 127.0.0.1, port: ${port}, profile: cisis-transmission, ` +
+    'accept: [{ type: MDM, events: [T02], versions: ["2.6"] }] }';
   return `id: bench-dmp
 flow: transmission
 mapping: mappings/transmission.yaml
-source: { type: mllp, host: 127.0.0.1, port: ${port}, profile: cisis-transmission, accept: [{ type: MDM, events: [T02], versions: ["2.6"] }] }
+source: ${source}
 processing: { concurrency: 8 }
 dmp:
   url: ${simUrl}

@@ -22,12 +22,16 @@ const BAL = 'bal-flowb@hopital.test';
 const SENDER = 'thomas.eric@medecin.mssante.fr';
 const DOC_BYTES = 100 * 1024;
 const EXAMPLE =
-  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7';
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/' +
+  'message_MDM_CR_Radio_INIT_N1_Base64.er7';
 
 export function intakeChannelYaml(mail: MailEnv, dpiPort: number): string {
+  const source =
+    `{ type: imap, host: ${mail.imap.host}, port: ${mail.imap.port}, secure: false, ` +
+    `auth: { user: ${BAL}, password: ${PASSWORD} }, pollSeconds: 5 }`;
   return `id: bench-lps
 flow: lps
-source: { type: imap, host: ${mail.imap.host}, port: ${mail.imap.port}, secure: false, auth: { user: ${BAL}, password: ${PASSWORD} }, pollSeconds: 5 }
+source: ${source}
 destinations:
   - { id: dpi, type: mllp, host: 127.0.0.1, port: ${dpiPort} }
 intake:

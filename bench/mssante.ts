@@ -15,10 +15,13 @@ const RECIPIENT = 'dr.martin@pro.test';
 const DOC_BYTES = 100 * 1024;
 
 export function mssChannelYaml(port: number, mail: MailEnv): string {
+  const source =
+    `{ type: mllp, host: 127.0.0.1, port: ${port}, profile: cisis-transmission, ` +
+    'accept: [{ type: MDM, events: [T02], versions: ["2.6"] }] }';
   return `id: bench-mss
 flow: transmission
 mapping: mappings/transmission.yaml
-source: { type: mllp, host: 127.0.0.1, port: ${port}, profile: cisis-transmission, accept: [{ type: MDM, events: [T02], versions: ["2.6"] }] }
+source: ${source}
 processing: { concurrency: 8 }
 mssante:
   from: pfi@hopital.test
@@ -41,7 +44,8 @@ function mssRequest(n: number): Buffer {
   lines.splice(
     sb + 1,
     0,
-    `PRT||UC||RCT^^participation|899999999998^MARTIN^JEANNE^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS||||||||||^NET^X.400^${RECIPIENT}`,
+    'PRT||UC||RCT^^participation|899999999998^MARTIN^JEANNE^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS' +
+      `||||||||||^NET^X.400^${RECIPIENT}`,
   );
   return Buffer.from(lines.join('\r'), 'utf8');
 }

@@ -501,9 +501,8 @@ async function main(): Promise<void> {
     await waitForPort(mllpPort, engine, 'engine');
     await waitForPort(adminPort, engine, 'engine admin API');
     const enginePid = engine.pid!;
-    progress(
-      `engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${mib(procStatusKiB(enginePid, 'VmRSS'))} MiB`,
-    );
+    const rssMiB = mib(procStatusKiB(enginePid, 'VmRSS'));
+    progress(`engine pid ${enginePid}: MLLP ${mllpPort}, admin ${adminPort}, RSS ${rssMiB} MiB`);
 
     // Other jobs on the machine skew every number below: say how busy it was before starting.
     const b0 = machineBusySeconds();

@@ -235,8 +235,10 @@ export function hl7(
   } = {},
 ): string {
   const type = opts.type ?? 'MDM^T02^MDM_T02';
+  const controlId = opts.controlId ?? 'MSG' + Math.random().toString(36).slice(2, 10);
   const segs = [
-    `MSH|^~\\&|${opts.app ?? 'DPI-TEST'}|CHU-TEST|PFI|CHU-TEST|20261121101500||${type}|${opts.controlId ?? 'MSG' + Math.random().toString(36).slice(2, 10)}|P|${opts.version ?? '2.6'}|||||FRA|${opts.charset ?? 'UNICODE UTF-8'}|||2.1^CISIS_CDA_HL7_V2`,
+    `MSH|^~\\&|${opts.app ?? 'DPI-TEST'}|CHU-TEST|PFI|CHU-TEST|20261121101500||${type}|${controlId}|P|` +
+      `${opts.version ?? '2.6'}|||||FRA|${opts.charset ?? 'UNICODE UTF-8'}|||2.1^CISIS_CDA_HL7_V2`,
     'EVN||20261121101500',
     'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI||TEST^PATIENT^^^^^L||19800101|F',
     'PV1|1|O',

@@ -37,8 +37,9 @@ export const PASSWORD = 'secret';
  * hopitalA), plus `<INS>@patient.mssante.fr` for each INS of a PID-3 with authority 1.2.250.1.213.1.4.8/.9/.10/.11
  * (274075176079430, 276037510669380, 277076322082910, 279035121518989), plus our own: the hospital's
  * (pfi@ = the BAL applicative, manual@, dpi@hopital.test; bal-mss@ and bal-flowb@ are the application mailboxes of
- * the engines under test in mssante.test.ts and the flow B tests: an engine's watcher takes every mail of its mailbox), two professionals (pro.test) and the demo patient
- * 280017512345610. Addresses are case-insensitive here as everywhere (Postfix and Dovecot fold them to lower case).
+ * the engines under test in mssante.test.ts and the flow B tests: an engine's watcher takes every mail of its
+ * mailbox), two professionals (pro.test) and the demo patient 280017512345610. Addresses are case-insensitive here
+ * as everywhere (Postfix and Dovecot fold them to lower case).
  */
 export const MAILBOXES: string[] = [
   '274075176079430@patient.mssante.fr',
@@ -181,7 +182,8 @@ async function waitGreeting(
     await sleep(200);
   }
   throw new Error(
-    `mail test environment: ${what} did not come up on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s (${last})\n${await diagnose()}`,
+    `mail test environment: ${what} did not come up on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s ` +
+      `(${last})\n${await diagnose()}`,
   );
 }
 
@@ -332,7 +334,7 @@ async function withLock<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
       } catch {
         /* being created, or left half-made */
       }
-      let age = 0;
+      let age: number;
       try {
         age = Date.now() - (await stat(LOCK)).mtimeMs;
       } catch {
@@ -343,7 +345,9 @@ async function withLock<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
         continue;
       }
       if (Date.now() > deadline)
-        throw new Error(`mail test environment: ${LOCK} held by pid ${holder || '?'} for ${Math.round(age / 1000)} s`);
+        throw new Error(`mail test environment: ${LOCK} held by pid ${holder || '?'} for ${Math.round(age / 1000)} s`, {
+          cause: e,
+        });
       await sleep(100);
     }
   }
@@ -579,7 +583,10 @@ export async function readMailbox(
   });
 }
 
-/** Waits until `address`'s folder holds at least `n` (default 1) messages matching `filter` (on the raw source), returns them. */
+/**
+ * Waits until `address`'s folder holds at least `n` (default 1) messages matching `filter` (on the raw source),
+ * returns them.
+ */
 export async function waitForMail(
   address: string,
   filter: (source: string) => boolean,
@@ -588,7 +595,7 @@ export async function waitForMail(
   const n = opts.n ?? 1;
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
-  let seen = 0;
+  let seen: number;
   for (;;) {
     const all = await readMailbox(address, opts.folder);
     seen = all.length;
@@ -596,7 +603,8 @@ export async function waitForMail(
     if (hits.length >= n) return hits;
     if (Date.now() >= deadline) {
       throw new Error(
-        `waitForMail: ${address} ${opts.folder ?? 'INBOX'} has ${hits.length} matching message(s) of ${seen} after ${timeoutMs} ms, wanted ${n}`,
+        `waitForMail: ${address} ${opts.folder ?? 'INBOX'} has ${hits.length} matching message(s) of ${seen} ` +
+          `after ${timeoutMs} ms, wanted ${n}`,
       );
     }
     await sleep(250);
@@ -671,9 +679,8 @@ export class TcpGate {
   ) {}
 
   static async start(target: { host: string; port: number }): Promise<TcpGate> {
-    let gate: TcpGate | undefined;
-    const server = await listen((s) => gate!.relay(s), 0);
-    gate = new TcpGate(target, (server.address() as net.AddressInfo).port);
+    const server = await listen((s) => gate.relay(s), 0);
+    const gate = new TcpGate(target, (server.address() as net.AddressInfo).port);
     gate.server = server;
     return gate;
   }

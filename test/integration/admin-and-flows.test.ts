@@ -198,30 +198,34 @@ describe('forward flow', () => {
 });
 
 describe('business acknowledgements', () => {
-  test('a request refused at interpretation that asked for ACK_RECEPTION gets a ZAM^Z01 N naming the rule', async () => {
-    const file = join(
-      EXAMPLES,
-      'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7',
-    );
-    const msg = Hl7Message.parse(splitMessages(readFileSync(file))[0]!);
-    msg.set('MSH-10', 'ZAM-ME');
-    msg.set('OBX-5.5', Buffer.from('this is not a CDA').toString('base64'));
-    const c = await RawMllp.open(t.port('createur'));
-    await c.write(frame(msg.toBuffer()));
-    const [ack] = await c.waitAcks(1);
-    c.close();
-    expect(ackOf(ack!).code).toBe('AA');
-    const entry = await entryByControlId('ZAM-ME', 'dead-lettered');
-    const zam = peer.messages.find((m) => m.get('MSH-9.1') === 'ZAM' && m.get('OBX-4') === 'ZAM-ME')!;
-    expect(zam.get('MSH-9.2')).toBe('Z01');
-    expect(zam.get('OBX-3.1')).toBe('ACK_RECEPTION_DMP');
-    expect(zam.get('OBX-5.1')).toBe('N');
-    expect(zam.get('ERR-5.1')).toBe('OBX-5-cda');
-    expect(zam.get('ERR-8')).toMatch(/Not a CDA document/);
-    const one = (await (await t.api(`/messages/${entry.id}`)).json()) as JournalEntry;
-    expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({
-      destination: 'business-acks',
-      ackCode: 'AA',
-    });
-  });
+  test(
+    'a request refused at interpretation that asked ' + 'for ACK_RECEPTION gets a ZAM^Z01 N naming the rule',
+    async () => {
+      const file = join(
+        EXAMPLES,
+        'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/' +
+          'message_ORU_CR_Bio_INIT_N3_SEGUR.hl7',
+      );
+      const msg = Hl7Message.parse(splitMessages(readFileSync(file))[0]!);
+      msg.set('MSH-10', 'ZAM-ME');
+      msg.set('OBX-5.5', Buffer.from('this is not a CDA').toString('base64'));
+      const c = await RawMllp.open(t.port('createur'));
+      await c.write(frame(msg.toBuffer()));
+      const [ack] = await c.waitAcks(1);
+      c.close();
+      expect(ackOf(ack!).code).toBe('AA');
+      const entry = await entryByControlId('ZAM-ME', 'dead-lettered');
+      const zam = peer.messages.find((m) => m.get('MSH-9.1') === 'ZAM' && m.get('OBX-4') === 'ZAM-ME')!;
+      expect(zam.get('MSH-9.2')).toBe('Z01');
+      expect(zam.get('OBX-3.1')).toBe('ACK_RECEPTION_DMP');
+      expect(zam.get('OBX-5.1')).toBe('N');
+      expect(zam.get('ERR-5.1')).toBe('OBX-5-cda');
+      expect(zam.get('ERR-8')).toMatch(/Not a CDA document/);
+      const one = (await (await t.api(`/messages/${entry.id}`)).json()) as JournalEntry;
+      expect(one.events.find((x) => x.status === 'delivered')).toMatchObject({
+        destination: 'business-acks',
+        ackCode: 'AA',
+      });
+    },
+  );
 });

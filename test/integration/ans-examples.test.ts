@@ -87,7 +87,8 @@ describe('ANS example messages of the volet Transmission, sent by an external cl
 describe('the bundled channel checks the volet at ingest (profile cisis-transmission)', () => {
   const replacement = join(
     EXAMPLES,
-    'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7',
+    'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/' +
+      'message_MDM_CR_Radio_RPLC_N1.er7',
   );
 
   async function send(payload: Buffer) {

@@ -98,7 +98,8 @@ describe('refused messages get the precise ACK and are journaled', () => {
   test('an INS with a wrong key is answered AE 102 at PID-3, never stored as an accepted message', async () => {
     const message = hl7({ controlId: 'BAD-INS' }).replace(
       'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI',
-      'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI~279035121518988^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
+      'PID|||IPP0001^^^CHU-TEST&1.2.250.1.999.1&ISO^PI' +
+        '~279035121518988^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
     );
     const ack = await sendOne(message);
     expect(ack).toMatchObject({ code: 'AE', error: '102', controlId: 'BAD-INS' });

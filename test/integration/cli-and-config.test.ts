@@ -128,93 +128,101 @@ describe('channel files', () => {
 });
 
 describe('pfi terminology', () => {
-  test('import of the official NOS files gives the committed terminology, and drives class and format codes', async () => {
-    const out = join(tempDir('terminology'), 'terminology.json');
-    dirs.push(join(out, '..'));
-    const imp = await run(process.execPath, [
-      CLI,
-      'terminology',
-      'import',
-      join(ROOT, '..', 'shared', 'reference', 'nos'),
-      '--out',
-      out,
-    ]);
-    expect(imp.stdout).toMatch(/value sets/);
-    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(ROOT, 'mappings', 'terminology.json'), 'utf8'));
-    const cls = await run(process.execPath, [CLI, 'terminology', 'class-code', '18748-4', '--file', out]);
-    expect(cls.stdout).toMatch(/^18748-4 -> 31 \(system 1\.2\.250\.1\.213\.1\.1\.4\.1/);
-    const fmt = await run(process.execPath, [
-      CLI,
-      'terminology',
-      'format-code',
-      '1.3.6.1.4.1.19376.1.2.20',
-      '--media-type',
-      'application/pdf',
-      '--file',
-      out,
-    ]);
-    expect(fmt.stdout).toMatch(/^urn:ihe:iti:xds-sd:pdf:2008/);
-    const no = await run(process.execPath, [
-      CLI,
-      'terminology',
-      'check',
-      'ZZ',
-      '--value-set',
-      'J57',
-      '--file',
-      out,
-    ]).catch((e) => e);
-    expect(no.code).toBe(1);
-  });
+  test(
+    'import of the official NOS files gives the committed terminology, ' + 'and drives class and format codes',
+    async () => {
+      const out = join(tempDir('terminology'), 'terminology.json');
+      dirs.push(join(out, '..'));
+      const imp = await run(process.execPath, [
+        CLI,
+        'terminology',
+        'import',
+        join(ROOT, '..', 'shared', 'reference', 'nos'),
+        '--out',
+        out,
+      ]);
+      expect(imp.stdout).toMatch(/value sets/);
+      expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(ROOT, 'mappings', 'terminology.json'), 'utf8'));
+      const cls = await run(process.execPath, [CLI, 'terminology', 'class-code', '18748-4', '--file', out]);
+      expect(cls.stdout).toMatch(/^18748-4 -> 31 \(system 1\.2\.250\.1\.213\.1\.1\.4\.1/);
+      const fmt = await run(process.execPath, [
+        CLI,
+        'terminology',
+        'format-code',
+        '1.3.6.1.4.1.19376.1.2.20',
+        '--media-type',
+        'application/pdf',
+        '--file',
+        out,
+      ]);
+      expect(fmt.stdout).toMatch(/^urn:ihe:iti:xds-sd:pdf:2008/);
+      const no = await run(process.execPath, [
+        CLI,
+        'terminology',
+        'check',
+        'ZZ',
+        '--value-set',
+        'J57',
+        '--file',
+        out,
+      ]).catch((e) => e);
+      expect(no.code).toBe(1);
+    },
+  );
 });
 
 describe('a destination played by the engine’s CONSOMMATEUR simulator', () => {
-  test('simulator: consommateur starts a DPI with the patients of the file; the ANS LPS MDM sent to it is integrated (AA)', async () => {
-    const lps = join(
-      EXAMPLES,
-      'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1/Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7',
-    );
-    const msg = Hl7Message.parse(readFileSync(lps));
-    const rt = readCdaHeader(Buffer.from(msg.get('OBX-5.5')!, 'base64')).recordTarget;
-    const dir = tempDir('sim-dest');
-    dirs.push(dir);
-    const patients = join(dir, 'patients.json');
-    writeFileSync(
-      patients,
-      JSON.stringify([
-        {
-          ins: rt.ins,
-          birthName: rt.birthName,
-          givenNames: rt.givenNames.join(' '),
-          birthDate: rt.birthDate,
-          sex: rt.sex,
-          birthPlaceCode: rt.birthPlaceCode,
-        },
-      ]),
-    );
-    const t = await startTestEngine({
-      relay: channelYaml('relay', {
-        extra: `flow: forward
+  test(
+    'simulator: consommateur starts a DPI with the patients of the file; ' +
+      'the ANS LPS MDM sent to it is integrated (AA)',
+    async () => {
+      const lps = join(
+        EXAMPLES,
+        'Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1/' +
+          'Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7',
+      );
+      const msg = Hl7Message.parse(readFileSync(lps));
+      const rt = readCdaHeader(Buffer.from(msg.get('OBX-5.5')!, 'base64')).recordTarget;
+      const dir = tempDir('sim-dest');
+      dirs.push(dir);
+      const patients = join(dir, 'patients.json');
+      writeFileSync(
+        patients,
+        JSON.stringify([
+          {
+            ins: rt.ins,
+            birthName: rt.birthName,
+            givenNames: rt.givenNames.join(' '),
+            birthDate: rt.birthDate,
+            sex: rt.sex,
+            birthPlaceCode: rt.birthPlaceCode,
+          },
+        ]),
+      );
+      const t = await startTestEngine({
+        relay: channelYaml('relay', {
+          extra: `flow: forward
 destinations:
   - { id: dpi, type: mllp, simulator: consommateur, patients: ${patients} }
 `,
-      }).replace('flow: journal\n', ''),
-    });
-    try {
-      msg.set('MSH-10', 'SIM-DEST-1');
-      const c = await RawMllp.open(t.port('relay'));
-      await c.write(frame(msg.toBuffer()));
-      expect(ackOf((await c.waitAcks(1))[0]!).code).toBe('AA');
-      c.close();
-      const e = await waitFor(async () => {
-        const r = (await (await t.api('/messages?controlId=SIM-DEST-1')).json()) as { messages: JournalEntry[] };
-        return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
+        }).replace('flow: journal\n', ''),
       });
-      expect(e.events.find((x) => x.destination === 'dpi')?.ackCode).toBe('AA');
-    } finally {
-      await t.stop();
-    }
-  });
+      try {
+        msg.set('MSH-10', 'SIM-DEST-1');
+        const c = await RawMllp.open(t.port('relay'));
+        await c.write(frame(msg.toBuffer()));
+        expect(ackOf((await c.waitAcks(1))[0]!).code).toBe('AA');
+        c.close();
+        const e = await waitFor(async () => {
+          const r = (await (await t.api('/messages?controlId=SIM-DEST-1')).json()) as { messages: JournalEntry[] };
+          return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
+        });
+        expect(e.events.find((x) => x.destination === 'dpi')?.ackCode).toBe('AA');
+      } finally {
+        await t.stop();
+      }
+    },
+  );
 });
 
 describe('pfi send', () => {

@@ -12,7 +12,8 @@ import { makeTestPki } from '../helpers/tls.js';
 
 const INIT = join(
   EXAMPLES,
-  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7',
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/' +
+    'message_MDM_CR_Radio_INIT_N1_Base64.er7',
 );
 
 let dir: string;
@@ -27,12 +28,15 @@ beforeAll(async () => {
     tls: { cert: pki.pem['server.crt'], key: pki.pem['server.key'], ca: pki.pem['ca.crt'] },
     sealCertificates: [pki.pem['client.crt']],
   });
+  const source =
+    '{ type: mllp, host: 127.0.0.1, port: 0, profile: cisis-transmission, ' +
+    'accept: [{ type: MDM, events: [T02, T04, T10], versions: ["2.6"] }] }';
   writeFileSync(
     join(dir, 'channels', 'dmp.yaml'),
     `id: dmp
 flow: transmission
 mapping: mappings/transmission.yaml
-source: { type: mllp, host: 127.0.0.1, port: 0, profile: cisis-transmission, accept: [{ type: MDM, events: [T02, T04, T10], versions: ["2.6"] }] }
+source: ${source}
 processing: { attempts: 3, backoffSeconds: 0.2 }
 dmp:
   url: ${sim.url}

@@ -145,7 +145,7 @@ async function dmpState(
     const events = (await entry(id)).events.map(
       (x) => `${x.status} ${x.destination ?? ''} ${x.detail ?? ''} ${x.error?.message ?? ''}`,
     );
-    throw new Error(`${(e as Error).message}; journal: ${events.join(' | ')}`);
+    throw new Error(`${(e as Error).message}; journal: ${events.join(' | ')}`, { cause: e });
   }
 }
 
@@ -201,35 +201,39 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
     expect((await entry(del.id)).events.some((e) => e.destination === 'dmp' && e.status === 'delivered')).toBe(true);
   });
 
-  test('MDM (V2.0, ids as root^extension): the placeholder replacement and deletion with the CDA published beside them', async () => {
-    const dir = join(V20, 'MDM');
-    const withCda = (cda: string) => (m: Hl7Message) => {
-      m.set('OBX-5.4', 'Base64');
-      m.set('OBX-5.5', readFileSync(join(dir, cda)).toString('base64'));
-    };
-    const init = await send(join(dir, 'Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7'));
-    await accepted(init.id);
-    const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000081')!;
-    expect(v1).toMatchObject({ status: 'Approved', patientId: '274075176079430' });
-    const rplc = await send(
-      join(dir, 'Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7'),
-      withCda('Remplacement MDM/CR_Radio_CDAN1_v2.XML'),
-    );
-    await accepted(rplc.id);
-    expect(byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000082')).toMatchObject({
-      status: 'Approved',
-      replaces: v1.entryUUID,
-    });
-    const del = await send(
-      join(dir, 'Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7'),
-      withCda('Suppression MDM/CR_Radio_CDAN1_v2.XML'),
-    );
-    await accepted(del.id);
-    expect(sim.documents().map((d) => [d.uniqueId.split('^')[1], d.status])).toEqual([
-      ['A71024000081', 'Deprecated'],
-      ['A71024000082', 'Deleted'],
-    ]);
-  });
+  test(
+    'MDM (V2.0, ids as root^extension): ' +
+      'the placeholder replacement and deletion with the CDA published beside them',
+    async () => {
+      const dir = join(V20, 'MDM');
+      const withCda = (cda: string) => (m: Hl7Message) => {
+        m.set('OBX-5.4', 'Base64');
+        m.set('OBX-5.5', readFileSync(join(dir, cda)).toString('base64'));
+      };
+      const init = await send(join(dir, 'Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7'));
+      await accepted(init.id);
+      const v1 = byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000081')!;
+      expect(v1).toMatchObject({ status: 'Approved', patientId: '274075176079430' });
+      const rplc = await send(
+        join(dir, 'Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7'),
+        withCda('Remplacement MDM/CR_Radio_CDAN1_v2.XML'),
+      );
+      await accepted(rplc.id);
+      expect(byUniqueId('1.2.250.1.71.4.2.2.120456789^A71024000082')).toMatchObject({
+        status: 'Approved',
+        replaces: v1.entryUUID,
+      });
+      const del = await send(
+        join(dir, 'Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7'),
+        withCda('Suppression MDM/CR_Radio_CDAN1_v2.XML'),
+      );
+      await accepted(del.id);
+      expect(sim.documents().map((d) => [d.uniqueId.split('^')[1], d.status])).toEqual([
+        ['A71024000081', 'Deprecated'],
+        ['A71024000082', 'Deleted'],
+      ]);
+    },
+  );
 
   test('ORU (Vague 2, Ségur N3): initial then replacement named by the CDA’s relatedDocument', async () => {
     // The replacement's CDA names 1.2.250.1.213.1.1.12, the CDA published beside the initial
@@ -249,42 +253,45 @@ describe('ANS examples end to end: MLLP in, DMP simulator store, ZAM^Z01 to the 
     expect((await zam(rplc.controlId)).get('OBX-5.1')).toBe('Y');
   });
 
-  test('ORU (V2.0, N1 + N3 of one result): each format replaced by its new version, then both deleted in one request', async () => {
-    // The V2.0 initial example carries placeholders: the two CDAs beside it are put back in OBX-5.
-    const dir = join(V20, 'ORU/Transmission initiale ORU');
-    const init = await send(join(dir, 'message_ORU_CR_Bio_INIT_N1_N3.hl7'), (m) => {
-      m.set('OBX[1]-5.5', readFileSync(join(dir, 'CR_Bio_CDA_Niv1_v1.XML')).toString('base64'));
-      m.set('OBX[2]-5.5', readFileSync(join(dir, 'CR_Bio_CDA_Niv3_v1.XML')).toString('base64'));
-    });
-    await accepted(init.id);
-    expect(
-      sim
-        .documents()
-        .map((d) => d.uniqueId)
-        .sort(),
-    ).toEqual(['1.2.250.1.213.1.1.10', '1.2.250.1.213.1.1.9']);
-    // As published, the replacement's N3 does not say which document it replaces (no relatedDocument):
-    // refused before any call, nothing changes in the DMP.
-    const file = join(V20, 'ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7');
-    const asIs = await send(file);
-    expect(await dmpState(asIs.id)).toMatchObject({ state: 'refused', error: { code: 'DMP-replaced-document' } });
-    expect(sim.documents().every((d) => d.status === 'Approved')).toBe(true);
-    // The CDAs published beside it carry their relatedDocument: with them, each format replaces its own.
-    const beside = join(V20, 'ORU/Remplacement ORU');
-    const rplc = await send(file, (m) => {
-      m.set('OBX[1]-5.5', readFileSync(join(beside, 'CR_Bio_CDA_Niv1_v2.XML')).toString('base64'));
-      m.set('OBX[2]-5.5', readFileSync(join(beside, 'CR_Bio_CDA_Niv3_v2.XML')).toString('base64'));
-    });
-    await accepted(rplc.id);
-    const n1 = byUniqueId('1.2.250.1.213.1.1.12')!;
-    const n3 = byUniqueId('1.2.250.1.213.1.1.11')!;
-    expect(n1.replaces).toBe(byUniqueId('1.2.250.1.213.1.1.10')!.entryUUID);
-    expect(n3.replaces).toBe(byUniqueId('1.2.250.1.213.1.1.9')!.entryUUID);
-    const del = await send(join(V20, 'ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7'));
-    await accepted(del.id);
-    expect([n1, n3].map((d) => byUniqueId(d.uniqueId)!.status)).toEqual(['Deleted', 'Deleted']);
-    expect(sim.requests().filter((r) => r.action.endsWith('UpdateDocumentSet'))).toHaveLength(1);
-  });
+  test(
+    'ORU (V2.0, N1 + N3 of one result): ' + 'each format replaced by its new version, then both deleted in one request',
+    async () => {
+      // The V2.0 initial example carries placeholders: the two CDAs beside it are put back in OBX-5.
+      const dir = join(V20, 'ORU/Transmission initiale ORU');
+      const init = await send(join(dir, 'message_ORU_CR_Bio_INIT_N1_N3.hl7'), (m) => {
+        m.set('OBX[1]-5.5', readFileSync(join(dir, 'CR_Bio_CDA_Niv1_v1.XML')).toString('base64'));
+        m.set('OBX[2]-5.5', readFileSync(join(dir, 'CR_Bio_CDA_Niv3_v1.XML')).toString('base64'));
+      });
+      await accepted(init.id);
+      expect(
+        sim
+          .documents()
+          .map((d) => d.uniqueId)
+          .sort(),
+      ).toEqual(['1.2.250.1.213.1.1.10', '1.2.250.1.213.1.1.9']);
+      // As published, the replacement's N3 does not say which document it replaces (no relatedDocument):
+      // refused before any call, nothing changes in the DMP.
+      const file = join(V20, 'ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7');
+      const asIs = await send(file);
+      expect(await dmpState(asIs.id)).toMatchObject({ state: 'refused', error: { code: 'DMP-replaced-document' } });
+      expect(sim.documents().every((d) => d.status === 'Approved')).toBe(true);
+      // The CDAs published beside it carry their relatedDocument: with them, each format replaces its own.
+      const beside = join(V20, 'ORU/Remplacement ORU');
+      const rplc = await send(file, (m) => {
+        m.set('OBX[1]-5.5', readFileSync(join(beside, 'CR_Bio_CDA_Niv1_v2.XML')).toString('base64'));
+        m.set('OBX[2]-5.5', readFileSync(join(beside, 'CR_Bio_CDA_Niv3_v2.XML')).toString('base64'));
+      });
+      await accepted(rplc.id);
+      const n1 = byUniqueId('1.2.250.1.213.1.1.12')!;
+      const n3 = byUniqueId('1.2.250.1.213.1.1.11')!;
+      expect(n1.replaces).toBe(byUniqueId('1.2.250.1.213.1.1.10')!.entryUUID);
+      expect(n3.replaces).toBe(byUniqueId('1.2.250.1.213.1.1.9')!.entryUUID);
+      const del = await send(join(V20, 'ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7'));
+      await accepted(del.id);
+      expect([n1, n3].map((d) => byUniqueId(d.uniqueId)!.status)).toEqual(['Deleted', 'Deleted']);
+      expect(sim.requests().filter((r) => r.action.endsWith('UpdateDocumentSet'))).toHaveLength(1);
+    },
+  );
 
   test('a replacement of a document the engine never sent is found in the DMP (ITI-18), then replaced', async () => {
     // The initial version went to the DMP through another channel (the deferred one, standing in
@@ -399,48 +406,55 @@ describe('reliability', () => {
     expect(createur.zams(m.controlId)).toHaveLength(1);
   });
 
-  test('a DMP that stores the document but answers too late is asked (ITI-18) before sending again: stored once', async () => {
-    sim.failNext(1, 'slow', { delayMs: 4000 });
-    const m = await send(MDM.init);
-    await accepted(m.id);
-    expect(sim.documents()).toHaveLength(1);
-    // The second attempt found it registered and did not send it again.
-    expect(sim.requests().map((r) => r.action.split(':').pop())).toEqual([
-      'ProvideAndRegisterDocumentSet-b',
-      'RegistryStoredQuery',
-    ]);
-  });
+  test(
+    'a DMP that stores the document but answers too late is asked ' + '(ITI-18) before sending again: stored once',
+    async () => {
+      sim.failNext(1, 'slow', { delayMs: 4000 });
+      const m = await send(MDM.init);
+      await accepted(m.id);
+      expect(sim.documents()).toHaveLength(1);
+      // The second attempt found it registered and did not send it again.
+      expect(sim.requests().map((r) => r.action.split(':').pop())).toEqual([
+        'ProvideAndRegisterDocumentSet-b',
+        'RegistryStoredQuery',
+      ]);
+    },
+  );
 
-  test('the DMP keeps failing: dead letter after the configured attempts, ZAM N, visible in /channels and the journal', async () => {
-    sim.failNext(100, 'http500');
-    const m = await send(MDM.init);
-    const s = await dmpState(m.id);
-    expect(s).toMatchObject({ state: 'dead-lettered', error: { code: 'DMP-unreachable', system: 'PFIERRORCODE' } });
-    // Four attempts (the later ones first ask the DMP whether the earlier one went through), none stored.
-    const events = (await entry(m.id)).events.filter((x) => x.destination === 'dmp');
-    expect(events.filter((x) => x.status === 'failed')).toHaveLength(3);
-    expect(sim.requests().filter((r) => r.status !== 'HTTP')).toEqual([]);
-    expect(sim.documents()).toHaveLength(0);
-    const z = await zam(m.controlId);
-    expect([z.get('OBX-5.1'), z.get('ERR-5.1')]).toEqual(['N', 'DMP-unreachable']);
-    expect((await entry(m.id)).status).toBe('dead-lettered');
-    const channels = (await (await t.api('/channels')).json()) as {
-      id: string;
-      dmpQueue: Record<string, number>;
-      counts: { dmp: Record<string, number> };
-    }[];
-    const c = channels.find((x) => x.id === 'dmp')!;
-    expect(c.dmpQueue.failed).toBeGreaterThanOrEqual(1);
-    expect(c.counts.dmp['dead-lettered']).toBeGreaterThanOrEqual(1);
-    // The DMP is back: the operator sends it again; a new outcome, a new ZAM.
-    sim.reset();
-    const r = await t.api(`/submissions/${m.id}/retry`, { method: 'POST' });
-    expect(r.status).toBe(200);
-    await accepted(m.id);
-    expect(sim.documents()).toHaveLength(1);
-    expect(createur.zams(m.controlId).map((x) => x.get('OBX-5.1'))).toEqual(['N', 'Y']);
-    expect((await t.api(`/submissions/${m.id}/retry`, { method: 'POST' })).status).toBe(409);
-  });
+  test(
+    'the DMP keeps failing: dead letter after the configured attempts, ' +
+      'ZAM N, visible in /channels and the journal',
+    async () => {
+      sim.failNext(100, 'http500');
+      const m = await send(MDM.init);
+      const s = await dmpState(m.id);
+      expect(s).toMatchObject({ state: 'dead-lettered', error: { code: 'DMP-unreachable', system: 'PFIERRORCODE' } });
+      // Four attempts (the later ones first ask the DMP whether the earlier one went through), none stored.
+      const events = (await entry(m.id)).events.filter((x) => x.destination === 'dmp');
+      expect(events.filter((x) => x.status === 'failed')).toHaveLength(3);
+      expect(sim.requests().filter((r) => r.status !== 'HTTP')).toEqual([]);
+      expect(sim.documents()).toHaveLength(0);
+      const z = await zam(m.controlId);
+      expect([z.get('OBX-5.1'), z.get('ERR-5.1')]).toEqual(['N', 'DMP-unreachable']);
+      expect((await entry(m.id)).status).toBe('dead-lettered');
+      const channels = (await (await t.api('/channels')).json()) as {
+        id: string;
+        dmpQueue: Record<string, number>;
+        counts: { dmp: Record<string, number> };
+      }[];
+      const c = channels.find((x) => x.id === 'dmp')!;
+      expect(c.dmpQueue.failed).toBeGreaterThanOrEqual(1);
+      expect(c.counts.dmp['dead-lettered']).toBeGreaterThanOrEqual(1);
+      // The DMP is back: the operator sends it again; a new outcome, a new ZAM.
+      sim.reset();
+      const r = await t.api(`/submissions/${m.id}/retry`, { method: 'POST' });
+      expect(r.status).toBe(200);
+      await accepted(m.id);
+      expect(sim.documents()).toHaveLength(1);
+      expect(createur.zams(m.controlId).map((x) => x.get('OBX-5.1'))).toEqual(['N', 'Y']);
+      expect((await t.api(`/submissions/${m.id}/retry`, { method: 'POST' })).status).toBe(409);
+    },
+  );
 });
 
 describe('ordering and business acknowledgements', () => {
@@ -466,23 +480,27 @@ describe('ordering and business acknowledgements', () => {
     expect(waited[0]!.error!.message).toMatch(/waiting for document 1\.2\.250\.1\.71\.4\.2\.2\.120456789\.71024000081/);
   });
 
-  test('a CREATEUR refusing the ZAM gets it again (the DMP is not called twice), and the journal shows both', async () => {
-    createur.answer = 'AE';
-    try {
-      const m = await send(MDM.init);
-      await waitFor(
-        async () => (await entry(m.id)).events.some((x) => x.destination === 'business-acks' && x.status === 'failed'),
-        10_000,
-        'a failed ZAM',
-      );
-      createur.answer = 'AA';
-      expect(await dmpState(m.id)).toMatchObject({ state: 'accepted', zam: 'AA' });
-      expect(createur.zams(m.controlId).length).toBeGreaterThanOrEqual(2);
-      expect(sim.requests()).toHaveLength(1);
-    } finally {
-      createur.answer = 'AA';
-    }
-  });
+  test(
+    'a CREATEUR refusing the ZAM gets it again ' + '(the DMP is not called twice), and the journal shows both',
+    async () => {
+      createur.answer = 'AE';
+      try {
+        const m = await send(MDM.init);
+        await waitFor(
+          async () =>
+            (await entry(m.id)).events.some((x) => x.destination === 'business-acks' && x.status === 'failed'),
+          10_000,
+          'a failed ZAM',
+        );
+        createur.answer = 'AA';
+        expect(await dmpState(m.id)).toMatchObject({ state: 'accepted', zam: 'AA' });
+        expect(createur.zams(m.controlId).length).toBeGreaterThanOrEqual(2);
+        expect(sim.requests()).toHaveLength(1);
+      } finally {
+        createur.answer = 'AA';
+      }
+    },
+  );
 });
 
 describe('deferral (Ségur SC.DMP/ALI/PROG.02-03): an hour before sending, on the engine’s clock', () => {

@@ -44,51 +44,58 @@ describe('kill -9 right after AA', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the message is processed after restart, exactly once, and a retransmission is not processed again', async () => {
-    const env = { PFI_HOME: dir, PFI_REDIS_URL: redis.url, PFI_VAR_DIR: join(dir, 'var') };
-    // First life: listeners only (as a crash before any worker picked the job up), killed at once.
-    const first = await spawnEngine({ ...env, PFI_ROLE: 'ingest' });
-    const message = hl7({ controlId: 'CRASH-1' });
-    const ack = await sendAndAck(first.ports.main!, message);
-    expect(ack.code).toBe('AA');
-    first.child.kill('SIGKILL');
-    await first.stopped;
+  test(
+    'the message is processed after restart, exactly once, ' + 'and a retransmission is not processed again',
+    async () => {
+      const env = { PFI_HOME: dir, PFI_REDIS_URL: redis.url, PFI_VAR_DIR: join(dir, 'var') };
+      // First life: listeners only (as a crash before any worker picked the job up), killed at once.
+      const first = await spawnEngine({ ...env, PFI_ROLE: 'ingest' });
+      const message = hl7({ controlId: 'CRASH-1' });
+      const ack = await sendAndAck(first.ports.main!, message);
+      expect(ack.code).toBe('AA');
+      first.child.kill('SIGKILL');
+      await first.stopped;
 
-    // Second life: full engine. The job waiting in Redis is processed.
-    const second = await spawnEngine(env);
-    try {
-      const entry = await waitFor(async () => {
+      // Second life: full engine. The job waiting in Redis is processed.
+      const second = await spawnEngine(env);
+      try {
+        const entry = await waitFor(async () => {
+          const r = (await get(second.adminUrl, '/messages?controlId=CRASH-1')) as { messages: JournalEntry[] };
+          return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
+        }, 60_000);
+        // The sender did not get our ACK in time and sends again: AA, not processed twice.
+        const again = await sendAndAck(second.ports.main!, message);
+        expect(again).toMatchObject({ code: 'AA', controlId: 'CRASH-1' });
+        // The retransmission is journaled after its ACK; a job it were given would be added before that ACK.
+        // Once the event is there and the queue has nothing waiting, delayed or running, any such job has run
+        // (the job of its group commit, which stores nothing new, is retried twice with backoff, 5 then 10 s,
+        // before it is let go: hence the limit).
+        const events = await waitFor(
+          async () => {
+            const e = (await get(second.adminUrl, `/messages/${entry.id}`)) as JournalEntry;
+            const channels = (await get(second.adminUrl, '/channels')) as {
+              id: string;
+              queue: Record<string, number>;
+            }[];
+            const q = channels.find((c) => c.id === 'main')!.queue;
+            const idle = ['waiting', 'active', 'delayed', 'prioritized'].every((k) => !q[k]);
+            return idle && e.events.some((x) => x.status === 'duplicate') ? e : undefined;
+          },
+          60_000,
+          'the retransmission journaled, the queue idle',
+        );
         const r = (await get(second.adminUrl, '/messages?controlId=CRASH-1')) as { messages: JournalEntry[] };
-        return r.messages[0]?.status === 'processed' ? r.messages[0] : undefined;
-      }, 60_000);
-      // The sender did not get our ACK in time and sends again: AA, not processed twice.
-      const again = await sendAndAck(second.ports.main!, message);
-      expect(again).toMatchObject({ code: 'AA', controlId: 'CRASH-1' });
-      // The retransmission is journaled after its ACK; a job it were given would be added before that ACK.
-      // Once the event is there and the queue has nothing waiting, delayed or running, any such job has run
-      // (the job of its group commit, which stores nothing new, is retried twice with backoff, 5 then 10 s,
-      // before it is let go: hence the limit).
-      const events = await waitFor(
-        async () => {
-          const e = (await get(second.adminUrl, `/messages/${entry.id}`)) as JournalEntry;
-          const channels = (await get(second.adminUrl, '/channels')) as { id: string; queue: Record<string, number> }[];
-          const q = channels.find((c) => c.id === 'main')!.queue;
-          const idle = ['waiting', 'active', 'delayed', 'prioritized'].every((k) => !q[k]);
-          return idle && e.events.some((x) => x.status === 'duplicate') ? e : undefined;
-        },
-        60_000,
-        'the retransmission journaled, the queue idle',
-      );
-      const r = (await get(second.adminUrl, '/messages?controlId=CRASH-1')) as { messages: JournalEntry[] };
-      expect(r.messages).toHaveLength(1);
-      expect(events.events.filter((e) => e.status === 'processed')).toHaveLength(1);
-      expect(events.events.filter((e) => e.status === 'processing')).toHaveLength(1);
-      expect(events.events.some((e) => e.status === 'duplicate')).toBe(true);
-    } finally {
-      second.child.kill('SIGTERM');
-      expect(await second.stopped).toBe(0);
-    }
-  }, 180_000);
+        expect(r.messages).toHaveLength(1);
+        expect(events.events.filter((e) => e.status === 'processed')).toHaveLength(1);
+        expect(events.events.filter((e) => e.status === 'processing')).toHaveLength(1);
+        expect(events.events.some((e) => e.status === 'duplicate')).toBe(true);
+      } finally {
+        second.child.kill('SIGTERM');
+        expect(await second.stopped).toBe(0);
+      }
+    },
+    180_000,
+  );
 });
 
 describe('Redis stopped', () => {

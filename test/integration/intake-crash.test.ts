@@ -16,7 +16,8 @@ import { PASSWORD, readMailbox, waitForPostfixQueue } from '../helpers/mail.js';
 
 const TRANS = join(
   EXAMPLES,
-  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7',
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/' +
+    'message_MDM_CR_Radio_INIT_N1_Base64.er7',
 );
 const BAL = 'bal-flowb@hopital.test';
 const SENDER = 'janet.blanc@medecin.mssante.fr';
@@ -31,11 +32,14 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'channels'));
   redis = await startEmbeddedRedis({ dir: join(dir, 'redis') });
   dpi = await ConsommateurSimulator.start();
+  const source =
+    `{ type: imap, host: 127.0.0.1, port: ${mail.imap.port}, secure: false, ` +
+    `auth: { user: ${BAL}, password: ${PASSWORD} }, pollSeconds: 2 }`;
   writeFileSync(
     join(dir, 'channels', 'lps.yaml'),
     `id: lps
 flow: lps
-source: { type: imap, host: 127.0.0.1, port: ${mail.imap.port}, secure: false, auth: { user: ${BAL}, password: ${PASSWORD} }, pollSeconds: 2 }
+source: ${source}
 destinations:
   - { id: dpi, type: mllp, host: 127.0.0.1, port: ${dpi.port}, ackTimeoutSeconds: 60 }
 intake:

@@ -21,7 +21,8 @@ test('no patient data nor document content in the logs at info level, even for r
       (await fetch(e.adminUrl + path, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     const files = [
       // A placeholder sentence instead of the CDA: refused, the sentence must not reach the logs.
-      'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7',
+      'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/' +
+        'message_MDM_CR_Radio_INIT_N1.er7',
       // Another patient's documents: refused, neither INS must reach the logs.
       'Volets/TRANS_DOC_CDA_HL7V2/V2.1/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7',
     ];

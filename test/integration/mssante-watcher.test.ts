@@ -46,7 +46,9 @@ async function connectAdmin(account = ACCOUNT): Promise<ImapFlow> {
 const path = (folder: string) => folder.split('/');
 
 function mail(tag: string, padTo = 0): Buffer {
-  const head = `From: Dr Martin <dr.martin@pro.test>\r\nTo: ${ACCOUNT}\r\nSubject: ${tag}\r\nMessage-ID: <${tag}@pro.test>\r\nDate: Tue, 14 May 2024 10:00:00 +0200\r\n\r\n`;
+  const head =
+    `From: Dr Martin <dr.martin@pro.test>\r\nTo: ${ACCOUNT}\r\nSubject: ${tag}\r\n` +
+    `Message-ID: <${tag}@pro.test>\r\nDate: Tue, 14 May 2024 10:00:00 +0200\r\n\r\n`;
   let body = `secret content of ${tag}\r\n`;
   if (padTo > head.length + body.length) body += 'x'.repeat(padTo - head.length - body.length - 2) + '\r\n';
   return Buffer.from(head + body);
@@ -198,36 +200,39 @@ describe('MailboxWatcher (real Dovecot)', () => {
     expect(w.stats).toMatchObject({ handled: 3, aside: 1, errors: 0 });
   });
 
-  it('a handler that throws leaves the mail in the mailbox; it is retried and moved once the handler succeeds', async () => {
-    await makeInbox();
-    await put(folders.inbox, 'flaky', 'fine');
-    let failuresLeft = 2;
-    const calls: string[] = [];
-    const handler: MailHandler = async (m) => {
-      const subject = /^Subject: (.*)$/m.exec(m.source!.toString('latin1'))![1]!.trim();
-      calls.push(subject);
-      if (subject === 'flaky' && failuresLeft-- > 0) throw new Error(`CREATEUR unreachable (uid ${m.uid})`);
-      return 'done';
-    };
-    const w = watcher(handler, { pollSeconds: 1 });
-    await w.start();
-    await until('first failure', () => w.stats.errors === 1);
-    await until('the other mail handled', () => w.stats.handled === 1);
-    expect(await subjects(folders.inbox)).toEqual(['flaky']); // still there, not moved
-    await until('the flaky mail handled at last', () => w.stats.handled === 2);
-    expect(calls.slice(0, 2)).toEqual(['flaky', 'fine']); // the failure does not hold up the next mail
-    expect(calls.filter((c) => c === 'flaky')).toHaveLength(3);
-    expect(w.stats.errors).toBe(2);
-    expect(await subjects(folders.done)).toEqual(['fine', 'flaky']);
-    expect(await subjects(folders.inbox)).toEqual([]);
-    const errors = logs.filter((l) => l.level === 'error');
-    expect(errors).toHaveLength(2);
-    expect(errors[0]!.o).toMatchObject({
-      uid: expect.any(Number),
-      err: expect.stringContaining('CREATEUR unreachable'),
-    });
-    expect(JSON.stringify(logs)).not.toContain('secret content'); // no mail content in the logs
-  });
+  it(
+    'a handler that throws leaves the mail in the mailbox; ' + 'it is retried and moved once the handler succeeds',
+    async () => {
+      await makeInbox();
+      await put(folders.inbox, 'flaky', 'fine');
+      let failuresLeft = 2;
+      const calls: string[] = [];
+      const handler: MailHandler = async (m) => {
+        const subject = /^Subject: (.*)$/m.exec(m.source!.toString('latin1'))![1]!.trim();
+        calls.push(subject);
+        if (subject === 'flaky' && failuresLeft-- > 0) throw new Error(`CREATEUR unreachable (uid ${m.uid})`);
+        return 'done';
+      };
+      const w = watcher(handler, { pollSeconds: 1 });
+      await w.start();
+      await until('first failure', () => w.stats.errors === 1);
+      await until('the other mail handled', () => w.stats.handled === 1);
+      expect(await subjects(folders.inbox)).toEqual(['flaky']); // still there, not moved
+      await until('the flaky mail handled at last', () => w.stats.handled === 2);
+      expect(calls.slice(0, 2)).toEqual(['flaky', 'fine']); // the failure does not hold up the next mail
+      expect(calls.filter((c) => c === 'flaky')).toHaveLength(3);
+      expect(w.stats.errors).toBe(2);
+      expect(await subjects(folders.done)).toEqual(['fine', 'flaky']);
+      expect(await subjects(folders.inbox)).toEqual([]);
+      const errors = logs.filter((l) => l.level === 'error');
+      expect(errors).toHaveLength(2);
+      expect(errors[0]!.o).toMatchObject({
+        uid: expect.any(Number),
+        err: expect.stringContaining('CREATEUR unreachable'),
+      });
+      expect(JSON.stringify(logs)).not.toContain('secret content'); // no mail content in the logs
+    },
+  );
 
   it('a mail over maxMessageBytes goes aside without being downloaded', async () => {
     await makeInbox();
@@ -288,30 +293,34 @@ describe('MailboxWatcher (real Dovecot)', () => {
     }
   });
 
-  it('a connection that goes silent (IDLE stalled, nothing closed) is detected by the re-check and replaced', async () => {
-    await makeInbox();
-    const proxy = await BlackHoleProxy.start(env().imap);
-    try {
-      const idled = idles();
-      const { seen, handler } = recorder();
-      const w = watcher(handler, { port: proxy.port, pollSeconds: 1 });
-      await w.start();
-      await put(folders.inbox, 'before');
-      await until('first mail handled', () => w.stats.handled === 1);
-      const before = idled();
-      await until('idling', () => idled() > before);
-      proxy.swallowOpenConnections(); // bytes vanish both ways, no FIN, no RST
-      await put(folders.inbox, 'after');
-      // Re-check after 1 s gets no answer within 5 s, connection dropped, reconnect after 1 s.
-      await until('the mail handled over a new connection', () => w.stats.handled === 2, 40_000);
-      expect(seen).toEqual(['before', 'after']);
-      expect(w.stats.reconnects).toBe(1);
-      expect(logs.some((l) => l.level === 'warn' && /deemed stalled/.test(JSON.stringify(l.o)))).toBe(true);
-    } finally {
-      await Promise.all(watchers.splice(0).map((w) => w.stop()));
-      proxy.stop();
-    }
-  }, 60_000);
+  it(
+    'a connection that goes silent ' + '(IDLE stalled, nothing closed) is detected by the re-check and replaced',
+    async () => {
+      await makeInbox();
+      const proxy = await BlackHoleProxy.start(env().imap);
+      try {
+        const idled = idles();
+        const { seen, handler } = recorder();
+        const w = watcher(handler, { port: proxy.port, pollSeconds: 1 });
+        await w.start();
+        await put(folders.inbox, 'before');
+        await until('first mail handled', () => w.stats.handled === 1);
+        const before = idled();
+        await until('idling', () => idled() > before);
+        proxy.swallowOpenConnections(); // bytes vanish both ways, no FIN, no RST
+        await put(folders.inbox, 'after');
+        // Re-check after 1 s gets no answer within 5 s, connection dropped, reconnect after 1 s.
+        await until('the mail handled over a new connection', () => w.stats.handled === 2, 40_000);
+        expect(seen).toEqual(['before', 'after']);
+        expect(w.stats.reconnects).toBe(1);
+        expect(logs.some((l) => l.level === 'warn' && /deemed stalled/.test(JSON.stringify(l.o)))).toBe(true);
+      } finally {
+        await Promise.all(watchers.splice(0).map((w) => w.stop()));
+        proxy.stop();
+      }
+    },
+    60_000,
+  );
 
   it('start() does not throw when the server is down: it keeps trying', async () => {
     newFolders();

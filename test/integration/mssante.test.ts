@@ -37,13 +37,16 @@ beforeAll(async () => {
   createur = await new Peer().start();
   gate = await TcpGate.start(mail.smtp);
   redis = await startEmbeddedRedis({ dir: join(work, 'redis') });
+  const imap =
+    `{ host: 127.0.0.1, port: ${mail.imap.port}, secure: false, ` +
+    `auth: { user: ${APP}, password: ${PASSWORD} }, pollSeconds: 2 }`;
   channelFile = transmissionChannelYaml(
     'mss',
     createur.port,
     `mssante:
   from: ${APP}
   smtp: { host: 127.0.0.1, port: ${gate.port}, secure: false }
-  imap: { host: 127.0.0.1, port: ${mail.imap.port}, secure: false, auth: { user: ${APP}, password: ${PASSWORD} }, pollSeconds: 2 }
+  imap: ${imap}
   nil: PFI-TEST 1.0
   attempts: 10
   backoffSeconds: 0.5`,
@@ -114,64 +117,74 @@ async function zams(controlId: string, kind: string, n = 1) {
 }
 
 describe('the ANS example MDM with DESTMSSANTEPS=Y, sent with mllp_send', () => {
-  test('one mail in the professional’s mailbox: the XDM is valid ebRIM with the document byte for byte, the MSSanté headers are set', async () => {
-    const { id } = await send(MDM_INIT);
-    const [source] = await waitForMail(PRO, about(id));
-    const m = mime(source!);
-    expect(m.headers.get('from')).toContain(APP);
-    expect(m.headers.get('to')).toContain(PRO);
-    expect(m.headers.has('reply-to')).toBe(false); // the example has no PRT REPLY
-    expect(m.headers.get('subject')).toMatch(/^XDM\/1\.0\/DDM\+.+ PAT-TROIS DOMINIQUE 28\/03\/1979$/);
-    expect(m.headers.get('x-mss-codecda')).toBe('18748-4');
-    expect(m.headers.get('x-mss-ins')).toBe('N'); // the example's identity is VALI, not QUAL
-    expect(m.headers.get('x-mss-nil')).toBe('PFI-TEST 1.0');
-    expect(m.headers.has('disposition-notification-to')).toBe(false);
+  test(
+    'one mail in the professional’s mailbox: ' +
+      'the XDM is valid ebRIM with the document byte for byte, the MSSanté headers are set',
+    async () => {
+      const { id } = await send(MDM_INIT);
+      const [source] = await waitForMail(PRO, about(id));
+      const m = mime(source!);
+      expect(m.headers.get('from')).toContain(APP);
+      expect(m.headers.get('to')).toContain(PRO);
+      expect(m.headers.has('reply-to')).toBe(false); // the example has no PRT REPLY
+      expect(m.headers.get('subject')).toMatch(/^XDM\/1\.0\/DDM\+.+ PAT-TROIS DOMINIQUE 28\/03\/1979$/);
+      expect(m.headers.get('x-mss-codecda')).toBe('18748-4');
+      expect(m.headers.get('x-mss-ins')).toBe('N'); // the example's identity is VALI, not QUAL
+      expect(m.headers.get('x-mss-nil')).toBe('PFI-TEST 1.0');
+      expect(m.headers.has('disposition-notification-to')).toBe(false);
 
-    const zip = unzipSync(new Uint8Array(m.file('IHE_XDM.ZIP')!.body));
-    expect(Object.keys(zip).sort()).toEqual([
-      'IHE_XDM/SUBSET01/DOC0001.XML',
-      'IHE_XDM/SUBSET01/METADATA.XML',
-      'INDEX.HTM',
-      'README.TXT',
-    ]);
-    const cda = Buffer.from(Hl7Message.parse(readFileSync(MDM_INIT)).get('OBX-5.5')!, 'base64');
-    const doc = Buffer.from(zip['IHE_XDM/SUBSET01/DOC0001.XML']!);
-    expect(doc.equals(cda)).toBe(true);
-    const meta = new XMLParser({
-      ignoreAttributes: false,
-      removeNSPrefix: true,
-      attributeNamePrefix: '@',
-      isArray: (n) => ['ExtrinsicObject', 'Slot', 'ExternalIdentifier', 'Classification'].includes(n),
-    }).parse(Buffer.from(zip['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8'));
-    const eo = meta.SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject[0];
-    const slot = (name: string) => eo.Slot.find((s: { '@name': string }) => s['@name'] === name)?.ValueList.Value;
-    expect(String(slot('hash'))).toBe(createHash('sha1').update(cda).digest('hex'));
-    expect(Number(slot('size'))).toBe(cda.length);
-    expect(slot('URI')).toBe('DOC0001.XML');
-    const ids = Object.fromEntries(
-      eo.ExternalIdentifier.map((x: Record<string, string>) => [x['@identificationScheme'], x['@value']]),
-    );
-    expect(ids['urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427']).toBe('279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH');
-    const type = eo.Classification.find(
-      (c: Record<string, string>) => c['@classificationScheme'] === 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983',
-    );
-    expect(type['@nodeRepresentation']).toBe('18748-4');
-  });
+      const zip = unzipSync(new Uint8Array(m.file('IHE_XDM.ZIP')!.body));
+      expect(Object.keys(zip).sort()).toEqual([
+        'IHE_XDM/SUBSET01/DOC0001.XML',
+        'IHE_XDM/SUBSET01/METADATA.XML',
+        'INDEX.HTM',
+        'README.TXT',
+      ]);
+      const cda = Buffer.from(Hl7Message.parse(readFileSync(MDM_INIT)).get('OBX-5.5')!, 'base64');
+      const doc = Buffer.from(zip['IHE_XDM/SUBSET01/DOC0001.XML']!);
+      expect(doc.equals(cda)).toBe(true);
+      const meta = new XMLParser({
+        ignoreAttributes: false,
+        removeNSPrefix: true,
+        attributeNamePrefix: '@',
+        isArray: (n) => ['ExtrinsicObject', 'Slot', 'ExternalIdentifier', 'Classification'].includes(n),
+      }).parse(Buffer.from(zip['IHE_XDM/SUBSET01/METADATA.XML']!).toString('utf8'));
+      const eo = meta.SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject[0];
+      const slot = (name: string) => eo.Slot.find((s: { '@name': string }) => s['@name'] === name)?.ValueList.Value;
+      expect(String(slot('hash'))).toBe(createHash('sha1').update(cda).digest('hex'));
+      expect(Number(slot('size'))).toBe(cda.length);
+      expect(slot('URI')).toBe('DOC0001.XML');
+      const ids = Object.fromEntries(
+        eo.ExternalIdentifier.map((x: Record<string, string>) => [x['@identificationScheme'], x['@value']]),
+      );
+      expect(ids['urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427']).toBe(
+        '279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH',
+      );
+      const type = eo.Classification.find(
+        (c: Record<string, string>) => c['@classificationScheme'] === 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983',
+      );
+      expect(type['@nodeRepresentation']).toBe('18748-4');
+    },
+  );
 
-  test('DESTMSSANTEPAT=Y with NTE-4: the patient’s mailbox (<INS>@patient.mssante.fr) gets its own mail with X-MSS-MES: FIN', async () => {
-    const { id } = await send(MDM_INIT, (m) => {
-      flag(m, 'DESTMSSANTEPAT', 'Y');
-      flag(m, 'INVISIBLE_PATIENT', 'N');
-      flag(m, 'INVISIBLE_REP_LEGAUX', 'N');
-      return withPatientRecipient(m, true);
-    });
-    const [p] = await waitForMail(PATIENT, about(id));
-    expect(mime(p!).headers.get('x-mss-mes')).toBe('FIN');
-    expect(mime(p!).headers.get('to')).toContain(PATIENT);
-    const [ps] = await waitForMail(PRO, about(id));
-    expect(mime(ps!).headers.has('x-mss-mes')).toBe(false);
-    expect(mime(ps!).headers.get('to')).not.toContain(PATIENT);
-  });
+  test(
+    'DESTMSSANTEPAT=Y with NTE-4: the patient’s mailbox ' +
+      '(<INS>@patient.mssante.fr) gets its own mail with X-MSS-MES: FIN',
+    async () => {
+      const { id } = await send(MDM_INIT, (m) => {
+        flag(m, 'DESTMSSANTEPAT', 'Y');
+        flag(m, 'INVISIBLE_PATIENT', 'N');
+        flag(m, 'INVISIBLE_REP_LEGAUX', 'N');
+        return withPatientRecipient(m, true);
+      });
+      const [p] = await waitForMail(PATIENT, about(id));
+      expect(mime(p!).headers.get('x-mss-mes')).toBe('FIN');
+      expect(mime(p!).headers.get('to')).toContain(PATIENT);
+      const [ps] = await waitForMail(PRO, about(id));
+      expect(mime(ps!).headers.has('x-mss-mes')).toBe(false);
+      expect(mime(ps!).headers.get('to')).not.toContain(PATIENT);
+    },
+  );
 
   test('a flag combination outside the rules matrix is refused at once, with the rule (AE)', async () => {
     const msg = Hl7Message.parse(readFileSync(MDM_INIT));
@@ -278,30 +291,34 @@ describe('reliability', () => {
     expect((await readMailbox(PRO)).filter((m) => about(id)(m.source.toString('latin1')))).toHaveLength(1);
   }, 120_000);
 
-  test('a report seen again (the watcher stopped before moving it) sends no second ZAM; a report arriving while the engine is down is used after the restart', async () => {
-    const { controlId, id } = await send(MDM_INIT, (m) => {
-      flag(m, 'ACK_RECEPTION', 'Y');
-      flag(m, 'ACK_LECTURE_MSS', 'Y');
-    });
-    await zams(controlId, 'Z02');
-    const [dsn] = await waitForMail(APP, about(id), { folder: DONE });
-    // The same DSN once more in the INBOX, as after a crash between its handling and its move.
-    await sendRaw('MAILER-DAEMON@hopital.test', [APP], dsn!);
-    await waitForMail(APP, about(id), { folder: DONE, n: 2 });
-    expect(createur.zams(controlId, 'Z02')).toHaveLength(1);
+  test(
+    'a report seen again (the watcher stopped before moving it) sends no second ZAM; ' +
+      'a report arriving while the engine is down is used after the restart',
+    async () => {
+      const { controlId, id } = await send(MDM_INIT, (m) => {
+        flag(m, 'ACK_RECEPTION', 'Y');
+        flag(m, 'ACK_LECTURE_MSS', 'Y');
+      });
+      await zams(controlId, 'Z02');
+      const [dsn] = await waitForMail(APP, about(id), { folder: DONE });
+      // The same DSN once more in the INBOX, as after a crash between its handling and its move.
+      await sendRaw('MAILER-DAEMON@hopital.test', [APP], dsn!);
+      await waitForMail(APP, about(id), { folder: DONE, n: 2 });
+      expect(createur.zams(controlId, 'Z02')).toHaveLength(1);
 
-    // Engine stopped; the recipient reads the mail meanwhile; the MDN waits in the mailbox.
-    const [sent] = await waitForMail(PRO, about(id));
-    await t.stop();
-    await sendRaw(PRO, [APP], mdn(PRO, APP, readHeaders(sent!).get('message-id')!, 'displayed'));
-    await waitForMail(APP, about(id));
-    t = await startTestEngine({ mss: channelFile }, { redis });
-    const [z] = await zams(controlId, 'Z03');
-    expect(z!.get('OBX-5.1')).toBe('Y');
-    // The MDN is filed once its handling (ZAM sent and acknowledged) is over: it is not read again.
-    await waitForMail(APP, (x) => about(id)(x) && /report-type=disposition-notification/i.test(x), { folder: DONE });
-    expect(createur.zams(controlId, 'Z03')).toHaveLength(1);
-  });
+      // Engine stopped; the recipient reads the mail meanwhile; the MDN waits in the mailbox.
+      const [sent] = await waitForMail(PRO, about(id));
+      await t.stop();
+      await sendRaw(PRO, [APP], mdn(PRO, APP, readHeaders(sent!).get('message-id')!, 'displayed'));
+      await waitForMail(APP, about(id));
+      t = await startTestEngine({ mss: channelFile }, { redis });
+      const [z] = await zams(controlId, 'Z03');
+      expect(z!.get('OBX-5.1')).toBe('Y');
+      // The MDN is filed once its handling (ZAM sent and acknowledged) is over: it is not read again.
+      await waitForMail(APP, (x) => about(id)(x) && /report-type=disposition-notification/i.test(x), { folder: DONE });
+      expect(createur.zams(controlId, 'Z03')).toHaveLength(1);
+    },
+  );
 
   test('a malformed report is journaled and moved aside; the watcher goes on with the next one', async () => {
     const brokenId = `broken-${Date.now()}`;

@@ -84,21 +84,24 @@ describe('ANS PAM FR examples (consent), sent with mllp_send', () => {
 });
 
 describe('unknown events (channel policy unknownEvents: ignore)', () => {
-  test('an ADT event the channel does not handle is acknowledged AA, journaled as discarded, not processed', async () => {
-    const file = join(tempDir('a09'), 'a09.er7');
-    writeFileSync(
-      file,
-      readFileSync(join(EXAMPLES, 'SGL', 'admission.er7'), 'utf8').replace(
-        '|ADT^A01^ADT_A01|3975|',
-        '|ADT^A09^ADT_A09|A09-1|',
-      ),
-    );
-    const { stdout } = await run('mllp_send', ['--loose', '--port', String(t.port()), '--file', file, '127.0.0.1']);
-    expect(stdout).toMatch(/^MSA\|AA\|A09-1$/m);
-    const r = (await (await t.api('/messages?controlId=A09-1')).json()) as { messages: JournalEntry[] };
-    expect(r.messages[0]).toMatchObject({ status: 'discarded' });
-    expect(r.messages[0]!.events[0]!.detail).toMatch(/not handled by this channel/);
-  });
+  test(
+    'an ADT event the channel does not handle is acknowledged AA, ' + 'journaled as discarded, not processed',
+    async () => {
+      const file = join(tempDir('a09'), 'a09.er7');
+      writeFileSync(
+        file,
+        readFileSync(join(EXAMPLES, 'SGL', 'admission.er7'), 'utf8').replace(
+          '|ADT^A01^ADT_A01|3975|',
+          '|ADT^A09^ADT_A09|A09-1|',
+        ),
+      );
+      const { stdout } = await run('mllp_send', ['--loose', '--port', String(t.port()), '--file', file, '127.0.0.1']);
+      expect(stdout).toMatch(/^MSA\|AA\|A09-1$/m);
+      const r = (await (await t.api('/messages?controlId=A09-1')).json()) as { messages: JournalEntry[] };
+      expect(r.messages[0]).toMatchObject({ status: 'discarded' });
+      expect(r.messages[0]!.events[0]!.detail).toMatch(/not handled by this channel/);
+    },
+  );
 });
 
 describe('SGL admission and discharge', () => {
@@ -123,7 +126,8 @@ describe('identity store and transmission requests', () => {
       const fixture = splitMessages(readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7')))[0]!;
       const ins = Hl7Message.parse(fixture).get('PID-3[1].1')!;
       const msh = (id: string, event: string, structure: string) =>
-        `MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^${event}^${structure}|${id}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`;
+        `MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^${event}^${structure}|${id}|P|2.5^FRA^2.11|` +
+        '||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM';
       const pid = (ids: string, status: string) => {
         const f = Array<string>(33).fill('');
         Object.assign(f, {
@@ -186,70 +190,83 @@ describe('identity store and transmission requests', () => {
 });
 
 describe('identity cross-check of transmission requests', () => {
-  test('an INS differing from the qualified one the store holds: a warning, or a refusal when the channel says so', async () => {
-    const dir = tempDir('xcheck');
-    const base = readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0');
-    const e = await startTestEngine({
-      warn: base.replace('id: transmission', 'id: warn'),
-      strict: base.replace('id: transmission', 'id: strict') + 'identityCheck: reject\n',
-      pam: readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0'),
-    });
-    try {
-      // The GAM knows DEMO0001 with another qualified INS than the one the DPI sends.
-      const f = Array<string>(33).fill('');
-      Object.assign(f, {
-        0: 'PID',
-        1: '1',
-        3: 'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI~280017512345709^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
-        5: 'DEMO^CAMILLE^^^^^L',
-        7: '19800101',
-        8: 'F',
-        32: 'QUAL',
+  test(
+    'an INS differing from the qualified one the store holds: ' + 'a warning, or a refusal when the channel says so',
+    async () => {
+      const dir = tempDir('xcheck');
+      const base = readFileSync(join(ROOT, 'channels', 'transmission.yaml'), 'utf8').replace('port: 2575', 'port: 0');
+      const e = await startTestEngine({
+        warn: base.replace('id: transmission', 'id: warn'),
+        strict: base.replace('id: transmission', 'id: strict') + 'identityCheck: reject\n',
+        pam: readFileSync(join(ROOT, 'channels', 'pam.yaml'), 'utf8').replace('port: 2576', 'port: 0'),
       });
-      const adt = [
-        'MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^A28^ADT_A05|X1|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM',
-        'EVN||20261121080000',
-        f.join('|'),
-      ];
-      writeFileSync(join(dir, 'adt.hl7'), adt.join('\n') + '\n');
-      await run('mllp_send', ['--loose', '--port', String(e.port('pam')), '--file', join(dir, 'adt.hl7'), '127.0.0.1']);
-      await waitFor(
-        async () =>
-          ((await (await e.api('/messages?controlId=X1')).json()) as { messages: JournalEntry[] }).messages[0]
-            ?.status === 'processed',
-      );
-
-      const fixture = readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7'), 'utf8');
-      const outcome = async (channel: string, controlId: string) => {
-        writeFileSync(join(dir, `${controlId}.hl7`), fixture.replace('|DEMO-MDM-0001|', `|${controlId}|`));
+      try {
+        // The GAM knows DEMO0001 with another qualified INS than the one the DPI sends.
+        const f = Array<string>(33).fill('');
+        Object.assign(f, {
+          0: 'PID',
+          1: '1',
+          3:
+            'DEMO0001^^^CH-DEMO&1.2.250.1.999.9.1&ISO^PI' +
+            '~280017512345709^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS',
+          5: 'DEMO^CAMILLE^^^^^L',
+          7: '19800101',
+          8: 'F',
+          32: 'QUAL',
+        });
+        const adt = [
+          'MSH|^~\\&|GAM|CH-DEMO|PFI|CH-DEMO|20261121090000||ADT^A28^ADT_A05|X1|P|2.5^FRA^2.11|' +
+            '||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM',
+          'EVN||20261121080000',
+          f.join('|'),
+        ];
+        writeFileSync(join(dir, 'adt.hl7'), adt.join('\n') + '\n');
         await run('mllp_send', [
           '--loose',
           '--port',
-          String(e.port(channel)),
+          String(e.port('pam')),
           '--file',
-          join(dir, `${controlId}.hl7`),
+          join(dir, 'adt.hl7'),
           '127.0.0.1',
         ]);
-        return waitFor(async () => {
-          const m = ((await (await e.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] })
-            .messages[0];
-          return m && ['processed', 'dead-lettered'].includes(m.status) ? m : undefined;
-        });
-      };
-      const warned = await outcome('warn', 'XC-WARN');
-      expect(warned.status).toBe('processed');
-      expect(
-        warned.events.some((x) => /warning: the INS sent .* differs from the qualified INS/.test(x.detail ?? '')),
-      ).toBe(true);
-      const refused = await outcome('strict', 'XC-STRICT');
-      expect(refused.status).toBe('dead-lettered');
-      expect(refused.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(
-        /^\[PID-3-equals-known-identity\]/,
-      );
-    } finally {
-      await e.stop();
-    }
-  });
+        await waitFor(
+          async () =>
+            ((await (await e.api('/messages?controlId=X1')).json()) as { messages: JournalEntry[] }).messages[0]
+              ?.status === 'processed',
+        );
+
+        const fixture = readFileSync(join(ROOT, 'fixtures', 'mdm-t02-demo.hl7'), 'utf8');
+        const outcome = async (channel: string, controlId: string) => {
+          writeFileSync(join(dir, `${controlId}.hl7`), fixture.replace('|DEMO-MDM-0001|', `|${controlId}|`));
+          await run('mllp_send', [
+            '--loose',
+            '--port',
+            String(e.port(channel)),
+            '--file',
+            join(dir, `${controlId}.hl7`),
+            '127.0.0.1',
+          ]);
+          return waitFor(async () => {
+            const m = ((await (await e.api(`/messages?controlId=${controlId}`)).json()) as { messages: JournalEntry[] })
+              .messages[0];
+            return m && ['processed', 'dead-lettered'].includes(m.status) ? m : undefined;
+          });
+        };
+        const warned = await outcome('warn', 'XC-WARN');
+        expect(warned.status).toBe('processed');
+        expect(
+          warned.events.some((x) => /warning: the INS sent .* differs from the qualified INS/.test(x.detail ?? '')),
+        ).toBe(true);
+        const refused = await outcome('strict', 'XC-STRICT');
+        expect(refused.status).toBe('dead-lettered');
+        expect(refused.events.find((x) => x.status === 'dead-lettered')!.error!.message).toMatch(
+          /^\[PID-3-equals-known-identity\]/,
+        );
+      } finally {
+        await e.stop();
+      }
+    },
+  );
 });
 
 describe('the README demo', () => {

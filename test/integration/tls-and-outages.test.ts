@@ -20,7 +20,13 @@ describe('a channel over mutual TLS', () => {
   test('a client with a certificate from the CA gets AA; one without is refused at the handshake', async () => {
     const t = await startTestEngine({
       secure: channelYaml('secure', {
-        source: `tls:\n  cert: ${pki.files['server.crt']}\n  key: ${pki.files['server.key']}\n  ca: ${pki.files['ca.crt']}\n  requestClientCert: true`,
+        source: [
+          'tls:',
+          `  cert: ${pki.files['server.crt']}`,
+          `  key: ${pki.files['server.key']}`,
+          `  ca: ${pki.files['ca.crt']}`,
+          '  requestClientCert: true',
+        ].join('\n'),
       }),
     });
     try {

@@ -18,18 +18,20 @@ function refusal(input: Buffer | string): CdaError {
   throw new Error('readCdaHeader accepted the input');
 }
 
-const MINIMAL = (
-  root = 'ClinicalDocument',
-  ns = ' xmlns="urn:hl7-org:v3"',
-  prefix = '',
-) => `<?xml version="1.0" encoding="UTF-8"?>
-<${prefix}${root}${ns}>
-  <${prefix}id root="1.2.3" extension="X1"/>
-  <${prefix}code code="11488-4" codeSystem="2.16.840.1.113883.6.1"/>
-  <${prefix}title>Titre &amp; sous-titre</${prefix}title>
-  <${prefix}recordTarget><${prefix}patientRole><${prefix}id root="1.2.250.1.213.1.4.8" extension="123456789012345"/></${prefix}patientRole></${prefix}recordTarget>
-  <${prefix}component><${prefix}structuredBody><${prefix}component><${prefix}section/></${prefix}component></${prefix}structuredBody></${prefix}component>
-</${prefix}${root}>`;
+const MINIMAL = (root = 'ClinicalDocument', ns = ' xmlns="urn:hl7-org:v3"', prefix = '') =>
+  [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<${prefix}${root}${ns}>`,
+    `  <${prefix}id root="1.2.3" extension="X1"/>`,
+    `  <${prefix}code code="11488-4" codeSystem="2.16.840.1.113883.6.1"/>`,
+    `  <${prefix}title>Titre &amp; sous-titre</${prefix}title>`,
+    `  <${prefix}recordTarget><${prefix}patientRole>` +
+      `<${prefix}id root="1.2.250.1.213.1.4.8" extension="123456789012345"/>` +
+      `</${prefix}patientRole></${prefix}recordTarget>`,
+    `  <${prefix}component><${prefix}structuredBody><${prefix}component><${prefix}section/>` +
+      `</${prefix}component></${prefix}structuredBody></${prefix}component>`,
+    `</${prefix}${root}>`,
+  ].join('\n');
 
 describe('readCdaHeader on the 47 ANS example documents', () => {
   const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.xml'));

@@ -171,9 +171,11 @@ function vihf(o: VihfOpts = {}): string {
     Secteur_Activite: 'SA01^1.2.250.1.71.4.2.4',
     'urn:oasis:names:tc:xspa:1.0:subject:subject-id': 'PFI, automate',
     [ROLE]:
-      '<Role xmlns="urn:hl7-org:v3" xsi:type="CE" code="AUTOMATE" codeSystem="1.2.250.1.213.1.1.4.6" displayName="AUTOMATE"/>',
+      '<Role xmlns="urn:hl7-org:v3" xsi:type="CE" code="AUTOMATE" codeSystem="1.2.250.1.213.1.1.4.6" ' +
+      'displayName="AUTOMATE"/>',
     [PURPOSE]:
-      '<PurposeOfUse xmlns="urn:hl7-org:v3" xsi:type="CE" code="normal" codeSystem="1.2.250.1.213.1.1.4.248" displayName="Accès normal"/>',
+      '<PurposeOfUse xmlns="urn:hl7-org:v3" xsi:type="CE" code="normal" codeSystem="1.2.250.1.213.1.1.4.248" ' +
+      'displayName="Accès normal"/>',
     LPS_Nom: 'PFI',
     LPS_Version: '0.1.0',
     LPS_ID_HOMOLOGATION_DMP: 'TEST-0001',
@@ -189,14 +191,18 @@ function vihf(o: VihfOpts = {}): string {
   const xml =
     `<saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" ` +
     `ID="_${randomUUID()}" IssueInstant="${o.issueInstant ?? now}" Version="${o.version ?? '2.0'}">` +
-    `<saml2:Issuer Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName">CN=emetteur-test,O=PFI Test</saml2:Issuer>` +
+    `<saml2:Issuer Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName">` +
+    `CN=emetteur-test,O=PFI Test</saml2:Issuer>` +
     `<saml2:Subject><saml2:NameID>${o.nameId ?? 'PFI/automate'}</saml2:NameID></saml2:Subject>` +
     (o.audience
-      ? '<saml2:Conditions><saml2:AudienceRestriction><saml2:Audience>urn:x</saml2:Audience></saml2:AudienceRestriction></saml2:Conditions>'
+      ? '<saml2:Conditions><saml2:AudienceRestriction><saml2:Audience>urn:x</saml2:Audience>' +
+        '</saml2:AudienceRestriction></saml2:Conditions>'
       : '') +
     (o.authn === false
       ? ''
-      : `<saml2:AuthnStatement AuthnInstant="${now}"><saml2:AuthnContext><saml2:AuthnContextClassRef>${o.classRef ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified'}</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>`) +
+      : `<saml2:AuthnStatement AuthnInstant="${now}"><saml2:AuthnContext>` +
+        `<saml2:AuthnContextClassRef>${o.classRef ?? 'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified'}` +
+        '</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>') +
     `<saml2:AttributeStatement>${attributes}</saml2:AttributeStatement></saml2:Assertion>`;
   let out = xml;
   if (!o.unsigned) {
@@ -411,7 +417,8 @@ async function pnr(o: PnrOpts = {}): Promise<Answer & { docs: { entry: DocumentE
     lines.push(`--${b}--`, '');
     raw = await post(
       pathOf('repository'),
-      `multipart/related; boundary=${b}; type="application/xop+xml"; start="<root@test>"; start-info="application/soap+xml"`,
+      `multipart/related; boundary=${b}; type="application/xop+xml"; start="<root@test>"; ` +
+        'start-info="application/soap+xml"',
       Buffer.from(lines.join('\r\n')),
     );
   } else {
@@ -953,7 +960,8 @@ describe('envelope refusals (SOAP Fault)', () => {
       [
         'multipart/related; boundary=q; type="application/xop+xml"; start="<r>"',
         Buffer.from(
-          '--q\r\nContent-ID: <r>\r\nContent-Type: application/xop+xml; type="application/soap+xml"\r\n\r\n\u0001\r\n--q--',
+          '--q\r\nContent-ID: <r>\r\nContent-Type: application/xop+xml; type="application/soap+xml"\r\n' +
+            '\r\n\u0001\r\n--q--',
         ),
       ],
     ];

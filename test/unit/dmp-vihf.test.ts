@@ -73,45 +73,53 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(verify(tampered, pki.pem['client.crt'])).toBe(false);
   });
 
-  test('signature: enveloped, exclusive c14n, RSA-SHA256, SHA-256 digest, the certificate in KeyInfo, placed after Issuer', () => {
-    const xml = vihf(input, { cert: pki.pem['client.crt'], key: pki.pem['client.key'] });
-    const root = parse(xml);
-    const id = root.getAttribute('ID')!;
-    expect(id).toMatch(/^_[0-9a-f-]{36}$/);
-    const sig = root.getElementsByTagNameNS(DSIG, 'Signature')[0]!;
-    expect((sig.previousSibling as Element).localName).toBe('Issuer');
-    const alg = (name: string) => (sig.getElementsByTagNameNS(DSIG, name)[0] as Element).getAttribute('Algorithm');
-    expect(alg('CanonicalizationMethod')).toBe('http://www.w3.org/2001/10/xml-exc-c14n#');
-    expect(alg('SignatureMethod')).toBe('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256');
-    expect(alg('DigestMethod')).toBe('http://www.w3.org/2001/04/xmlenc#sha256');
-    const transforms = sig.getElementsByTagNameNS(DSIG, 'Transform');
-    expect([0, 1].map((i) => transforms[i]!.getAttribute('Algorithm'))).toEqual([
-      'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
-      'http://www.w3.org/2001/10/xml-exc-c14n#',
-    ]);
-    expect(sig.getElementsByTagNameNS(DSIG, 'Reference')[0]!.getAttribute('URI')).toBe(`#${id}`);
-    const b64 = sig.getElementsByTagNameNS(DSIG, 'X509Certificate')[0]!.textContent!;
-    expect(Buffer.from(b64, 'base64').equals(new X509Certificate(pki.pem['client.crt']).raw)).toBe(true);
-  });
+  test(
+    'signature: enveloped, exclusive c14n, RSA-SHA256, ' +
+      'SHA-256 digest, the certificate in KeyInfo, placed after Issuer',
+    () => {
+      const xml = vihf(input, { cert: pki.pem['client.crt'], key: pki.pem['client.key'] });
+      const root = parse(xml);
+      const id = root.getAttribute('ID')!;
+      expect(id).toMatch(/^_[0-9a-f-]{36}$/);
+      const sig = root.getElementsByTagNameNS(DSIG, 'Signature')[0]!;
+      expect((sig.previousSibling as Element).localName).toBe('Issuer');
+      const alg = (name: string) => (sig.getElementsByTagNameNS(DSIG, name)[0] as Element).getAttribute('Algorithm');
+      expect(alg('CanonicalizationMethod')).toBe('http://www.w3.org/2001/10/xml-exc-c14n#');
+      expect(alg('SignatureMethod')).toBe('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256');
+      expect(alg('DigestMethod')).toBe('http://www.w3.org/2001/04/xmlenc#sha256');
+      const transforms = sig.getElementsByTagNameNS(DSIG, 'Transform');
+      expect([0, 1].map((i) => transforms[i]!.getAttribute('Algorithm'))).toEqual([
+        'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+        'http://www.w3.org/2001/10/xml-exc-c14n#',
+      ]);
+      expect(sig.getElementsByTagNameNS(DSIG, 'Reference')[0]!.getAttribute('URI')).toBe(`#${id}`);
+      const b64 = sig.getElementsByTagNameNS(DSIG, 'X509Certificate')[0]!.textContent!;
+      expect(Buffer.from(b64, 'base64').equals(new X509Certificate(pki.pem['client.crt']).raw)).toBe(true);
+    },
+  );
 
-  test('frame: Version 2.0, Issuer = the seal certificate’s DN (X509SubjectName), NameID, AuthnStatement, no AudienceRestriction', () => {
-    const xml = vihf(input, { cert: pki.pem['client.crt'], key: pki.pem['client.key'] });
-    const root = parse(xml);
-    expect(root.getAttribute('Version')).toBe('2.0');
-    expect(root.getAttribute('IssueInstant')).toBe('2026-11-21T10:00:00.000Z');
-    const issuer = root.getElementsByTagNameNS(NS_SAML, 'Issuer')[0]!;
-    expect(issuer.getAttribute('Format')).toBe('urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName');
-    expect(issuer.textContent).toBe('CN=emetteur-test,O=PFI Test');
-    expect(issuer.textContent).toBe(subjectDn(pki.pem['client.crt']));
-    expect(root.getElementsByTagNameNS(NS_SAML, 'NameID')[0]!.textContent).toBe('801234564895');
-    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnStatement')[0]!.getAttribute('AuthnInstant')).toBe(
-      '2026-11-21T10:00:00.000Z',
-    );
-    expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnContextClassRef')[0]!.textContent).toBe(
-      'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified',
-    );
-    expect(root.getElementsByTagNameNS(NS_SAML, 'AudienceRestriction')).toHaveLength(0);
-  });
+  test(
+    'frame: Version 2.0, Issuer = the seal certificate’s DN ' +
+      '(X509SubjectName), NameID, AuthnStatement, no AudienceRestriction',
+    () => {
+      const xml = vihf(input, { cert: pki.pem['client.crt'], key: pki.pem['client.key'] });
+      const root = parse(xml);
+      expect(root.getAttribute('Version')).toBe('2.0');
+      expect(root.getAttribute('IssueInstant')).toBe('2026-11-21T10:00:00.000Z');
+      const issuer = root.getElementsByTagNameNS(NS_SAML, 'Issuer')[0]!;
+      expect(issuer.getAttribute('Format')).toBe('urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName');
+      expect(issuer.textContent).toBe('CN=emetteur-test,O=PFI Test');
+      expect(issuer.textContent).toBe(subjectDn(pki.pem['client.crt']));
+      expect(root.getElementsByTagNameNS(NS_SAML, 'NameID')[0]!.textContent).toBe('801234564895');
+      expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnStatement')[0]!.getAttribute('AuthnInstant')).toBe(
+        '2026-11-21T10:00:00.000Z',
+      );
+      expect(root.getElementsByTagNameNS(NS_SAML, 'AuthnContextClassRef')[0]!.textContent).toBe(
+        'urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified',
+      );
+      expect(root.getElementsByTagNameNS(NS_SAML, 'AudienceRestriction')).toHaveLength(0);
+    },
+  );
 
   test('every attribute of the mapping, by value', () => {
     const a = attributes(vihf(input, { cert: pki.pem['client.crt'], key: pki.pem['client.key'] }));
@@ -160,10 +168,13 @@ describe('VIHF (mapping.md, "Mapping VIHF pour le DMP")', () => {
     expect(a.has('LPS_ID')).toBe(false);
   });
 
-  test('the signed assertion keeps verifying once embedded in a SOAP header with other namespaces (exclusive c14n)', () => {
-    const seal = { cert: pki.pem['client.crt'], key: pki.pem['client.key'] };
-    const assertion = signVihf(buildVihf(input, subjectDn(seal.cert)), seal);
-    const envelope = `<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns="urn:other"><soap:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">${assertion}</wsse:Security></soap:Header><soap:Body/></soap:Envelope>`;
-    expect(verify(envelope, seal.cert)).toBe(true);
-  });
+  test(
+    'the signed assertion keeps verifying once embedded in a SOAP header with other namespaces ' + '(exclusive c14n)',
+    () => {
+      const seal = { cert: pki.pem['client.crt'], key: pki.pem['client.key'] };
+      const assertion = signVihf(buildVihf(input, subjectDn(seal.cert)), seal);
+      const envelope = `<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns="urn:other"><soap:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">${assertion}</wsse:Security></soap:Header><soap:Body/></soap:Envelope>`;
+      expect(verify(envelope, seal.cert)).toBe(true);
+    },
+  );
 });

@@ -13,7 +13,8 @@ import {
 
 const now = new Date(2024, 2, 6, 11, 11, 54); // local time, as MSH-7 is
 const MDM_T02 = [
-  'MSH|^~\\&|RIS-Y|Organisation-Y^1.2.250.1.71.4.2.2^ISO|PFI-X|Organisation-X|202106060931||MDM^T02^MDM_T02|015|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2',
+  'MSH|^~\\&|RIS-Y|Organisation-Y^1.2.250.1.71.4.2.2^ISO|PFI-X|Organisation-X|202106060931||MDM^T02^MDM_T02|015|' +
+    'P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2',
   'EVN||20211005152908',
   'PID|||274075176079430^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS',
   'TXA|1|18748-4|TEXT',
@@ -40,7 +41,8 @@ describe('buildAck', () => {
       ],
     });
     expect(ack.split('\r')).toEqual([
-      'MSH|^~\\&|PFI-X|Organisation-X|RIS-Y|Organisation-Y^1.2.250.1.71.4.2.2^ISO|20240306111154||ACK^T02^ACK|ACK-1|P|2.6|||||FRA|UNICODE UTF-8',
+      'MSH|^~\\&|PFI-X|Organisation-X|RIS-Y|Organisation-Y^1.2.250.1.71.4.2.2^ISO|20240306111154||ACK^T02^ACK|ACK-1|' +
+        'P|2.6|||||FRA|UNICODE UTF-8',
       'MSA|AE|015|Rejet: version',
       'ERR||MSH^1^12|203^Unsupported version id^HL70357|E',
       'ERR||TXA^1^12^1^1|101^Required field missing^HL70357|E||||TXA-12 absent \\F\\ requis',
@@ -80,7 +82,13 @@ describe('buildAck', () => {
 
   it('encodes the ACK of an 8859/15 message in 8859/15', () => {
     const bytes = encodeString(
-      'MSH|^~\\&|SIL|CHU_X|PFI|CHU_X|202310030830||ORU^R01^ORU_R01|12345|P|2.5|||||FRA|8859/15|||2.1^CISIS_CDA_HL7_V2\rPID|||1^^^X||Lefèvre^Zoé\rNTE|1||Prix 10 €\r',
+      [
+        'MSH|^~\\&|SIL|CHU_X|PFI|CHU_X|202310030830||ORU^R01^ORU_R01|12345|' +
+          'P|2.5|||||FRA|8859/15|||2.1^CISIS_CDA_HL7_V2',
+        'PID|||1^^^X||Lefèvre^Zoé',
+        'NTE|1||Prix 10 €',
+        '',
+      ].join('\r'),
       '8859/15',
     );
     const msg = Hl7Message.parse(bytes);

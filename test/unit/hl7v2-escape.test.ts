@@ -38,7 +38,8 @@ describe('escape / unescape', () => {
   it('decodes \\Xhh\\ as bytes of the message charset', () => {
     expect(unescape('caf\\XC3A9\\', d, 'UNICODE UTF-8')).toBe('café');
     expect(unescape('\\XE282AC\\ 5', d, 'UNICODE UTF-8')).toBe('€ 5');
-    expect(unescape('\\XC3\\\\XA9\\t\\XC3\\\\XA9\\', d, 'UNICODE UTF-8')).toBe('été'); // one char split over two sequences
+    // one char split over two sequences
+    expect(unescape('\\XC3\\\\XA9\\t\\XC3\\\\XA9\\', d, 'UNICODE UTF-8')).toBe('été');
     expect(unescape('\\XA4\\ \\XE9\\', d, '8859/15')).toBe('€ é');
     expect(unescape('\\XE9\\', d, '8859/1')).toBe('é');
     expect(unescape('\\X0D0A\\', d, 'ASCII')).toBe('\r\n');

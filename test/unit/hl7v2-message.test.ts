@@ -188,7 +188,13 @@ describe('Hl7Message', () => {
   it('parses a 20 MB OBX-5 and returns it without corruption', () => {
     const size = 20 * 1024 * 1024;
     const b64 = 'QUJD'.repeat(size / 4);
-    const text = `MSH|^~\\&|A|B|C|D|20240101||MDM^T02^MDM_T02|1|P|2.6|||||FRA|UNICODE UTF-8\rPID|1\rOBX|1|ED|x||^text^XML^Base64^${b64}||||||F|\rOBX|2|CWE|DESTDMP^x^MetaDMPMSS||Y\r`;
+    const text = [
+      'MSH|^~\\&|A|B|C|D|20240101||MDM^T02^MDM_T02|1|P|2.6|||||FRA|UNICODE UTF-8',
+      'PID|1',
+      `OBX|1|ED|x||^text^XML^Base64^${b64}||||||F|`,
+      'OBX|2|CWE|DESTDMP^x^MetaDMPMSS||Y',
+      '',
+    ].join('\r');
     const bytes = Buffer.from(text);
     const msg = Hl7Message.parse(bytes);
     expect(readMsh(msg).triggerEvent).toBe('T02');

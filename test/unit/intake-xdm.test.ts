@@ -232,52 +232,58 @@ describe('round trip: an XDM built by our sending side reads back', () => {
     expect(readXdm(bare).documents[0]!.bytes.equals(V1)).toBe(true);
   });
 
-  test('another writer: other namespace prefixes, a URI from the root, a lower-case file name, an upper-case hash', () => {
-    const other = rezip(zip, (f) => {
-      editMetadata(f, (x) =>
-        x
-          .replace(/<(\/?)rim:/g, '<$1ns2:')
-          .replace('xmlns:rim=', 'xmlns:ns2=')
-          .replace('<ns2:Value>DOC0001.XML</ns2:Value>', `<ns2:Value>${DOC}</ns2:Value>`)
-          .replace(sha1(V1), sha1(V1).toUpperCase()),
-      );
-      f['IHE_XDM/SUBSET01/doc0001.xml'] = f[DOC]!;
-      delete f[DOC];
-    });
-    const d = readXdm(other).documents[0]!;
-    expect(d.fileName).toBe('IHE_XDM/SUBSET01/doc0001.xml');
-    expect(d.entry.uniqueId).toBe(V1_ID);
-    expect(d.bytes.equals(V1)).toBe(true);
-  });
+  test(
+    'another writer: other namespace prefixes, ' + 'a URI from the root, a lower-case file name, an upper-case hash',
+    () => {
+      const other = rezip(zip, (f) => {
+        editMetadata(f, (x) =>
+          x
+            .replace(/<(\/?)rim:/g, '<$1ns2:')
+            .replace('xmlns:rim=', 'xmlns:ns2=')
+            .replace('<ns2:Value>DOC0001.XML</ns2:Value>', `<ns2:Value>${DOC}</ns2:Value>`)
+            .replace(sha1(V1), sha1(V1).toUpperCase()),
+        );
+        f['IHE_XDM/SUBSET01/doc0001.xml'] = f[DOC]!;
+        delete f[DOC];
+      });
+      const d = readXdm(other).documents[0]!;
+      expect(d.fileName).toBe('IHE_XDM/SUBSET01/doc0001.xml');
+      expect(d.entry.uniqueId).toBe(V1_ID);
+      expect(d.bytes.equals(V1)).toBe(true);
+    },
+  );
 
-  test('an archive written with data descriptors (streaming writers) whose compressed bytes hold zip signatures', () => {
-    // Random bytes deflate to stored blocks: the signatures stay as they are in the compressed data.
-    // fflate's Unzip stream looks for them to find the end of such an entry, and cuts it there.
-    const files = unzipSync(zip);
-    const extra = randomBytes(200_000);
-    for (const [at, sig] of [
-      [1000, 0x02014b50],
-      [50_000, 0x08074b50],
-      [120_000, 0x04034b50],
-    ] as const)
-      extra.writeUInt32LE(sig, at);
-    files['IHE_XDM/SUBSET01/EXTRA.BIN'] = extra;
-    const chunks: Uint8Array[] = [];
-    const writer = new Zip((err, data) => {
-      if (err) throw err;
-      chunks.push(data);
-    });
-    for (const [name, bytes] of Object.entries(files)) {
-      const f = new ZipDeflate(name, { level: 6 });
-      writer.add(f);
-      f.push(bytes, true);
-    }
-    writer.end();
-    const streamed = Buffer.concat(chunks);
-    expect(streamed.readUInt16LE(6) & 8).toBe(8); // data descriptor flag
-    const d = readXdm(streamed).documents[0]!;
-    expect(d.bytes.equals(V1)).toBe(true);
-  });
+  test(
+    'an archive written with data descriptors ' + '(streaming writers) whose compressed bytes hold zip signatures',
+    () => {
+      // Random bytes deflate to stored blocks: the signatures stay as they are in the compressed data.
+      // fflate's Unzip stream looks for them to find the end of such an entry, and cuts it there.
+      const files = unzipSync(zip);
+      const extra = randomBytes(200_000);
+      for (const [at, sig] of [
+        [1000, 0x02014b50],
+        [50_000, 0x08074b50],
+        [120_000, 0x04034b50],
+      ] as const)
+        extra.writeUInt32LE(sig, at);
+      files['IHE_XDM/SUBSET01/EXTRA.BIN'] = extra;
+      const chunks: Uint8Array[] = [];
+      const writer = new Zip((err, data) => {
+        if (err) throw err;
+        chunks.push(data);
+      });
+      for (const [name, bytes] of Object.entries(files)) {
+        const f = new ZipDeflate(name, { level: 6 });
+        writer.add(f);
+        f.push(bytes, true);
+      }
+      writer.end();
+      const streamed = Buffer.concat(chunks);
+      expect(streamed.readUInt16LE(6) & 8).toBe(8); // data descriptor flag
+      const d = readXdm(streamed).documents[0]!;
+      expect(d.bytes.equals(V1)).toBe(true);
+    },
+  );
 });
 
 describe('what the sender asks', () => {
@@ -315,7 +321,8 @@ describe('what the sender asks', () => {
         editMetadata(f, (x) =>
           x.replace(
             '</rim:RegistryObjectList>',
-            `<rim:Association associationType="urn:ihe:iti:2007:AssociationType:RPLC" id="as9" sourceObject="${entries[0]!.entryUUID}" targetObject="${target}"/></rim:RegistryObjectList>`,
+            '<rim:Association associationType="urn:ihe:iti:2007:AssociationType:RPLC" id="as9" ' +
+              `sourceObject="${entries[0]!.entryUUID}" targetObject="${target}"/></rim:RegistryObjectList>`,
           ),
         ),
       );
@@ -568,12 +575,15 @@ describe('metadata and documents', () => {
     ['another root', '<?xml version="1.0"?><html><body/></html>', /root element is html/],
     [
       'no ExtrinsicObject',
-      '<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList/></lcm:SubmitObjectsRequest>',
+      '<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" ' +
+        'xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">' +
+        '<rim:RegistryObjectList/></lcm:SubmitObjectsRequest>',
       /no rim:ExtrinsicObject/,
     ],
     [
       'a DOCTYPE (billion laughs)',
-      '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>',
+      '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>' +
+        '<lolz>&lol2;</lolz>',
       /DOCTYPE/,
     ],
     ['invalid UTF-8', Buffer.from([0x3c, 0x61, 0xc3, 0x28, 0x2f, 0x3e]), /not XML/],

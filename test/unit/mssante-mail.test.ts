@@ -266,13 +266,17 @@ describe('the Ségur ORU (N3 only): professional and patient, reply-to, both ack
     expect(ps!.subject).toBe(`XDM/1.0/DDM+${inp.documents[0]!.entry.title} PAT-TROIS DOMINIQUE 28/03/1979`);
   });
 
-  test('ACK_LECTURE_MSS=Y: Disposition-Notification-To the application mailbox, on both mails; no X-MSS-MES without NTE-4', () => {
-    for (const m of mails) {
-      expect(m.headers['Disposition-Notification-To']).toBe(FROM);
-      expect(m.headers['X-MSS-CODECDA']).toBe('11502-2');
-      expect(m.headers['X-MSS-MES']).toBeUndefined();
-    }
-  });
+  test(
+    'ACK_LECTURE_MSS=Y: Disposition-Notification-To the application mailbox, ' +
+      'on both mails; no X-MSS-MES without NTE-4',
+    () => {
+      for (const m of mails) {
+        expect(m.headers['Disposition-Notification-To']).toBe(FROM);
+        expect(m.headers['X-MSS-CODECDA']).toBe('11502-2');
+        expect(m.headers['X-MSS-MES']).toBeUndefined();
+      }
+    },
+  );
 
   test('the PDF is the N3’s copy of the document (FR-Document-attache, 55108-5)', () => {
     expect(ps!.attachments.map((a) => a.contentType)).toEqual(['application/zip', 'application/pdf']);
@@ -313,16 +317,20 @@ describe('an ORU^R01 with the N1 and the N3 of the same result (V2.0 replacement
     expect(Object.keys(files).filter((f) => /DOC000\d\.XML$/.test(f))).toHaveLength(2);
   });
 
-  test('a replacement: action C in METADATA.XML; the patient mail (no CORPSMAIL_PATIENT) says the document replaces the former one', () => {
-    const metadata = Buffer.from(
-      unzipSync(mails[0]!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!,
-    ).toString('utf8');
-    expect(metadata.match(/<rim:Slot name="action"><rim:ValueList><rim:Value>C<\/rim:Value>/g)).toHaveLength(2);
-    const patient = mails.find((m) => m.audience === 'patient')!;
-    expect(patient.text).toMatch(/remplace/);
-    expect(patient.text.endsWith(DEFAULT_BODY.patient)).toBe(true);
-    expect(mails.find((m) => m.audience === 'ps')!.text).toBe(inp.submission.routes.mssantePS!.body);
-  });
+  test(
+    'a replacement: action C in METADATA.XML; the patient mail ' +
+      '(no CORPSMAIL_PATIENT) says the document replaces the former one',
+    () => {
+      const metadata = Buffer.from(
+        unzipSync(mails[0]!.attachments[0]!.content)['IHE_XDM/SUBSET01/METADATA.XML']!,
+      ).toString('utf8');
+      expect(metadata.match(/<rim:Slot name="action"><rim:ValueList><rim:Value>C<\/rim:Value>/g)).toHaveLength(2);
+      const patient = mails.find((m) => m.audience === 'patient')!;
+      expect(patient.text).toMatch(/remplace/);
+      expect(patient.text.endsWith(DEFAULT_BODY.patient)).toBe(true);
+      expect(mails.find((m) => m.audience === 'ps')!.text).toBe(inp.submission.routes.mssantePS!.body);
+    },
+  );
 });
 
 describe('replacement by MDM^T10 (Vague 2)', () => {
@@ -360,18 +368,21 @@ describe('routes that cannot be served', () => {
     expect(e.rule).toBe('DESTMSSANTEPAT-address');
   });
 
-  test('a patient mail for a document invisible to the patient, a professional mail for a document hidden from them', () => {
-    const invisible: Submission = {
-      ...inp.submission,
-      routes: {
-        ...inp.submission.routes,
-        mssantePatient: { address: '279035121518989@patient.mssante.fr', noReply: false },
-      },
-    };
-    expect(mailError(() => buildMails({ ...inp, submission: invisible })).rule).toBe('regles-gestion-mssante');
-    const masked: Submission = { ...inp.submission, flags: { ...inp.submission.flags, MASQUE_PS: true } };
-    expect(mailError(() => buildMails({ ...inp, submission: masked })).rule).toBe('regles-gestion-mssante');
-  });
+  test(
+    'a patient mail for a document invisible to the patient, ' + 'a professional mail for a document hidden from them',
+    () => {
+      const invisible: Submission = {
+        ...inp.submission,
+        routes: {
+          ...inp.submission.routes,
+          mssantePatient: { address: '279035121518989@patient.mssante.fr', noReply: false },
+        },
+      };
+      expect(mailError(() => buildMails({ ...inp, submission: invisible })).rule).toBe('regles-gestion-mssante');
+      const masked: Submission = { ...inp.submission, flags: { ...inp.submission.flags, MASQUE_PS: true } };
+      expect(mailError(() => buildMails({ ...inp, submission: masked })).rule).toBe('regles-gestion-mssante');
+    },
+  );
 
   test('an address that is not one, no product reference, documents that are not the submission’s', () => {
     const bad: Submission = {
@@ -423,7 +434,9 @@ describe('pdfOf', () => {
   test('any namespace prefix; character references in the base64 are white space; a non-PDF payload is no PDF', () => {
     const n1 = (b64: string) =>
       Buffer.from(
-        `\uFEFF<?xml version="1.0"?><c:ClinicalDocument xmlns:c="urn:hl7-org:v3"><c:component><c:nonXMLBody><c:text mediaType="application/pdf" representation="B64">${b64}</c:text></c:nonXMLBody></c:component></c:ClinicalDocument>`,
+        '\uFEFF<?xml version="1.0"?><c:ClinicalDocument xmlns:c="urn:hl7-org:v3"><c:component><c:nonXMLBody>' +
+          `<c:text mediaType="application/pdf" representation="B64">${b64}</c:text>` +
+          '</c:nonXMLBody></c:component></c:ClinicalDocument>',
       );
     const pdf = Buffer.from('%PDF-1.4\n%%EOF\n');
     const b64 = pdf.toString('base64');

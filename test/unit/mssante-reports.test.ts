@@ -319,7 +319,8 @@ describe('parseReport: DSN', () => {
       ...PER_MESSAGE,
       '',
       ...BOUNCED.slice(0, 5),
-      `Diagnostic-Code: smtp; 550 5.1.1 <nobody@pro.test>: Recipient address rejected: User unknown in virtual mailbox table ${'x'.repeat(40)}`,
+      'Diagnostic-Code: smtp; 550 5.1.1 <nobody@pro.test>: Recipient address rejected: ' +
+        `User unknown in virtual mailbox table ${'x'.repeat(40)}`,
     ].join('\n');
     const qpRaw = report({
       parts: [
@@ -635,7 +636,8 @@ describe('parseReport: what is not a (readable) report', () => {
       else if (kind === 1)
         m = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + int(200)))]); // cut a span
       else if (kind === 2)
-        m = Buffer.concat([b.subarray(0, at), Buffer.from(snippets[int(snippets.length)]!, 'latin1'), b.subarray(at)]); // insert
+        // insert
+        m = Buffer.concat([b.subarray(0, at), Buffer.from(snippets[int(snippets.length)]!, 'latin1'), b.subarray(at)]);
       else if (kind === 3)
         m = b.subarray(0, at); // truncate
       else if (kind === 4)

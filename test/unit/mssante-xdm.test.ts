@@ -40,9 +40,19 @@ const xml = new XMLParser({
   removeNSPrefix: true,
   isArray: (name) => asArray.has(name),
 });
-type Node = Record<string, any>;
+/** An element as `xml` reads it: its attributes as '@name' strings, the asArray elements as lists. */
+interface Node {
+  readonly [attribute: `@${string}`]: string;
+  readonly Slot?: Node[];
+  readonly ValueList?: { readonly Value: unknown[] };
+  readonly ExtrinsicObject?: Node[];
+  readonly RegistryPackage?: Node;
+  readonly Association?: Node[];
+  readonly Classification?: Node[];
+  readonly ExternalIdentifier?: Node[];
+}
 const slot = (o: Node, name: string): string[] | undefined =>
-  o.Slot?.find((s: Node) => s['@name'] === name)?.ValueList.Value.map(String);
+  o.Slot?.find((s: Node) => s['@name'] === name)?.ValueList!.Value.map(String);
 
 /** The local file headers of a zip, in order: name, compression method, DOS time and date. */
 function localHeaders(zip: Buffer): { name: string; method: number; time: number; date: number }[] {
@@ -85,34 +95,38 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
     expect(Buffer.from(files['IHE_XDM/SUBSET01/DOC0001.XML']!).equals(docs[0]!.bytes)).toBe(true);
   });
 
-  test('METADATA.XML: well-formed ebRIM, the submission set and the entry with its patientId, typeCode, URI, hash and size', () => {
-    expect(XMLValidator.validate(metadata)).toBe(true);
-    const list = xml.parse(metadata).SubmitObjectsRequest.RegistryObjectList as Node;
-    const [eo] = list.ExtrinsicObject as Node[];
-    const entry = docs[0]!.entry;
-    const bytes = Buffer.from(files['IHE_XDM/SUBSET01/DOC0001.XML']!);
-    expect(eo!['@id']).toBe(entry.entryUUID);
-    expect(slot(eo!, 'URI')).toEqual(['DOC0001.XML']);
-    expect(slot(eo!, 'hash')).toEqual([createHash('sha1').update(bytes).digest('hex')]);
-    expect(slot(eo!, 'size')).toEqual([String(bytes.length)]);
-    expect(slot(eo!, XDM_ACTION_SLOT)).toBeUndefined();
-    const ids = Object.fromEntries(
-      (eo!.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
-    );
-    expect(ids[XDS_UUID.documentEntry.patientId]).toBe('279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH');
-    expect(ids[XDS_UUID.documentEntry.uniqueId]).toBe(entry.uniqueId);
-    const type = (eo!.Classification as Node[]).find(
-      (c) => c['@classificationScheme'] === XDS_UUID.documentEntry.typeCode,
-    )!;
-    expect(type['@nodeRepresentation']).toBe('18748-4');
-    const set = list.RegistryPackage as Node;
-    expect(set['@id']).toBe(sub.submissionSet.entryUUID);
-    const setIds = Object.fromEntries(
-      (set.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
-    );
-    expect(setIds[XDS_UUID.submissionSet.patientId]).toBe(cx(sub.submissionSet.patientId));
-    expect(list.Association).toHaveLength(1);
-  });
+  test(
+    'METADATA.XML: well-formed ebRIM, ' +
+      'the submission set and the entry with its patientId, typeCode, URI, hash and size',
+    () => {
+      expect(XMLValidator.validate(metadata)).toBe(true);
+      const list = xml.parse(metadata).SubmitObjectsRequest.RegistryObjectList as Node;
+      const [eo] = list.ExtrinsicObject as Node[];
+      const entry = docs[0]!.entry;
+      const bytes = Buffer.from(files['IHE_XDM/SUBSET01/DOC0001.XML']!);
+      expect(eo!['@id']).toBe(entry.entryUUID);
+      expect(slot(eo!, 'URI')).toEqual(['DOC0001.XML']);
+      expect(slot(eo!, 'hash')).toEqual([createHash('sha1').update(bytes).digest('hex')]);
+      expect(slot(eo!, 'size')).toEqual([String(bytes.length)]);
+      expect(slot(eo!, XDM_ACTION_SLOT)).toBeUndefined();
+      const ids = Object.fromEntries(
+        (eo!.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
+      );
+      expect(ids[XDS_UUID.documentEntry.patientId]).toBe('279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH');
+      expect(ids[XDS_UUID.documentEntry.uniqueId]).toBe(entry.uniqueId);
+      const type = (eo!.Classification as Node[]).find(
+        (c) => c['@classificationScheme'] === XDS_UUID.documentEntry.typeCode,
+      )!;
+      expect(type['@nodeRepresentation']).toBe('18748-4');
+      const set = list.RegistryPackage as Node;
+      expect(set['@id']).toBe(sub.submissionSet.entryUUID);
+      const setIds = Object.fromEntries(
+        (set.ExternalIdentifier as Node[]).map((e) => [e['@identificationScheme'], e['@value']]),
+      );
+      expect(setIds[XDS_UUID.submissionSet.patientId]).toBe(cx(sub.submissionSet.patientId));
+      expect(list.Association).toHaveLength(1);
+    },
+  );
 
   test('hash and size are recomputed from the bytes, whatever the entry said', () => {
     const stale = [{ entry: { ...docs[0]!.entry, hash: '0'.repeat(40), size: 1 }, bytes: docs[0]!.bytes }];
@@ -120,19 +134,22 @@ describe('IHE_XDM.ZIP of the PAT-TROIS CR d’imagerie (Vague 2 MDM^T02, CDA N1)
     expect(again.equals(zip)).toBe(true);
   });
 
-  test('INDEX.HTM lists the document by its title and links README.TXT; README.TXT names the sender and the software', () => {
-    const index = Buffer.from(files['INDEX.HTM']!).toString('utf8');
-    expect(XMLValidator.validate(index)).toBe(true);
-    expect(index).toContain('href="IHE_XDM/SUBSET01/DOC0001.XML"');
-    expect(index).toContain('href="README.TXT"');
-    expect(index).toContain(docs[0]!.entry.title.replace(/'/g, "'"));
-    expect(index).not.toContain('PAT-TROIS');
-    const readme = Buffer.from(files['README.TXT']!).toString('latin1');
-    expect(readme).toMatch(/^[\x20-\x7e\r\n]*$/);
-    expect(readme).toContain(OPTS.sender);
-    expect(readme).toContain(OPTS.softwareName);
-    expect(readme).not.toContain('PAT-TROIS');
-  });
+  test(
+    'INDEX.HTM lists the document by its title and links README.TXT; ' + 'README.TXT names the sender and the software',
+    () => {
+      const index = Buffer.from(files['INDEX.HTM']!).toString('utf8');
+      expect(XMLValidator.validate(index)).toBe(true);
+      expect(index).toContain('href="IHE_XDM/SUBSET01/DOC0001.XML"');
+      expect(index).toContain('href="README.TXT"');
+      expect(index).toContain(docs[0]!.entry.title.replace(/'/g, "'"));
+      expect(index).not.toContain('PAT-TROIS');
+      const readme = Buffer.from(files['README.TXT']!).toString('latin1');
+      expect(readme).toMatch(/^[\x20-\x7e\r\n]*$/);
+      expect(readme).toContain(OPTS.sender);
+      expect(readme).toContain(OPTS.softwareName);
+      expect(readme).not.toContain('PAT-TROIS');
+    },
+  );
 
   test('deterministic: same input and now, same bytes; entry dates are now (UTC), documents deflated', () => {
     expect(buildXdm(sub.submissionSet, docs, OPTS).equals(zip)).toBe(true);
@@ -178,12 +195,15 @@ describe('IHE_XDM.ZIP of an ORU^R01 replacing an N1 and an N3 (V2.0)', () => {
     });
   });
 
-  test('a replacement marks every entry with the volet’s extra metadata action = C, before rim:Name (ebRIM order)', () => {
-    expect(XMLValidator.validate(metadata)).toBe(true);
-    const eos = xml.parse(metadata).SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject as Node[];
-    for (const eo of eos) expect(slot(eo, XDM_ACTION_SLOT)).toEqual(['C']);
-    for (const block of metadata.split('<rim:ExtrinsicObject').slice(1)) {
-      expect(block.indexOf(`<rim:Slot name="${XDM_ACTION_SLOT}">`)).toBeLessThan(block.indexOf('<rim:Name>'));
-    }
-  });
+  test(
+    'a replacement marks every entry with the volet’s extra metadata action = C, ' + 'before rim:Name (ebRIM order)',
+    () => {
+      expect(XMLValidator.validate(metadata)).toBe(true);
+      const eos = xml.parse(metadata).SubmitObjectsRequest.RegistryObjectList.ExtrinsicObject as Node[];
+      for (const eo of eos) expect(slot(eo, XDM_ACTION_SLOT)).toEqual(['C']);
+      for (const block of metadata.split('<rim:ExtrinsicObject').slice(1)) {
+        expect(block.indexOf(`<rim:Slot name="${XDM_ACTION_SLOT}">`)).toBeLessThan(block.indexOf('<rim:Name>'));
+      }
+    },
+  );
 });

@@ -86,7 +86,10 @@ const errSegments = (ack: Hl7Message) =>
     .split('\r')
     .filter((s) => s.startsWith('ERR|'));
 
-/** An application refusal as the volet's ERR example writes it: AE, ERR-3 207 (messageErrorCondition), ERR-5 code (applicationErrorCode). */
+/**
+ * An application refusal as the volet's ERR example writes it: AE, ERR-3 207 (messageErrorCondition), ERR-5 code
+ * (applicationErrorCode).
+ */
 function expectApplicationError(ack: Hl7Message, code: string, label: string): string {
   expect(ack.get('MSA-1')).toBe('AE');
   expect(ack.get('ERR-3.1')).toBe('207');
@@ -110,7 +113,8 @@ function expectTechnicalError(ack: Hl7Message, msa: 'AE' | 'AR', condition: stri
 describe('the ANS examples (V1.1) with their patient in the base', () => {
   test('T02, then T10, then T04: AA each; the store shows current → replaced, then deleted', async () => {
     const a1 = await send(example(INIT));
-    // The example's ack.er7: MSH|^~\&|RIS-Y|Organisation-Y|PFI-Y|...||ACK^T02^ACK|016|P|2.6|||||FRA|UNICODE UTF-8 / MSA|AA|015
+    // The example's ack.er7: MSH|^~\&|RIS-Y|Organisation-Y|PFI-Y|...||ACK^T02^ACK|016|P|2.6|||||FRA|UNICODE UTF-8
+    // / MSA|AA|015
     expect(a1.get('MSA-1')).toBe('AA');
     expect(a1.get('MSA-2')).toBe('015');
     expect(a1.getRaw('MSH-9')).toBe('ACK^T02^ACK');
@@ -175,15 +179,18 @@ describe('the ANS examples (V1.1) with their patient in the base', () => {
     expect(sim.documents()).toHaveLength(1);
   });
 
-  test('the non-Base64 variant carries a placeholder, not a CDA: AE 102 at OBX-5; with the CDA file in OBX-5: AA', async () => {
-    const bad = await send(example(INIT_PLACEHOLDER));
-    expect(expectTechnicalError(bad, 'AE', '102')).toMatch(/CDA/);
-    expect(bad.getRaw('ERR-2')).toBe('OBX^1^5^1^5');
-    expect(sim.documents()).toEqual([]);
-    const ok = await send(variant(INIT_PLACEHOLDER, { cdaFile: CDA_V1, controlId: 'INIT-FILLED' }));
-    expect(ok.get('MSA-1')).toBe('AA');
-    expect(sim.documents().map((d) => d.uniqueId)).toEqual([V1_ID]);
-  });
+  test(
+    'the non-Base64 variant carries a placeholder, not a CDA: ' + 'AE 102 at OBX-5; with the CDA file in OBX-5: AA',
+    async () => {
+      const bad = await send(example(INIT_PLACEHOLDER));
+      expect(expectTechnicalError(bad, 'AE', '102')).toMatch(/CDA/);
+      expect(bad.getRaw('ERR-2')).toBe('OBX^1^5^1^5');
+      expect(sim.documents()).toEqual([]);
+      const ok = await send(variant(INIT_PLACEHOLDER, { cdaFile: CDA_V1, controlId: 'INIT-FILLED' }));
+      expect(ok.get('MSA-1')).toBe('AA');
+      expect(sim.documents().map((d) => d.uniqueId)).toEqual([V1_ID]);
+    },
+  );
 });
 
 describe('900: version of the document', () => {
@@ -326,7 +333,8 @@ describe('902: patient unknown', () => {
     client = new MllpClient({ host: '127.0.0.1', port: sim.port, reconnect: { maxAttempts: 1 } });
     const ack = await send(example(INIT));
     expectApplicationError(ack, '902', 'Identifiant patient inconnu');
-    // Volet: ERR||PID^1^3|207^Application error^messageErrorCondition| E|902^Identifiant de patient inconnu^applicationErrorCode
+    // Volet: ERR||PID^1^3|207^Application error^messageErrorCondition| E|902^Identifiant de patient
+    // inconnu^applicationErrorCode
     expect(errSegments(ack)[0]).toMatch(
       /^ERR\|\|PID\^1\^3\|207\^Application error\^messageErrorCondition\|E\|902\^Identifiant patient inconnu\^applicationErrorCode/,
     );
@@ -456,7 +464,8 @@ describe('905: INS incomplete', () => {
 
 describe('technical refusals (table 0357)', () => {
   const ORU = Buffer.from(
-    'MSH|^~\\&|PFI-Y|Organisation-Y|RIS-Y|Organisation-Y|20240101120000||ORU^R01^ORU_R01|ORU-1|P|2.6|||||FRA|UNICODE UTF-8\r' +
+    'MSH|^~\\&|PFI-Y|Organisation-Y|RIS-Y|Organisation-Y|20240101120000||ORU^R01^ORU_R01|ORU-1|' +
+      'P|2.6|||||FRA|UNICODE UTF-8\r' +
       'PID|||279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||PAT-TROIS^DOMINIQUE^DOMINIQUE^^^^L\r',
   );
 

@@ -147,25 +147,28 @@ describe('formatCodeFor (ASS_A11)', () => {
     expect(t.formatCodeFor(ids)?.system).toBe(IHE_FORMAT);
   });
 
-  it('N1 CR-IMG example with a PDF body -> urn:ihe:iti:xds-sd:pdf:2008, despite its structured-model templateId', () => {
-    const ids = headerTemplateIds('IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml');
-    expect(ids).toEqual(expect.arrayContaining(['1.3.6.1.4.1.19376.1.2.20', '1.2.250.1.213.1.1.1.45']));
-    const pdf = {
-      code: 'urn:ihe:iti:xds-sd:pdf:2008',
-      system: IHE_FORMAT,
-      display: 'Document à corps non structuré en Pdf/A-1',
-    };
-    expect(t.formatCodeFor(ids, { pdfBody: true })).toEqual(pdf);
-    expect(t.formatCodeFor(ids, { mediaType: 'application/pdf' })).toEqual(pdf);
-    expect(t.formatCodeFor(ids, { mediaType: 'text/plain' })?.code).toBe('urn:ihe:iti:xds-sd:text:2008');
-    expect(t.formatCodeFor(ids, { mediaType: 'image/jpeg' })?.code).toBe('urn:ihe:iti-fr:xds-sd:jpeg:2010');
-    // an N1 whose body kind is not given is ambiguous
-    expect(t.formatCodeFor(ids)).toBeUndefined();
-    // without the XDS-SD templateId, the structured model would give its own formatCode
-    expect(t.formatCodeFor(['1.2.250.1.213.1.1.1.45'])?.code).toBe(
-      'urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013',
-    );
-  });
+  it(
+    'N1 CR-IMG example with a PDF body -> urn:ihe:iti:xds-sd:pdf:2008, ' + 'despite its structured-model templateId',
+    () => {
+      const ids = headerTemplateIds('IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml');
+      expect(ids).toEqual(expect.arrayContaining(['1.3.6.1.4.1.19376.1.2.20', '1.2.250.1.213.1.1.1.45']));
+      const pdf = {
+        code: 'urn:ihe:iti:xds-sd:pdf:2008',
+        system: IHE_FORMAT,
+        display: 'Document à corps non structuré en Pdf/A-1',
+      };
+      expect(t.formatCodeFor(ids, { pdfBody: true })).toEqual(pdf);
+      expect(t.formatCodeFor(ids, { mediaType: 'application/pdf' })).toEqual(pdf);
+      expect(t.formatCodeFor(ids, { mediaType: 'text/plain' })?.code).toBe('urn:ihe:iti:xds-sd:text:2008');
+      expect(t.formatCodeFor(ids, { mediaType: 'image/jpeg' })?.code).toBe('urn:ihe:iti-fr:xds-sd:jpeg:2010');
+      // an N1 whose body kind is not given is ambiguous
+      expect(t.formatCodeFor(ids)).toBeUndefined();
+      // without the XDS-SD templateId, the structured model would give its own formatCode
+      expect(t.formatCodeFor(['1.2.250.1.213.1.1.1.45'])?.code).toBe(
+        'urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013',
+      );
+    },
+  );
 
   it('TLM-CR N1 example, and unknown templateIds', () => {
     expect(t.formatCodeFor(headerTemplateIds('TLM-CR_2022.01.xml'), { pdfBody: true })?.code).toBe(

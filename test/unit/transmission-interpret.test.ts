@@ -200,10 +200,10 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
       // The message says what the document says about the patient and its id, as a CREATEUR would.
       const ids = header.recordTarget.ids.filter((i) => i.extension);
       const pid3 = ids
-        .map(
-          (i) =>
-            `${i.extension}^^^&${i.root}&ISO^${header.recordTarget.ins && i.root === header.recordTarget.ins.oid ? 'INS' : 'PI'}`,
-        )
+        .map((i) => {
+          const type = header.recordTarget.ins && i.root === header.recordTarget.ins.oid ? 'INS' : 'PI';
+          return `${i.extension}^^^&${i.root}&ISO^${type}`;
+        })
         .join('~');
       const text = splitMessages(template)[0]!
         .toString('utf8')
@@ -247,7 +247,8 @@ describe('every ANS example CDA, wrapped in an MDM^T02', () => {
 
 describe('engine extension: a PDF instead of a CDA', () => {
   const pdf = Buffer.from(
-    '%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n',
+    '%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n' +
+      'trailer<</Root 1 0 R>>\n%%EOF\n',
     'latin1',
   );
   const withDefaults = {

@@ -33,11 +33,13 @@ describe('ANS examples', () => {
 
 const MDM_T02 = join(
   EXAMPLES,
-  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7',
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Transmission initiale MDM/' +
+    'message_MDM_CR_Radio_INIT_N1.er7',
 );
 const MDM_T10 = join(
   EXAMPLES,
-  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7',
+  'Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/Remplacement MDM/' +
+    'message_MDM_CR_Radio_RPLC_N1.er7',
 );
 const ORU = join(
   EXAMPLES,

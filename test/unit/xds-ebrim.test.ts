@@ -117,14 +117,29 @@ const parser = new XMLParser({
   isArray: (name) => ARRAYS.has(name),
 });
 
-type Node = Record<string, any>;
+/** An element as `parser` reads it: its attributes as '@name' strings, the ARRAYS elements as lists. */
+interface Node {
+  readonly [attribute: `@${string}`]: string;
+  readonly 'rim:Slot'?: Node[];
+  readonly 'rim:ValueList'?: Node;
+  readonly 'rim:Value'?: string[];
+  readonly 'rim:Name'?: Node;
+  readonly 'rim:LocalizedString'?: Node;
+  readonly 'rim:Classification'?: Node[];
+  readonly 'rim:ExternalIdentifier'?: Node[];
+  readonly 'rim:ExtrinsicObject'?: Node[];
+  readonly 'rim:RegistryPackage'?: Node;
+  readonly 'rim:Association'?: Node[];
+  readonly 'xds:Document'?: Node[];
+  readonly 'xop:Include'?: Node;
+}
 const slots = (n: Node): Record<string, string[]> =>
-  Object.fromEntries((n['rim:Slot'] ?? []).map((s: Node) => [s['@name'], s['rim:ValueList']['rim:Value']]));
-const name = (n: Node): string => n['rim:Name']['rim:LocalizedString']['@value'];
+  Object.fromEntries((n['rim:Slot'] ?? []).map((s: Node) => [s['@name'], s['rim:ValueList']!['rim:Value']!]));
+const name = (n: Node): string => n['rim:Name']!['rim:LocalizedString']!['@value'];
 const classif = (n: Node, scheme: string): Node[] =>
   (n['rim:Classification'] ?? []).filter((c: Node) => c['@classificationScheme'] === scheme);
 const extId = (n: Node, scheme: string): Node =>
-  (n['rim:ExternalIdentifier'] ?? []).find((e: Node) => e['@identificationScheme'] === scheme);
+  (n['rim:ExternalIdentifier'] ?? []).find((e: Node) => e['@identificationScheme'] === scheme)!;
 
 function xmllint(xml: string): { status: number | null; stderr: string } {
   const r = spawnSync('xmllint', ['--noout', '-'], { input: xml, encoding: 'utf8' });
@@ -165,8 +180,8 @@ describe('HL7 v2 typed values', () => {
 describe('submitObjectsRequest', () => {
   const xml = submitObjectsRequest(set, [entry()]);
   const list = parseSubmit(xml);
-  const eo: Node = list['rim:ExtrinsicObject'][0];
-  const rp: Node = list['rim:RegistryPackage'];
+  const eo: Node = list['rim:ExtrinsicObject']![0]!;
+  const rp: Node = list['rim:RegistryPackage']!;
   const E = entry();
 
   it('is well-formed and namespaced', () => {
@@ -275,7 +290,7 @@ describe('submitObjectsRequest', () => {
   });
 
   it('HasMember association, no RPLC without replacement', () => {
-    const as: Node[] = list['rim:Association'];
+    const as: Node[] = list['rim:Association']!;
     expect(as).toHaveLength(1);
     expect(as[0]!['@associationType']).toBe(ASSOCIATION_HAS_MEMBER);
     expect(as[0]!['@sourceObject']).toBe(set.entryUUID);
@@ -289,7 +304,7 @@ describe('variants', () => {
     const old = 'urn:uuid:9e0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d';
     const xml = submitObjectsRequest(set, [entry()], { replaces: { entryUUID: old } });
     expect(xmllint(xml).status).toBe(0);
-    const as: Node[] = parseSubmit(xml)['rim:Association'];
+    const as: Node[] = parseSubmit(xml)['rim:Association']!;
     const rplc = as.filter((a) => a['@associationType'] === ASSOCIATION_RPLC);
     expect(rplc).toHaveLength(1);
     expect(rplc[0]!['@sourceObject']).toBe(entry().entryUUID);
@@ -308,7 +323,7 @@ describe('variants', () => {
     ];
     const eo = parseSubmit(submitObjectsRequest(set, [entry({ confidentialityCodes: codes })]))[
       'rim:ExtrinsicObject'
-    ][0];
+    ]![0]!;
     const cls = classif(eo, DE.confidentialityCode);
     expect(cls.map((c) => [c['@nodeRepresentation'], slots(c).codingScheme![0], name(c)])).toEqual(
       codes.map((c) => [c.code, c.scheme, c.display]),
@@ -324,7 +339,7 @@ describe('variants', () => {
       eventCodes: [],
     });
     const xml = submitObjectsRequest(set, [e], { documentUris: { [e.entryUUID]: 'DOC0001.XML' } });
-    const eo = parseSubmit(xml)['rim:ExtrinsicObject'][0];
+    const eo = parseSubmit(xml)['rim:ExtrinsicObject']![0]!;
     const s = slots(eo);
     expect(Object.keys(s)).not.toContain('serviceStartTime');
     expect(Object.keys(s)).not.toContain('legalAuthenticator');
@@ -344,7 +359,7 @@ describe('variants', () => {
   it('XML-invalid control characters are dropped', () => {
     const xml = submitObjectsRequest(set, [entry({ title: 'CR\u0001 test\u000b' })]);
     expect(xmllint(xml).status).toBe(0);
-    expect(name(parseSubmit(xml)['rim:ExtrinsicObject'][0])).toBe('CR test');
+    expect(name(parseSubmit(xml)['rim:ExtrinsicObject']![0]!)).toBe('CR test');
   });
 });
 
@@ -372,7 +387,7 @@ describe('provideAndRegisterRequest', () => {
       [set.entryUUID, e2.entryUUID],
     ]);
     const docs: Node[] = root['xds:Document'];
-    expect(docs.map((d) => [d['@id'], d['xop:Include']['@href'], d['xop:Include']['@xmlns:xop']])).toEqual([
+    expect(docs.map((d) => [d['@id'], d['xop:Include']!['@href'], d['xop:Include']!['@xmlns:xop']])).toEqual([
       [e1.entryUUID, 'cid:doc1@pfi.example', 'http://www.w3.org/2004/08/xop/include'],
       [e2.entryUUID, 'cid:doc2@pfi.example', 'http://www.w3.org/2004/08/xop/include'],
     ]);
