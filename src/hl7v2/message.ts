@@ -71,6 +71,11 @@ export class Hl7Segment {
   #raw: string | undefined;
   /** raw.split(field separator): parts[0] is the name; for MSH, parts[1] is MSH-2. */
   #parts: string[] | undefined;
+  /**
+   * The repetitions of each field read so far, split once: reading repetition r by scanning from the
+   * start made a field of n repetitions cost n² (a 16 KB PID-3 of `~` froze the engine for seconds).
+   */
+  readonly #repetitions = new Map<number, string[]>();
 
   constructor(raw: string, delimiters: Delimiters) {
     const end = raw.indexOf(delimiters.field);
@@ -110,11 +115,22 @@ export class Hl7Segment {
     // MSH-1 and MSH-2 hold the delimiters themselves: never split them.
     if (this.#isMsh && field <= 2)
       return repetition === 1 && (component ?? 1) === 1 && (subcomponent ?? 1) === 1 ? f : undefined;
-    const r = piece(f, this.#d.repetition, repetition);
+    const r = this.repetitionsOf(field)[repetition - 1];
     if (r === undefined || component === undefined) return r;
     const c = piece(r, this.#d.component, component);
     if (c === undefined || subcomponent === undefined) return c;
     return piece(c, this.#d.subcomponent, subcomponent);
+  }
+
+  /** The raw repetitions of field n (`[]` when absent; one empty string when empty), split once. */
+  repetitionsOf(n: number): readonly string[] {
+    let reps = this.#repetitions.get(n);
+    if (!reps) {
+      const f = this.field(n);
+      reps = f === undefined ? [] : this.#isMsh && n <= 2 ? [f] : f.split(this.#d.repetition);
+      this.#repetitions.set(n, reps);
+    }
+    return reps;
   }
 
   /** Sets a raw (already escaped) value, adding empty fields, repetitions or components as needed. */
@@ -133,6 +149,7 @@ export class Hl7Segment {
       v = replacePiece(r, d.component, component, v);
     }
     parts[i] = replacePiece(f, d.repetition, repetition, v);
+    this.#repetitions.delete(field);
     this.#raw = undefined;
   }
 

@@ -22,7 +22,7 @@ export function opt(v: string | undefined): string | undefined {
 export function repetitions(msg: Hl7Message, seg: Hl7Segment, field: number): number {
   const raw = seg.field(field);
   if (raw === undefined || raw === '') return 0;
-  return raw.split(msg.delimiters.repetition).length;
+  return seg.repetitionsOf(field).length;
 }
 
 export function cx(msg: Hl7Message, path: string): Identifier | undefined {
