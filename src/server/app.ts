@@ -28,7 +28,9 @@ export async function buildAdminApp(deps: AppDeps): Promise<FastifyInstance> {
   const expected = Buffer.from(deps.settings.admin.token);
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config && (req.routeOptions.config as { public?: boolean }).public) return;
-    const given = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''));
+    // RFC 6750: `Authorization: Bearer <token>`; the bare token alone is not a credential.
+    const bearer = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
+    const given = Buffer.from(bearer?.[1] ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       const detail = 'a valid bearer token is required (PFI_ADMIN_TOKEN or var/admin-token)';
       return problem(reply, 401, 'Unauthorized', detail);

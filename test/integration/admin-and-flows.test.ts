@@ -14,6 +14,7 @@ import {
   RawMllp,
   ROOT,
   startTestEngine,
+  TOKEN,
   waitFor,
   type TestEngine,
 } from '../helpers/engine.js';
@@ -67,13 +68,16 @@ async function entryByControlId(id: string, status?: string): Promise<JournalEnt
 }
 
 describe('admin API', () => {
-  test('no token, wrong token: 401 problem+json; health and metrics are public', async () => {
-    for (const auth of [undefined, 'Bearer nope']) {
+  test('no token, wrong token, the token without Bearer: 401 problem+json; health and metrics are public', async () => {
+    for (const auth of [undefined, 'Bearer nope', TOKEN, `Basic ${TOKEN}`, `Bearer ${TOKEN} x`]) {
       const r = await fetch(t.engine.adminUrl + '/messages', { headers: auth ? { authorization: auth } : {} });
       expect(r.status).toBe(401);
       expect(r.headers.get('content-type')).toContain('application/problem+json');
       expect(((await r.json()) as { title: string }).title).toBe('Unauthorized');
     }
+    expect(
+      (await fetch(t.engine.adminUrl + '/messages', { headers: { authorization: `bearer ${TOKEN}` } })).status,
+    ).toBe(200);
     const h = await fetch(t.engine.adminUrl + '/health');
     expect(h.status).toBe(200);
     expect(await h.json()).toEqual({
