@@ -57,6 +57,11 @@ for _ = 1, tonumber(ARGV[6]) do
   out[#out + 1] = state
   out[#out + 1] = job
 end
+-- A batch of retransmissions only: its job must find an empty list, not a missing one (which means a
+-- write that failed): an empty id stands in, which the worker's begin script skips.
+if batch ~= "" and redis.call("EXISTS", p .. ":batch:" .. batch) == 0 then
+  redis.call("RPUSH", p .. ":batch:" .. batch, "")
+end
 if batch ~= "" and ttl > 0 then redis.call("PEXPIRE", p .. ":batch:" .. batch, ttl) end
 
 for _ = 1, tonumber(ARGV[i]) do
