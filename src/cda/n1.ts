@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { create } from 'xmlbuilder2';
 import { CDA_NS } from './header.js';
 import { PfiError } from '../errors.js';
-import { hasNonXmlChar } from '../util/xml-text.js';
+import { builderText, hasNonXmlChar } from '../util/xml-text.js';
 
 type XMLBuilder = ReturnType<typeof create>;
 
@@ -195,14 +195,14 @@ function interval(parent: XMLBuilder, start: string, end: string | undefined): v
 function personName(parent: XMLBuilder, family: string | undefined, given: string | undefined): void {
   if (family === undefined && given === undefined) return;
   const name = parent.ele('assignedPerson').ele('name');
-  if (family !== undefined) name.ele('family').txt(family);
-  if (given !== undefined) name.ele('given').txt(given);
+  if (family !== undefined) name.ele('family').txt(builderText(family));
+  if (given !== undefined) name.ele('given').txt(builderText(given));
 }
 
 function organization(parent: XMLBuilder, tag: string, o: { id: N1Id; name: string }, practiceSetting?: N1Code): void {
   const el = parent.ele(tag);
   el.ele('id', iiAttrs(o.id));
-  el.ele('name').txt(o.name);
+  el.ele('name').txt(builderText(o.name));
   if (practiceSetting) el.ele('standardIndustryClassCode', cdAttrs(practiceSetting));
 }
 
@@ -324,7 +324,7 @@ export function buildN1(input: N1Input): Buffer {
   cd.ele('templateId', { root: N1_TEMPLATE_IDS.xdsSd });
   cd.ele('id', iiAttrs(docId));
   cd.ele('code', cdAttrs(docCode));
-  cd.ele('title').txt(title);
+  cd.ele('title').txt(builderText(title));
   cd.ele('effectiveTime', { value: effectiveTime });
   cd.ele('confidentialityCode', {
     code: conf,
@@ -340,10 +340,10 @@ export function buildN1(input: N1Input): Buffer {
   for (const l of localIds) role.ele('id', iiAttrs(l));
   const patient = role.ele('patient', { classCode: 'PSN' });
   const name = patient.ele('name');
-  name.ele('family', { qualifier: 'BR' }).txt(birthName);
-  name.ele('given').txt(givenNames.join(' '));
-  name.ele('given', { qualifier: 'BR' }).txt(givenNames[0]!);
-  if (usedName !== undefined) name.ele('family', { qualifier: 'CL' }).txt(usedName);
+  name.ele('family', { qualifier: 'BR' }).txt(builderText(birthName));
+  name.ele('given').txt(builderText(givenNames.join(' ')));
+  name.ele('given', { qualifier: 'BR' }).txt(builderText(givenNames[0]!));
+  if (usedName !== undefined) name.ele('family', { qualifier: 'CL' }).txt(builderText(usedName));
   patient.ele('administrativeGenderCode', {
     code: p.sex,
     displayName: SEX[p.sex],
@@ -351,7 +351,7 @@ export function buildN1(input: N1Input): Buffer {
   });
   patient.ele('birthTime', { value: birthDate });
   if (birthPlaceCode !== undefined)
-    patient.ele('birthplace').ele('place').ele('addr').ele('county').txt(birthPlaceCode);
+    patient.ele('birthplace').ele('place').ele('addr').ele('county').txt(builderText(birthPlaceCode));
 
   const author = cd.ele('author');
   author.ele('time', { value: authorTime });

@@ -6,6 +6,7 @@
 import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import { create } from 'xmlbuilder2';
+import { builderText } from '../util/xml-text.js';
 
 export const NS_SAML = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const NS_HL7 = 'urn:hl7-org:v3';
@@ -79,7 +80,7 @@ export function subjectDn(certPem: Buffer | string): string {
 function ce(parent: ReturnType<typeof create>, name: string, c: VihfCode): void {
   const e = parent.ele(NS_HL7, name).att(NS_XSI, 'xsi:type', 'CE').att('code', c.code).att('codeSystem', c.codeSystem);
   if (c.codeSystemName) e.att('codeSystemName', c.codeSystemName);
-  if (c.displayName) e.att('displayName', c.displayName);
+  if (c.displayName) e.att('displayName', builderText(c.displayName));
 }
 
 /** The unsigned assertion (XML text, no declaration). */
@@ -92,8 +93,10 @@ export function buildVihf(input: VihfInput, issuer: string, id = `_${randomUUID(
     .att('ID', id)
     .att('IssueInstant', now)
     .att('Version', '2.0');
-  a.ele(NS_SAML, 'saml2:Issuer').att('Format', 'urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName').txt(issuer);
-  a.ele(NS_SAML, 'saml2:Subject').ele(NS_SAML, 'saml2:NameID').txt(input.nameId);
+  a.ele(NS_SAML, 'saml2:Issuer')
+    .att('Format', 'urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName')
+    .txt(builderText(issuer));
+  a.ele(NS_SAML, 'saml2:Subject').ele(NS_SAML, 'saml2:NameID').txt(builderText(input.nameId));
   a.ele(NS_SAML, 'saml2:AuthnStatement')
     .att('AuthnInstant', now)
     .ele(NS_SAML, 'saml2:AuthnContext')
@@ -101,7 +104,7 @@ export function buildVihf(input: VihfInput, issuer: string, id = `_${randomUUID(
     .txt(input.authnContext);
   const statement = a.ele(NS_SAML, 'saml2:AttributeStatement');
   const attr = (name: string) => statement.ele(NS_SAML, 'saml2:Attribute').att('Name', name);
-  const text = (name: string, value: string) => attr(name).ele(NS_SAML, 'saml2:AttributeValue').txt(value);
+  const text = (name: string, value: string) => attr(name).ele(NS_SAML, 'saml2:AttributeValue').txt(builderText(value));
   text(VIHF_ATTR.version, input.version);
   text(VIHF_ATTR.mode, 'INDIRECTE');
   text(VIHF_ATTR.resourceUrn, 'urn:dmp');

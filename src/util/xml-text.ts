@@ -23,3 +23,12 @@ export function xmlEscape(s: string): string {
 }
 
 const XML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+/**
+ * A value for xmlbuilder2's `txt()` / `att()`: it escapes `<` and a bare `&` but leaves `&name;` and
+ * `&#n;` as it finds them, taking them for references; a text that holds `&nbsp;` or `&lt;b&gt;` as
+ * characters would come out as an undefined entity or markup. Every `&` escaped here, which it keeps.
+ */
+export function builderText(s: string): string {
+  return xmlSafe(s).replace(/&/g, '&amp;');
+}

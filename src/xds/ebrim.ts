@@ -27,7 +27,7 @@ import {
   type XdsPatientId,
   type XdsPerson,
 } from './model.js';
-import { xmlSafe } from '../util/xml-text.js';
+import { builderText } from '../util/xml-text.js';
 
 type XMLBuilder = ReturnType<typeof create>;
 
@@ -167,7 +167,7 @@ class Writer {
     const vs = values.filter((v): v is string => v !== undefined && v !== '');
     if (vs.length === 0) return;
     const list = parent.ele(NS.rim, 'rim:Slot').att('name', name).ele(NS.rim, 'rim:ValueList');
-    for (const v of vs) list.ele(NS.rim, 'rim:Value').txt(xmlSafe(v));
+    for (const v of vs) list.ele(NS.rim, 'rim:Value').txt(builderText(v));
   }
 
   localized(parent: XMLBuilder, element: 'rim:Name' | 'rim:Description', value: string, lang = this.lang): void {
@@ -176,7 +176,7 @@ class Writer {
       .ele(NS.rim, 'rim:LocalizedString')
       .att('charset', 'UTF-8')
       .att(XML_NS, 'xml:lang', lang)
-      .att('value', xmlSafe(value));
+      .att('value', builderText(value));
   }
 
   code(parent: XMLBuilder, field: string, scheme: string, object: string, c: XdsCode | undefined): void {
@@ -189,7 +189,7 @@ class Writer {
       .att('classificationScheme', scheme)
       .att('classifiedObject', object)
       .att('id', this.id('cl'))
-      .att('nodeRepresentation', xmlSafe(c.code));
+      .att('nodeRepresentation', builderText(c.code));
     this.slot(cl, 'codingScheme', [c.scheme]);
     this.localized(cl, 'rim:Name', c.display);
   }
@@ -213,7 +213,7 @@ class Writer {
       .att('id', this.id('ei'))
       .att('identificationScheme', scheme)
       .att('registryObject', object)
-      .att('value', xmlSafe(value));
+      .att('value', builderText(value));
     this.localized(ei, 'rim:Name', name);
   }
 

@@ -11,6 +11,7 @@ import {
   xcn,
   xon,
 } from '../../src/xds/ebrim.js';
+import { readSubmitObjectsRequest } from '../../src/xds/ebrim-read.js';
 import { MetadataError, type DocumentEntry, type SubmissionSet } from '../../src/xds/model.js';
 
 const INS_OID = '1.2.250.1.213.1.4.10';
@@ -360,6 +361,16 @@ describe('variants', () => {
     const xml = submitObjectsRequest(set, [entry({ title: 'CR\u0001 test\u000b' })]);
     expect(xmllint(xml).status).toBe(0);
     expect(name(parseSubmit(xml)['rim:ExtrinsicObject']![0]!)).toBe('CR test');
+  });
+
+  it('text that looks like references (&nbsp; &lt;b&gt;) is written as text, and read back as sent', () => {
+    // Issue 12: xmlbuilder2 left `&name;` unescaped: an undefined entity (the DMP refused the request) or
+    // markup (`<b>` reached the DMP).
+    for (const title of ['Bilan &nbsp; suivi', '&lt;b&gt; & <i>', 'R&D &#38; &amp;']) {
+      const xml = submitObjectsRequest(set, [entry({ title })]);
+      expect(xmllint(xml).status, title).toBe(0);
+      expect(readSubmitObjectsRequest(Buffer.from(xml)).entries[0]!.title).toBe(title);
+    }
   });
 });
 
