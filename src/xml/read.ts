@@ -56,7 +56,7 @@ export function xmlReader(opts: XmlReaderOptions = {}): (text: string) => unknow
     parseAttributeValue: false,
     trimValues: true,
     processEntities: true,
-    htmlEntities: false,
+    htmlEntities: true, // numeric character references; named ones other than the five are refused before
     ignoreDeclaration: true,
     ignorePiTags: true,
     commentPropName: false,
@@ -69,8 +69,39 @@ export function xmlReader(opts: XmlReaderOptions = {}): (text: string) => unknow
       const e = valid.err;
       throw new XmlError(`not well-formed XML (${e.msg}, line ${e.line}, column ${e.col})`);
     }
+    const reference = badReference(text);
+    if (reference) throw new XmlError(`not well-formed XML (${reference})`);
     return parser.parse(text) as unknown;
   };
+}
+
+/** Markup where `&` is not a reference (comments, CDATA), and the references themselves. */
+const REFERENCES = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|&(#x[0-9A-Fa-f]+|#[0-9]+|[^;\s<&]*);/g;
+const PREDEFINED = new Set(['lt', 'gt', 'amp', 'apos', 'quot']);
+
+/**
+ * What the validator lets through: an entity no DTD declares (`&xxe;`: without a DOCTYPE only the five
+ * predefined exist) or a character reference to a character XML excludes (`&#x0;`). Undefined when sound.
+ */
+function badReference(text: string): string | undefined {
+  for (const m of text.matchAll(REFERENCES)) {
+    const ref = m[1];
+    if (ref === undefined) continue; // a comment or a CDATA section
+    if (ref.startsWith('#')) {
+      const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      const ok =
+        code === 0x9 ||
+        code === 0xa ||
+        code === 0xd ||
+        (code >= 0x20 && code <= 0xd7ff) ||
+        (code >= 0xe000 && code <= 0xfffd) ||
+        (code >= 0x10000 && code <= 0x10ffff);
+      if (!ok) return `character reference &${ref}; to a character XML does not allow`;
+    } else if (!PREDEFINED.has(ref)) {
+      return `undefined entity &${ref};`;
+    }
+  }
+  return undefined;
 }
 
 /** UTF-8 (BOM or not), UTF-16 with a BOM, or the encoding the declaration names; undefined if invalid. */

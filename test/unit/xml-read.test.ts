@@ -25,7 +25,12 @@ describe('xmlReader: strict and safe for every reader', () => {
 
   test('text that is not well-formed XML is an XmlError with its line and column', () => {
     expect(() => read('<a><b></a>')).toThrow(XmlError);
-    expect(() => read('<a>&undefined;</a>')).not.toThrow(); // unknown entities stay as written, never expanded
+    // Issue 12: an undefined entity or a reference to an excluded character passed the validator.
+    expect(() => read('<a>x &xxe; y</a>')).toThrow(new XmlError('not well-formed XML (undefined entity &xxe;)'));
+    expect(() => read('<a b="&#x0;"/>')).toThrow(/character reference &#x0;/);
+    expect(() => read('<a>&#1;</a>')).toThrow(/character reference &#1;/);
+    expect(read('<a>&lt;&#233;&#xE9;<!-- &nbsp; --><![CDATA[&nbsp;]]></a>')).toEqual({ a: '<éé&nbsp;' });
+    expect(read('<a>&amp;lt;b&amp;gt; &#38;amp;</a>')).toEqual({ a: '&lt;b&gt; &amp;' }); // decoded once
     expect(() => read('<a>\n<b x="1" x="2"/></a>')).toThrow(/line 2/);
   });
 });
