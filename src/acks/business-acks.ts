@@ -39,8 +39,8 @@ export class BusinessAcks {
 
   /**
    * Sends the ZAM called `name` about `request` (the message as received) unless it went out already.
-   * Resolves with the CREATEUR's ACK code (the earlier one when already sent), or undefined when the
-   * channel has no listener. Throws when the CREATEUR does not accept it: the caller retries.
+   * Resolves with the CREATEUR's ACK code when it went out now; undefined when it had gone out before or
+   * the channel has no listener. Throws when the CREATEUR does not accept it: the caller retries.
    */
   async send(
     journalId: string,
@@ -51,8 +51,7 @@ export class BusinessAcks {
   ): Promise<string | undefined> {
     const { client, redis, keys, journal, log } = this.deps;
     const key = keys.businessAcks(journalId);
-    const earlier = await redis.hget(key, name);
-    if (earlier) return earlier;
+    if (await redis.hexists(key, name)) return undefined;
     if (!client) {
       log.warn(
         { channel: this.deps.channel, journalId },

@@ -63,3 +63,47 @@ export function readMsh(msg: Hl7Message): MshHeader {
     profileRaw: raw('MSH-21'),
   };
 }
+
+/** The fields of an MSH the engine writes (raw: already escaped, or echoed back as received). */
+export interface MshFields {
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  /** MSH-7, HL7 TS. */
+  time: string;
+  /** MSH-9, e.g. `ZAM^Z01^ZAM_Z01`. */
+  messageType: string;
+  controlId: string;
+  processingId?: string;
+  charset?: string;
+  /** MSH-21, the conformance profile, e.g. `2.1^CISIS_CDA_HL7_V2`. */
+  profile: string;
+}
+
+/** An MSH of the CI-SIS volets (HL7 v2.6, standard delimiters, MSH-17 FRA, MSH-18 UTF-8 unless told). */
+export function writeMsh(f: MshFields): string {
+  return [
+    'MSH',
+    '^~\\&',
+    f.sendingApplication,
+    f.sendingFacility,
+    f.receivingApplication,
+    f.receivingFacility,
+    f.time,
+    '',
+    f.messageType,
+    f.controlId,
+    f.processingId || 'P',
+    '2.6',
+    '',
+    '',
+    '',
+    '',
+    'FRA',
+    f.charset || 'UNICODE UTF-8',
+    '',
+    '',
+    f.profile,
+  ].join('|');
+}

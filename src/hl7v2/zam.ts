@@ -4,7 +4,7 @@
  * reading; message structure ZAM_Z01, HL7 v2.6: MSH EVN OBX{1,2} [ERR].
  */
 import { hl7Timestamp } from './ack.js';
-import type { MshHeader } from './header.js';
+import { writeMsh, type MshHeader } from './header.js';
 import { escape } from './escape.js';
 import { STANDARD_DELIMITERS } from './message.js';
 
@@ -40,29 +40,18 @@ export function buildZam(o: ZamOptions): string {
   const m = o.original;
   const ts = hl7Timestamp(o.now ?? new Date());
   const segs = [
-    [
-      'MSH',
-      '^~\\&',
-      m.receivingApplication,
-      m.receivingFacility,
-      m.sendingApplication,
-      m.sendingFacility,
-      ts,
-      '',
-      `ZAM^${o.kind}^ZAM_Z01`,
-      e(o.controlId),
-      m.processingId || 'P',
-      '2.6',
-      '',
-      '',
-      '',
-      '',
-      'FRA',
-      m.charsetRaw || 'UNICODE UTF-8',
-      '',
-      '',
-      '2.1^CISIS_CDA_HL7_V2',
-    ].join('|'),
+    writeMsh({
+      sendingApplication: m.receivingApplication,
+      sendingFacility: m.receivingFacility,
+      receivingApplication: m.sendingApplication,
+      receivingFacility: m.sendingFacility,
+      time: ts,
+      messageType: `ZAM^${o.kind}^ZAM_Z01`,
+      controlId: e(o.controlId),
+      processingId: m.processingId,
+      charset: m.charsetRaw,
+      profile: '2.1^CISIS_CDA_HL7_V2',
+    }),
     `EVN||${ts}`,
   ];
   const [code, label] = FIRST[o.kind];

@@ -329,7 +329,6 @@ export class MssDelivery {
     ok: boolean,
     smtpCode?: number,
   ): Promise<boolean> {
-    if ((await this.deps.acks?.sent(journalId))?.[`${kind}:${address}`]) return false;
     const error =
       !ok && kind === 'Z02' && smtpCode
         ? { code: String(smtpCode), label: smtpErrorLabel(smtpCode), system: 'SMTPERRORCODE' }

@@ -13,6 +13,7 @@ import { hl7Timestamp } from '../../hl7v2/ack.js';
 import { escape } from '../../hl7v2/escape.js';
 import { STANDARD_DELIMITERS } from '../../hl7v2/message.js';
 import type { Intake } from '../../xdm/read.js';
+import { writeMsh } from '../../hl7v2/header.js';
 
 export interface MdmParties {
   sendingApplication: string;
@@ -73,29 +74,16 @@ export function buildMdm(
   const txa12 = documentId(doc.entry.uniqueId);
   const txa13 = intake.replaces ? documentId(intake.replaces) : '';
   const segs = [
-    [
-      'MSH',
-      '^~\\&',
-      e(parties.sendingApplication),
-      e(parties.sendingFacility),
-      e(parties.receivingApplication),
-      e(parties.receivingFacility),
-      now,
-      '',
-      `MDM^${event}^MDM_T02`,
-      e(opts.controlId),
-      'P',
-      '2.6',
-      '',
-      '',
-      '',
-      '',
-      'FRA',
-      'UNICODE UTF-8',
-      '',
-      '',
-      '1.1^CISIS_CDA_HL7_LPS',
-    ].join('|'),
+    writeMsh({
+      sendingApplication: e(parties.sendingApplication),
+      sendingFacility: e(parties.sendingFacility),
+      receivingApplication: e(parties.receivingApplication),
+      receivingFacility: e(parties.receivingFacility),
+      time: now,
+      messageType: `MDM^${event}^MDM_T02`,
+      controlId: e(opts.controlId),
+      profile: '1.1^CISIS_CDA_HL7_LPS',
+    }),
     `EVN||${now}`,
     `PID|||${pid3}||${pid5}||${e(p.birthDate)}|${e(p.sex)}|||${pid11}`,
     'PV1|1|N',
